@@ -1,0 +1,70 @@
+# ormed: build, test and install the Lua ORM engine (see README.md).
+
+LUA      ?= lua5.4
+BUSTED   ?= $(LUA) /usr/bin/busted
+PREFIX   ?= /usr/local
+BUILD    ?= build
+PKGS      = lua5.4 sqlite3 libpq mysqlclient
+DEBS      = lua5.4 liblua5.4-dev lua-busted libsqlite3-dev libpq-dev \
+            default-libmysqlclient-dev postgresql mariadb-server pkg-config \
+            lua-sql-sqlite3 lua-sql-postgres lua-sql-mysql lua-check
+
+CFLAGS   ?= -O2 -g
+WARN      = -Wall -Wextra -Werror
+ALLCFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC $(WARN) \
+            -Isrc $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+LDLIBS    = $(shell pkg-config --libs sqlite3 libpq mysqlclient) -lpthread -lm
+
+SRCS      = $(wildcard src/*.c drivers/*.c)
+OBJS      = $(SRCS:%.c=$(BUILD)/obj/%.o)
+HDRS      = $(wildcard src/*.h drivers/*.h)
+MODULE    = $(BUILD)/ormed/core.so
+
+LUA_ENV   = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
+            LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
+
+.PHONY: all deps test asan example bench install clean lint
+
+all: $(MODULE)
+
+$(MODULE): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c -o $@ $<
+
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "all Debian packages present"; fi
+
+test: all
+	$(LUA_ENV) BUSTED="$(BUSTED)" scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) spec
+
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" all
+	$(MAKE) BUILD=build-asan asan-run
+
+asan-run:
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(LUA_ENV) scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) spec
+
+example: all
+	cd examples && $(LUA_ENV) $(LUA) quickstart.lua
+
+lint:
+	luacheck lua spec examples bench
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/ormed $(DESTDIR)$(PREFIX)/lib/lua/5.4/ormed
+	install -m 644 lua/ormed/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/ormed/
+	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/5.4/ormed/core.so
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,81 @@
+/*
+ * lua_ormed.h: what the files of the Lua binding (src/lua_*.c, the module
+ * `ormed.core`) share. Only these files include lua.h.
+ *
+ * Targets: statements run on a "target", a userdata at some stack index:
+ *   ORM_LUA_POOL ("ormed.pool"): a data source's pool; each statement checks
+ *       a connection out and returns it.
+ *   ORM_LUA_CONN ("ormed.conn"): one checked-out connection (a transaction).
+ */
+#ifndef LUA_ORMED_H
+#define LUA_ORMED_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "orm_buf.h"
+#include "orm_driver.h"
+#include "orm_error.h"
+#include "orm_value.h"
+
+#define ORM_LUA_POOL "ormed.pool"
+#define ORM_LUA_CONN "ormed.conn"
+#define ORM_LUA_QUERY "ormed.query"
+#define ORM_LUA_ERROR "ormed.Error"   /* registry key of orm.Error's metatable */
+#define ORM_LUA_BLOB "ormed.Blob"     /* metatable of orm.blob(s) values */
+
+/* How orm_lua_run shapes what it pushes. */
+typedef enum orm_lua_mode {
+    ORM_LUA_ROWS,   /* a list of row tables (column name -> value) */
+    ORM_LUA_FIRST,  /* the first row table, or nil */
+    ORM_LUA_VALUE,  /* the first column of the first row, or nil */
+    ORM_LUA_COLUMN, /* a list of the first column of every row (NULL -> orm.null) */
+    ORM_LUA_EXEC    /* { affected_rows = n, last_insert_id = id|nil } */
+} orm_lua_mode;
+
+/* {==== lua_core.c ====} */
+
+/* Raises an orm.Error built from err, with `connection` and `sql` fields
+ * when non-NULL. Never returns. */
+int orm_lua_raise(lua_State *L, const orm_error *err, const char *connection,
+                  const char *sql);
+
+/* Raises an orm.Error of kind invalid_argument with a formatted message. */
+int orm_lua_argerror(lua_State *L, const char *fmt, ...);
+
+/* Converts the Lua value at idx into *out. Strings are borrowed from the
+ * Lua stack (keep them there). nil and orm.null -> ORM_NULL, booleans ->
+ * ORM_BOOL, integers -> ORM_INT, floats -> ORM_DOUBLE, strings -> ORM_TEXT,
+ * orm.blob(s) -> ORM_BLOB. Anything else returns ORM_E_INVALID_ARGUMENT
+ * with err filled (naming the Lua type). */
+int orm_lua_tovalue(lua_State *L, int idx, orm_value *out, orm_error *err);
+
+/* Pushes v: ORM_NULL -> nil, booleans, integers, numbers, strings. */
+void orm_lua_pushvalue(lua_State *L, const orm_value *v);
+
+/* Pushes orm.null (a light userdata NULL). */
+void orm_lua_pushnull(lua_State *L);
+
+/* {==== lua_pool.c ====} */
+
+/* The dialect of the target at tidx (raises when it is not a target or is
+ * closed). */
+const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx);
+
+/* Runs `sql` with `n` bound values on the target at stack index tidx and
+ * pushes one result shaped by `mode`; returns 1. With hyd != 0 (a stack
+ * index of a table { mt = <metatable>, key = <any> }) each row table is
+ * "hydrated": with `key` absent the row gets metatable mt; with `key` the
+ * row is wrapped as setmetatable({ [key] = row }, mt). Records statistics,
+ * notifies listeners, raises orm.Error (with connection name and sql) on
+ * failure. The bytes of binds must stay valid during the call. */
+int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
+                const orm_value *binds, int n, orm_lua_mode mode, int hyd);
+
+/* {==== registration: each file adds its functions to the module table
+ * at the top of the stack ====} */
+void orm_lua_open_pool(lua_State *L);
+void orm_lua_open_query(lua_State *L);
+void orm_lua_open_schema(lua_State *L);
+
+#endif

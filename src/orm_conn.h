@@ -1,0 +1,69 @@
+/*
+ * orm_conn.h: an engine connection: one driver connection, its cache of
+ * prepared statements (a repeated SQL text is prepared once per
+ * connection), and its transaction depth (savepoints when nested).
+ */
+#ifndef ORM_CONN_H
+#define ORM_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orm_driver.h"
+
+typedef struct orm_conn orm_conn;
+
+/* Opens a connection through driver d. On success *out owns it; on failure
+ * returns the kind with err filled (password redacted) and *out is NULL. */
+int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
+                  orm_error *err);
+
+/* Finalizes cached statements and closes. NULL is fine. */
+void orm_conn_close(orm_conn *c);
+
+const orm_driver *orm_conn_driver(const orm_conn *c);
+const orm_dialect *orm_conn_dialect(const orm_conn *c);
+
+/* Round trip to the server. ORM_OK or an error kind. */
+int orm_conn_ping(orm_conn *c, orm_error *err);
+
+/* SQL with no parameters and no rows. */
+int orm_conn_exec(orm_conn *c, const char *sql, orm_error *err);
+
+/* Takes the prepared statement for `sql` from the cache (preparing it on a
+ * miss) and binds `n` values. On success *stmt is ready for
+ * orm_conn_step(); the caller must call orm_conn_finish() when done with
+ * it, on every path. On failure nothing needs finishing. */
+int orm_conn_start(orm_conn *c, const char *sql, size_t len,
+                   const orm_value *binds, int n, void **stmt, orm_error *err);
+
+/* ORM_STEP_ROW, ORM_STEP_DONE or ORM_STEP_ERROR (err filled; a lost
+ * connection marks c broken). */
+int orm_conn_step(orm_conn *c, void *stmt, orm_error *err);
+
+/* Resets the statement and returns it to the cache. */
+void orm_conn_finish(orm_conn *c, void *stmt);
+
+/* Transactions: depth 0 -> BEGIN, deeper -> SAVEPOINT orm_sp_<depth>;
+ * commit/rollback undo one level (COMMIT / RELEASE SAVEPOINT, ROLLBACK /
+ * ROLLBACK TO SAVEPOINT). On failure the depth is unchanged, except that a
+ * failed top-level COMMIT or ROLLBACK leaves depth 0. */
+int orm_conn_begin(orm_conn *c, orm_error *err);
+int orm_conn_commit(orm_conn *c, orm_error *err);
+int orm_conn_rollback(orm_conn *c, orm_error *err);
+int orm_conn_depth(const orm_conn *c);
+
+/* 1 when the connection was lost and must not be reused. */
+int orm_conn_broken(const orm_conn *c);
+
+/* How many statements this connection has prepared (cache misses). */
+int64_t orm_conn_prepares(const orm_conn *c);
+
+/* Monotonic time (seconds) of last use, maintained by the pool. */
+double orm_conn_last_used(const orm_conn *c);
+void orm_conn_touch(orm_conn *c, double now);
+
+/* Monotonic clock in seconds. */
+double orm_clock(void);
+
+#endif

@@ -1,0 +1,144 @@
+/*
+ * orm_driver.h: the contract between the engine and a database driver.
+ * A driver (drivers/<name>.c) fills one `orm_driver` vtable and one
+ * `orm_dialect`; nothing above the drivers includes a database's header.
+ *
+ * Threading: a driver connection and its statements are used by one thread
+ * at a time (the pool guarantees it); drivers keep no global mutable state.
+ */
+#ifndef ORM_DRIVER_H
+#define ORM_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orm_error.h"
+#include "orm_value.h"
+
+/* Where to connect. Strings may be NULL (= not given); the driver copies
+ * what it needs during open(). */
+typedef struct orm_params {
+    const char *driver;   /* "sqlite", "postgres", "mysql" */
+    const char *host;     /* server host (default 127.0.0.1 / localhost) */
+    int port;             /* 0 = driver default */
+    const char *database; /* database name (server drivers) */
+    const char *user;
+    const char *password; /* never copied into an error message */
+    const char *socket;   /* unix socket path (mysql) or socket dir (postgres) */
+    const char *sslmode;  /* postgres sslmode */
+    const char *options;  /* postgres options / extra conninfo */
+    const char *path;     /* sqlite file path */
+    int memory;           /* sqlite: 1 = private in-memory database */
+    int timeout;          /* connect timeout in seconds, 0 = driver default */
+} orm_params;
+
+typedef enum orm_placeholder {
+    ORM_PH_QMARK,  /* ?        (SQLite, MySQL) */
+    ORM_PH_DOLLAR  /* $1, $2.. (PostgreSQL) */
+} orm_placeholder;
+
+typedef enum orm_upsert_style {
+    ORM_UPSERT_ON_CONFLICT,  /* INSERT ... ON CONFLICT (cols) DO UPDATE SET c = excluded.c */
+    ORM_UPSERT_ON_DUPLICATE  /* INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c) */
+} orm_upsert_style;
+
+/* What differs between SQL dialects; the compiler reads only this. */
+typedef struct orm_dialect {
+    const char *name;              /* "sqlite", "postgres", "mysql" */
+    char quote;                    /* identifier quote: '"' or '`' */
+    orm_placeholder placeholder;
+    int has_returning;             /* INSERT ... RETURNING supported */
+    orm_upsert_style upsert;
+    int max_params;                /* bound parameters per statement */
+    const char *limit_all;         /* LIMIT value meaning "no limit" when only
+                                      OFFSET is given, or NULL if OFFSET alone
+                                      is valid (PostgreSQL) */
+    const char *begin_sql;         /* "BEGIN" / "START TRANSACTION" */
+} orm_dialect;
+
+/* Step results. */
+#define ORM_STEP_ERROR (-1)
+#define ORM_STEP_DONE 0
+#define ORM_STEP_ROW 1
+
+typedef struct orm_driver {
+    const char *name;             /* "sqlite", "postgres", "mysql" */
+    const orm_dialect *dialect;
+
+    /* Opens a connection. On success stores the driver's handle in *out and
+     * returns ORM_OK. On failure returns the kind (ORM_E_CONNECTION_FAILED
+     * for refused/unreachable/bad credentials), fills err (no password in
+     * the message) and leaves *out NULL with nothing leaked. */
+    int (*open)(const orm_params *p, void **out, orm_error *err);
+
+    /* Closes a connection and every statement still prepared on it.
+     * NULL is fine. */
+    void (*close)(void *conn);
+
+    /* Checks the connection answers (a round trip for servers). ORM_OK or
+     * ORM_E_CONNECTION_LOST. */
+    int (*ping)(void *conn, orm_error *err);
+
+    /* Runs SQL with no parameters and no result rows (BEGIN, SAVEPOINT,
+     * DDL). Returns ORM_OK or the error kind. */
+    int (*exec)(void *conn, const char *sql, orm_error *err);
+
+    /* Prepares `sql` (len bytes, NUL-terminated as well) into *out.
+     * Placeholders are the dialect's. Returns ORM_OK or the error kind
+     * (ORM_E_QUERY for syntax errors, with sqlstate when known). */
+    int (*prepare)(void *conn, const char *sql, size_t len, void **out,
+                   orm_error *err);
+
+    /* Number of parameters the statement expects. */
+    int (*nparams)(void *stmt);
+
+    /* Binds n values (n == nparams) for the next execution. The values'
+     * bytes are only guaranteed valid until the first step() returns.
+     * Returns ORM_OK or ORM_E_INVALID_ARGUMENT. */
+    int (*bind)(void *stmt, const orm_value *vals, int n, orm_error *err);
+
+    /* The first call after bind() executes the statement; each call then
+     * moves to the next row. Returns ORM_STEP_ROW, ORM_STEP_DONE, or
+     * ORM_STEP_ERROR with err filled (kind mapped from the database's code /
+     * SQLSTATE; ORM_E_CONNECTION_LOST when the server went away). */
+    int (*step)(void *stmt, orm_error *err);
+
+    /* Result columns; valid once step() returned ROW or DONE. */
+    int (*ncols)(void *stmt);
+    const char *(*colname)(void *stmt, int i);
+
+    /* The value of column i in the current row. Text/blob bytes stay valid
+     * until the next step(), reset() or finalize(). Types: SQL NULL ->
+     * ORM_NULL; boolean columns -> ORM_BOOL; integer columns -> ORM_INT
+     * (exact int64); float columns -> ORM_DOUBLE; decimals that a double
+     * cannot hold exactly -> ORM_TEXT; binary -> ORM_BLOB; everything else
+     * (text, json, dates as ISO 8601) -> ORM_TEXT. */
+    void (*column)(void *stmt, int i, orm_value *out);
+
+    /* Rows changed by the last execution, and the auto-increment id it
+     * generated (0 when none or when the database has no such notion). */
+    int64_t (*changes)(void *stmt);
+    int64_t (*last_id)(void *stmt);
+
+    /* Drops the current result so the statement can be bound and run
+     * again. Never fails. */
+    void (*reset)(void *stmt);
+
+    /* Frees a statement. NULL is fine. */
+    void (*finalize)(void *stmt);
+
+    /* 1 when the connection is known to be unusable (lost); the pool then
+     * discards it instead of reusing it. */
+    int (*broken)(void *conn);
+} orm_driver;
+
+/* Drivers built into the engine (drivers/registry.c). */
+extern const orm_driver orm_sqlite_driver;
+extern const orm_driver orm_postgres_driver;
+extern const orm_driver orm_mysql_driver;
+
+/* The driver called `name` ("sqlite", "postgres"/"postgresql"/"pg",
+ * "mysql"/"mariadb"), or NULL. */
+const orm_driver *orm_driver_find(const char *name);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * orm_pool.h: a thread-safe pool of engine connections for one data source,
+ * with acquire timeout, idle expiry, health checks and statistics.
+ */
+#ifndef ORM_POOL_H
+#define ORM_POOL_H
+
+#include <stdint.h>
+
+#include "orm_conn.h"
+
+typedef struct orm_pool orm_pool;
+
+typedef struct orm_pool_opts {
+    int max;                /* most open connections (>= 1) */
+    int min;                /* connections opened by orm_pool_new and kept */
+    double acquire_timeout; /* seconds a caller waits for a free connection */
+    double idle_timeout;    /* seconds before an idle connection is closed
+                               (0 = never) */
+} orm_pool_opts;
+
+typedef struct orm_pool_stats {
+    int open;           /* connections open */
+    int in_use;         /* checked out */
+    int idle;           /* open and free */
+    int64_t waits;      /* acquires that had to wait */
+    int64_t timeouts;   /* acquires that gave up */
+    int64_t queries;    /* statements recorded */
+    int64_t errors;     /* failed statements recorded */
+    int64_t prepares;   /* statements prepared (cache misses), all conns */
+    double total_ms;    /* time spent in recorded statements */
+} orm_pool_stats;
+
+/* Creates a pool (copying d's params) and opens opts->min connections.
+ * On failure returns the kind (connection_failed for the first open) and
+ * *out is NULL. The pool starts with one reference. */
+int orm_pool_new(const orm_driver *d, const orm_params *p,
+                 const orm_pool_opts *opts, orm_pool **out, orm_error *err);
+
+/* Reference counting, so several Lua states / threads can share one pool;
+ * the last orm_pool_unref closes and frees it. NULL is fine. */
+void orm_pool_ref(orm_pool *p);
+void orm_pool_unref(orm_pool *p);
+
+/* Checks out a connection: an idle one (pinged first when it has been idle
+ * a while; discarded and replaced when the ping fails), a new one while
+ * fewer than max are open, or waits up to acquire_timeout
+ * (ORM_E_POOL_TIMEOUT). A failed open returns connection_failed and leaves
+ * the pool usable. ORM_E_NOT_INITIALIZED after orm_pool_close. */
+int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err);
+
+/* Returns a connection. A broken one, or one left inside a transaction
+ * (rolled back first), is closed instead of reused. */
+void orm_pool_release(orm_pool *p, orm_conn *c);
+
+/* Records one statement for the statistics. */
+void orm_pool_record(orm_pool *p, double ms, int failed);
+
+void orm_pool_stats_get(orm_pool *p, orm_pool_stats *out);
+
+const orm_driver *orm_pool_driver(const orm_pool *p);
+
+/* Closes idle connections and refuses further acquires; connections still
+ * checked out are closed when released. Idempotent. */
+void orm_pool_close(orm_pool *p);
+int orm_pool_closed(orm_pool *p);
+
+#endif
