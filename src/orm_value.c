@@ -1,0 +1,135 @@
+/*
+ * orm_value.c: constructors for the tagged SQL value and the value list
+ * that owns copies of text and blob bytes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "orm_value.h"
+
+orm_value orm_value_null(void)
+{
+    orm_value v;
+    memset(&v, 0, sizeof v);
+    v.type = ORM_NULL;
+    return v;
+}
+
+orm_value orm_value_bool(int b)
+{
+    orm_value v = orm_value_null();
+    v.type = ORM_BOOL;
+    v.u.b = b != 0;
+    return v;
+}
+
+orm_value orm_value_int(int64_t i)
+{
+    orm_value v = orm_value_null();
+    v.type = ORM_INT;
+    v.u.i = i;
+    return v;
+}
+
+orm_value orm_value_double(double d)
+{
+    orm_value v = orm_value_null();
+    v.type = ORM_DOUBLE;
+    v.u.d = d;
+    return v;
+}
+
+static orm_value value_bytes(orm_vtype t, const char *p, size_t n)
+{
+    orm_value v = orm_value_null();
+    v.type = t;
+    v.u.s.p = p;
+    v.u.s.n = n;
+    return v;
+}
+
+orm_value orm_value_text(const char *p, size_t n)
+{
+    return value_bytes(ORM_TEXT, p, n);
+}
+
+orm_value orm_value_blob(const char *p, size_t n)
+{
+    return value_bytes(ORM_BLOB, p, n);
+}
+
+void orm_vlist_init(orm_vlist *l)
+{
+    memset(l, 0, sizeof *l);
+}
+
+static int vlist_grow(orm_vlist *l)
+{
+    int cap;
+    orm_value *v;
+    unsigned char *owned;
+    if (l->n < l->cap)
+        return 0;
+    cap = l->cap ? l->cap * 2 : 8;
+    v = realloc(l->v, (size_t)cap * sizeof *v);
+    if (v == NULL)
+        return -1;
+    l->v = v;
+    owned = realloc(l->owned, (size_t)cap);
+    if (owned == NULL)
+        return -1;
+    l->owned = owned;
+    l->cap = cap;
+    return 0;
+}
+
+static int vlist_append(orm_vlist *l, const orm_value *v, int copy)
+{
+    orm_value nv = *v;
+    int owns = 0;
+    if (vlist_grow(l) != 0)
+        return -1;
+    if (copy && (v->type == ORM_TEXT || v->type == ORM_BLOB)) {
+        char *p = malloc(v->u.s.n + 1);
+        if (p == NULL)
+            return -1;
+        if (v->u.s.n)
+            memcpy(p, v->u.s.p, v->u.s.n);
+        p[v->u.s.n] = '\0';
+        nv.u.s.p = p;
+        owns = 1;
+    }
+    l->v[l->n] = nv;
+    l->owned[l->n] = (unsigned char)owns;
+    l->n++;
+    return 0;
+}
+
+int orm_vlist_push(orm_vlist *l, const orm_value *v)
+{
+    return vlist_append(l, v, 1);
+}
+
+int orm_vlist_push_ref(orm_vlist *l, const orm_value *v)
+{
+    return vlist_append(l, v, 0);
+}
+
+void orm_vlist_clear(orm_vlist *l)
+{
+    int i;
+    for (i = 0; i < l->n; i++)
+        if (l->owned[i])
+            free((void *)l->v[i].u.s.p);
+    l->n = 0;
+}
+
+void orm_vlist_free(orm_vlist *l)
+{
+    if (l == NULL)
+        return;
+    orm_vlist_clear(l);
+    free(l->v);
+    free(l->owned);
+    orm_vlist_init(l);
+}
