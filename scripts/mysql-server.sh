@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# scripts/mysql-server.sh: starts and stops a throwaway MariaDB server for the
+# test suite, on a free loopback TCP port, with its data in a folder we own.
+#
+#   scripts/mysql-server.sh start DIR
+#       Creates DIR/mysql (data), starts mariadbd (socket DIR/mysql.sock, pid
+#       DIR/mysql.pid, log DIR/mysql.err, port in DIR/mysql.port), creates the
+#       user ormed/ormed_pw (all privileges, from 127.0.0.1 and localhost) and
+#       the database ormed_test (utf8mb4), then prints exactly one line on
+#       stdout:  mysql://ormed:ormed_pw@127.0.0.1:PORT/ormed_test
+#       Everything else goes to stderr. If a server from DIR already runs, it
+#       is reused. Exits non-zero (with the error log's tail) on failure, and
+#       then leaves no server running.
+#   scripts/mysql-server.sh stop DIR
+#       Stops the server started from DIR and waits until it is gone.
+#       Idempotent: exits 0 when nothing runs.
+set -u
+
+USER_NAME=ormed
+USER_PW=ormed_pw
+DB_NAME=ormed_test
+START_TIMEOUT=${MYSQL_START_TIMEOUT:-60}
+STOP_TIMEOUT=${MYSQL_STOP_TIMEOUT:-60}
+
+log() { printf 'mysql-server: %s\n' "$*" >&2; }
+
+die() {
+    log "$*"
+    if [ -n "${DIR:-}" ] && [ -f "$DIR/mysql.err" ]; then
+        log "last lines of $DIR/mysql.err:"
+        tail -n 25 "$DIR/mysql.err" >&2
+    fi
+    exit 1
+}
+
+find_bin() {
+    local name
+    for name in "$@"; do
+        if command -v "$name" >/dev/null 2>&1; then
+            command -v "$name"
+            return 0
+        fi
+        for d in /usr/sbin /usr/bin /usr/local/sbin /usr/local/bin; do
+            if [ -x "$d/$name" ]; then
+                echo "$d/$name"
+                return 0
+            fi
+        done
+    done
+    return 1
+}
+
+free_port() {
+    python3 - <<'EOF'
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+EOF
+}
+
+# The pid of the running server, or nothing.
+running_pid() {
+    local pid
+    [ -f "$DIR/mysql.pid" ] || return 1
+    pid=$(cat "$DIR/mysql.pid" 2>/dev/null) || return 1
+    case "$pid" in '' | *[!0-9]*) return 1 ;; esac
+    kill -0 "$pid" 2>/dev/null || return 1
+    echo "$pid"
+}
+
+admin() {
+    "$ADMIN" --no-defaults --socket="$DIR/mysql.sock" --user=root \
+        --connect-timeout=5 "$@"
+}
+
+client() {
+    "$CLIENT" --no-defaults --socket="$DIR/mysql.sock" --user=root \
+        --connect-timeout=5 --batch --skip-column-names "$@"
+}
+
+wait_gone() {
+    local pid=$1 waited=0
+    while kill -0 "$pid" 2>/dev/null; do
+        [ "$waited" -ge $((STOP_TIMEOUT * 10)) ] && return 1
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    return 0
+}
+
+do_stop() {
+    local pid
+    pid=$(running_pid) || { rm -f "$DIR/mysql.pid"; return 0; }
+    admin shutdown >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
+    if ! wait_gone "$pid"; then
+        log "server $pid did not stop in ${STOP_TIMEOUT}s, killing it"
+        kill -KILL "$pid" 2>/dev/null
+        wait_gone "$pid" || return 1
+    fi
+    rm -f "$DIR/mysql.pid" "$DIR/mysql.sock"
+    return 0
+}
+
+install_db() {
+    [ -d "$DIR/mysql/mysql" ] && return 0
+    log "initialising $DIR/mysql"
+    mkdir -p "$DIR/mysql" || die "cannot create $DIR/mysql"
+    if ! "$INSTALL_DB" --no-defaults --datadir="$DIR/mysql" "${RUN_AS[@]}" \
+        --auth-root-authentication-method=normal --skip-test-db \
+        --skip-name-resolve --innodb-log-file-size=16M \
+        --character-set-server=utf8mb4 >"$DIR/install.log" 2>&1; then
+        cat "$DIR/install.log" >&2
+        rm -rf "$DIR/mysql"
+        die "mariadb-install-db failed"
+    fi
+}
+
+# Starts mariadbd on $1; returns 0 once it answers, 2 when the port was
+# taken, 1 on any other failure.
+launch() {
+    local port=$1 pid waited=0
+    : >"$DIR/mysql.err"
+    nohup "$MARIADBD" --no-defaults --datadir="$DIR/mysql" \
+        --socket="$DIR/mysql.sock" --port="$port" --bind-address=127.0.0.1 \
+        "${RUN_AS[@]}" --pid-file="$DIR/mysql.pid" --log-error="$DIR/mysql.err" \
+        --skip-name-resolve --skip-log-bin \
+        --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 \
+        --innodb-log-file-size=16M --innodb-buffer-pool-size=64M \
+        --innodb-fast-shutdown=1 --loose-innodb-use-native-aio=0 \
+        --sync-frm=0 --performance-schema=0 --max-connections=500 \
+        --max-allowed-packet=64M --character-set-server=utf8mb4 \
+        --collation-server=utf8mb4_general_ci \
+        </dev/null >>"$DIR/mysql.err" 2>&1 &
+    pid=$!
+    while :; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" 2>/dev/null
+            if grep -qiE 'address already in use|bind on tcp' "$DIR/mysql.err"; then
+                return 2
+            fi
+            return 1
+        fi
+        if admin ping >/dev/null 2>&1; then
+            echo "$port" >"$DIR/mysql.port"
+            return 0
+        fi
+        [ "$waited" -ge $((START_TIMEOUT * 10)) ] && {
+            log "server did not answer within ${START_TIMEOUT}s"
+            kill -KILL "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+            return 1
+        }
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
+setup_user() {
+    client <<EOF
+CREATE USER IF NOT EXISTS '$USER_NAME'@'127.0.0.1' IDENTIFIED BY '$USER_PW';
+CREATE USER IF NOT EXISTS '$USER_NAME'@'localhost' IDENTIFIED BY '$USER_PW';
+GRANT ALL PRIVILEGES ON *.* TO '$USER_NAME'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON *.* TO '$USER_NAME'@'localhost';
+CREATE DATABASE IF NOT EXISTS \`$DB_NAME\`
+    CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci;
+FLUSH PRIVILEGES;
+EOF
+}
+
+do_start() {
+    local port attempt rc
+    MARIADBD=$(find_bin mariadbd mysqld) || die "mariadbd not found (apt-get install mariadb-server)"
+    INSTALL_DB=$(find_bin mariadb-install-db mysql_install_db) || die "mariadb-install-db not found"
+    command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to pick a free port)"
+    mkdir -p "$DIR" || die "cannot create $DIR"
+    DIR=$(cd "$DIR" && pwd) || die "cannot enter $DIR"
+    if [ ${#DIR} -gt 90 ]; then
+        die "$DIR is too long for a unix socket path; use a shorter folder"
+    fi
+    RUN_AS=()
+    [ "$(id -u)" = 0 ] && RUN_AS=(--user=root)
+
+    if running_pid >/dev/null && admin ping >/dev/null 2>&1 && [ -f "$DIR/mysql.port" ]; then
+        port=$(cat "$DIR/mysql.port")
+        log "reusing the server already running from $DIR (port $port)"
+    else
+        do_stop
+        install_db
+        rc=1
+        for attempt in 1 2 3 4 5; do
+            port=$(free_port) || die "cannot find a free port"
+            log "starting mariadbd on 127.0.0.1:$port (attempt $attempt)"
+            launch "$port"
+            rc=$?
+            [ "$rc" -eq 2 ] || break
+            log "port $port was taken, trying another"
+        done
+        if [ "$rc" -ne 0 ]; then
+            do_stop
+            die "mariadbd did not start"
+        fi
+    fi
+    if ! setup_user >&2; then
+        do_stop
+        die "creating user $USER_NAME and database $DB_NAME failed"
+    fi
+    log "ready on 127.0.0.1:$port (socket $DIR/mysql.sock)"
+    printf 'mysql://%s:%s@127.0.0.1:%s/%s\n' "$USER_NAME" "$USER_PW" "$port" "$DB_NAME"
+}
+
+main() {
+    if [ $# -ne 2 ] || { [ "$1" != start ] && [ "$1" != stop ]; }; then
+        echo "usage: $0 start|stop DIR" >&2
+        exit 2
+    fi
+    DIR=$2
+    ADMIN=$(find_bin mariadb-admin mysqladmin) || die "mariadb-admin not found (apt-get install mariadb-client)"
+    CLIENT=$(find_bin mariadb mysql) || die "mariadb client not found (apt-get install mariadb-client)"
+    case "$1" in
+    start) do_start ;;
+    stop)
+        [ -d "$DIR" ] || exit 0
+        DIR=$(cd "$DIR" && pwd)
+        do_stop || die "could not stop the server from $DIR"
+        ;;
+    esac
+}
+
+main "$@"
