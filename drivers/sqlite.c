@@ -1,0 +1,297 @@
+/*
+ * drivers/sqlite.c: the SQLite driver: opens files or private in-memory
+ * databases, prepares and steps statements with real bound values, maps
+ * SQLite's result codes to orm error kinds and BOOLEAN-declared columns to
+ * booleans.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sqlite3.h>
+
+#include "orm_driver.h"
+
+typedef struct sq_stmt {
+    sqlite3_stmt *st;
+    sqlite3 *db;
+    int started;        /* step() has executed it since the last reset */
+    int ncols;
+    unsigned char *isbool; /* per column: declared BOOLEAN/BOOL */
+    int64_t changes;
+    int64_t last_id;
+} sq_stmt;
+
+static const orm_dialect sq_dialect = {
+    "sqlite", '"', ORM_PH_QMARK, 1, ORM_UPSERT_ON_CONFLICT, 32766, "-1",
+    "BEGIN",
+};
+
+/* Maps an extended SQLite result code to an orm kind. */
+static orm_kind sq_kind(int rc)
+{
+    switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return ORM_E_UNIQUE;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return ORM_E_FOREIGN_KEY;
+    case SQLITE_CONSTRAINT_NOTNULL:
+        return ORM_E_NOT_NULL;
+    case SQLITE_NOMEM:
+        return ORM_E_NOMEM;
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG:
+        return ORM_E_INVALID_ARGUMENT;
+    default:
+        return ORM_E_QUERY;
+    }
+}
+
+static int sq_fail(sqlite3 *db, int rc, orm_error *err)
+{
+    int xrc = db ? sqlite3_extended_errcode(db) : rc;
+    orm_error_set(err, sq_kind(xrc), "%s",
+                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    err->code = xrc;
+    if (err->kind == ORM_E_UNIQUE)
+        orm_error_set_sqlstate(err, "23505");
+    else if (err->kind == ORM_E_FOREIGN_KEY)
+        orm_error_set_sqlstate(err, "23503");
+    else if (err->kind == ORM_E_NOT_NULL)
+        orm_error_set_sqlstate(err, "23502");
+    return err->kind;
+}
+
+static int sq_open(const orm_params *p, void **out, orm_error *err)
+{
+    sqlite3 *db = NULL;
+    const char *path = p->memory || p->path == NULL ? ":memory:" : p->path;
+    int rc = sqlite3_open_v2(path, &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    *out = NULL;
+    if (rc != SQLITE_OK) {
+        orm_error_set(err, ORM_E_CONNECTION_FAILED, "cannot open %s: %s",
+                      path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        err->code = rc;
+        sqlite3_close(db);
+        return err->kind;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, p->timeout > 0 ? p->timeout * 1000 : 5000);
+    sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    *out = db;
+    return ORM_OK;
+}
+
+static void sq_close(void *conn)
+{
+    sqlite3_close_v2((sqlite3 *)conn);
+}
+
+static int sq_exec(void *conn, const char *sql, orm_error *err)
+{
+    sqlite3 *db = conn;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? ORM_OK : sq_fail(db, rc, err);
+}
+
+static int sq_ping(void *conn, orm_error *err)
+{
+    return sq_exec(conn, "SELECT 1", err);
+}
+
+static int sq_prepare(void *conn, const char *sql, size_t len, void **out,
+                      orm_error *err)
+{
+    sqlite3 *db = conn;
+    sq_stmt *s;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(db, sql, (int)len, SQLITE_PREPARE_PERSISTENT,
+                                &st, NULL);
+    *out = NULL;
+    if (rc != SQLITE_OK)
+        return sq_fail(db, rc, err);
+    if (st == NULL)
+        return orm_error_set(err, ORM_E_QUERY, "empty statement");
+    s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        sqlite3_finalize(st);
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
+    }
+    s->st = st;
+    s->db = db;
+    s->ncols = -1;
+    *out = s;
+    return ORM_OK;
+}
+
+static int sq_nparams(void *stmt)
+{
+    return sqlite3_bind_parameter_count(((sq_stmt *)stmt)->st);
+}
+
+static int sq_bind_one(sqlite3_stmt *st, int i, const orm_value *v)
+{
+    switch (v->type) {
+    case ORM_NULL:
+        return sqlite3_bind_null(st, i);
+    case ORM_BOOL:
+        return sqlite3_bind_int(st, i, v->u.b);
+    case ORM_INT:
+        return sqlite3_bind_int64(st, i, v->u.i);
+    case ORM_DOUBLE:
+        return sqlite3_bind_double(st, i, v->u.d);
+    case ORM_TEXT:
+        return sqlite3_bind_text64(st, i, v->u.s.p, v->u.s.n, SQLITE_STATIC,
+                                   SQLITE_UTF8);
+    case ORM_BLOB:
+        return sqlite3_bind_blob64(st, i, v->u.s.n ? v->u.s.p : "",
+                                   v->u.s.n, SQLITE_STATIC);
+    }
+    return SQLITE_MISUSE;
+}
+
+static int sq_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
+{
+    sq_stmt *s = stmt;
+    int i, want = sqlite3_bind_parameter_count(s->st);
+    if (n != want)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "statement expects %d bindings, got %d", want, n);
+    for (i = 0; i < n; i++) {
+        int rc = sq_bind_one(s->st, i + 1, &vals[i]);
+        if (rc != SQLITE_OK)
+            return sq_fail(s->db, rc, err);
+    }
+    return ORM_OK;
+}
+
+/* Notes which result columns are declared BOOLEAN, once per statement. */
+static int sq_columns(sq_stmt *s)
+{
+    int i;
+    if (s->ncols >= 0)
+        return 0;
+    s->ncols = sqlite3_column_count(s->st);
+    if (s->ncols == 0)
+        return 0;
+    s->isbool = calloc((size_t)s->ncols, 1);
+    if (s->isbool == NULL) {
+        s->ncols = -1;
+        return -1;
+    }
+    for (i = 0; i < s->ncols; i++) {
+        const char *t = sqlite3_column_decltype(s->st, i);
+        s->isbool[i] = t && (strcasecmp(t, "BOOLEAN") == 0 ||
+                             strcasecmp(t, "BOOL") == 0);
+    }
+    return 0;
+}
+
+static int sq_step(void *stmt, orm_error *err)
+{
+    sq_stmt *s = stmt;
+    int rc;
+    if (sq_columns(s) != 0)
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory"),
+               ORM_STEP_ERROR;
+    rc = sqlite3_step(s->st);
+    if (!s->started) {
+        s->started = 1;
+        s->changes = sqlite3_changes64(s->db);
+        s->last_id = sqlite3_last_insert_rowid(s->db);
+    }
+    if (rc == SQLITE_ROW)
+        return ORM_STEP_ROW;
+    if (rc == SQLITE_DONE) {
+        s->changes = sqlite3_changes64(s->db);
+        s->last_id = sqlite3_last_insert_rowid(s->db);
+        return ORM_STEP_DONE;
+    }
+    sq_fail(s->db, rc, err);
+    return ORM_STEP_ERROR;
+}
+
+static int sq_ncols(void *stmt)
+{
+    sq_stmt *s = stmt;
+    return s->ncols >= 0 ? s->ncols : sqlite3_column_count(s->st);
+}
+
+static const char *sq_colname(void *stmt, int i)
+{
+    return sqlite3_column_name(((sq_stmt *)stmt)->st, i);
+}
+
+static void sq_column(void *stmt, int i, orm_value *out)
+{
+    sq_stmt *s = stmt;
+    sqlite3_stmt *st = s->st;
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_INTEGER:
+        if (s->isbool && s->isbool[i])
+            *out = orm_value_bool(sqlite3_column_int64(st, i) != 0);
+        else
+            *out = orm_value_int(sqlite3_column_int64(st, i));
+        break;
+    case SQLITE_FLOAT:
+        *out = orm_value_double(sqlite3_column_double(st, i));
+        break;
+    case SQLITE_TEXT: {
+        const char *p = (const char *)sqlite3_column_text(st, i);
+        *out = orm_value_text(p, (size_t)sqlite3_column_bytes(st, i));
+        break;
+    }
+    case SQLITE_BLOB: {
+        const char *p = sqlite3_column_blob(st, i);
+        *out = orm_value_blob(p ? p : "", (size_t)sqlite3_column_bytes(st, i));
+        break;
+    }
+    default:
+        *out = orm_value_null();
+    }
+}
+
+static int64_t sq_changes(void *stmt)
+{
+    return ((sq_stmt *)stmt)->changes;
+}
+
+static int64_t sq_last_id(void *stmt)
+{
+    return ((sq_stmt *)stmt)->last_id;
+}
+
+static void sq_reset(void *stmt)
+{
+    sq_stmt *s = stmt;
+    sqlite3_reset(s->st);
+    sqlite3_clear_bindings(s->st);
+    s->started = 0;
+}
+
+static void sq_finalize(void *stmt)
+{
+    sq_stmt *s = stmt;
+    if (s == NULL)
+        return;
+    sqlite3_finalize(s->st);
+    free(s->isbool);
+    free(s);
+}
+
+static int sq_broken(void *conn)
+{
+    (void)conn;
+    return 0;
+}
+
+const orm_driver orm_sqlite_driver = {
+    "sqlite",   &sq_dialect, sq_open,    sq_close,   sq_ping,
+    sq_exec,    sq_prepare,  sq_nparams, sq_bind,    sq_step,
+    sq_ncols,   sq_colname,  sq_column,  sq_changes, sq_last_id,
+    sq_reset,   sq_finalize, sq_broken,
+};

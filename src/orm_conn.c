@@ -1,0 +1,303 @@
+/*
+ * orm_conn.c: an engine connection: the driver handle, a small cache of
+ * prepared statements keyed by SQL text (least recently used evicted), and
+ * the transaction depth with savepoints for nested levels.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "orm_conn.h"
+
+#define CONN_CACHE_MAX 128
+
+typedef struct conn_entry {
+    char *sql;      /* owned copy of the SQL text */
+    size_t len;
+    uint64_t hash;
+    void *stmt;     /* driver statement */
+    uint64_t used;  /* tick of last use, for LRU eviction */
+    int busy;       /* handed out by orm_conn_start, not finished yet */
+} conn_entry;
+
+struct orm_conn {
+    const orm_driver *d;
+    void *h;                        /* driver connection */
+    conn_entry cache[CONN_CACHE_MAX];
+    int ncache;
+    uint64_t tick;
+    int depth;                      /* open transaction levels */
+    int broken;
+    int64_t prepares;
+    double last_used;
+};
+
+double orm_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t conn_hash(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
+                  orm_error *err)
+{
+    orm_conn *c = calloc(1, sizeof *c);
+    int rc;
+    *out = NULL;
+    if (c == NULL)
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
+    c->d = d;
+    rc = d->open(p, &c->h, err);
+    if (rc != ORM_OK) {
+        orm_error_redact(err, p->password);
+        free(c);
+        return rc;
+    }
+    c->last_used = orm_clock();
+    *out = c;
+    return ORM_OK;
+}
+
+void orm_conn_close(orm_conn *c)
+{
+    int i;
+    if (c == NULL)
+        return;
+    for (i = 0; i < c->ncache; i++) {
+        c->d->finalize(c->cache[i].stmt);
+        free(c->cache[i].sql);
+    }
+    c->d->close(c->h);
+    free(c);
+}
+
+const orm_driver *orm_conn_driver(const orm_conn *c)
+{
+    return c->d;
+}
+
+const orm_dialect *orm_conn_dialect(const orm_conn *c)
+{
+    return c->d->dialect;
+}
+
+/* Records a failure: a lost connection is never reused. */
+static int conn_fail(orm_conn *c, int rc)
+{
+    if (rc == ORM_E_CONNECTION_LOST || c->d->broken(c->h))
+        c->broken = 1;
+    return rc;
+}
+
+int orm_conn_ping(orm_conn *c, orm_error *err)
+{
+    int rc = c->d->ping(c->h, err);
+    return rc == ORM_OK ? rc : conn_fail(c, rc);
+}
+
+int orm_conn_exec(orm_conn *c, const char *sql, orm_error *err)
+{
+    int rc = c->d->exec(c->h, sql, err);
+    return rc == ORM_OK ? rc : conn_fail(c, rc);
+}
+
+static conn_entry *conn_lookup(orm_conn *c, const char *sql, size_t len,
+                               uint64_t h)
+{
+    int i;
+    for (i = 0; i < c->ncache; i++) {
+        conn_entry *e = &c->cache[i];
+        if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* A slot for a new entry: a free one, or the least recently used idle one
+ * (finalized). NULL when every entry is busy. */
+static conn_entry *conn_slot(orm_conn *c)
+{
+    conn_entry *victim = NULL;
+    int i;
+    if (c->ncache < CONN_CACHE_MAX)
+        return &c->cache[c->ncache++];
+    for (i = 0; i < c->ncache; i++)
+        if (!c->cache[i].busy && (!victim || c->cache[i].used < victim->used))
+            victim = &c->cache[i];
+    if (victim) {
+        c->d->finalize(victim->stmt);
+        free(victim->sql);
+        memset(victim, 0, sizeof *victim);
+    }
+    return victim;
+}
+
+/* Prepares sql, caching it when possible. *cached tells whether it was. */
+static int conn_prepare(orm_conn *c, const char *sql, size_t len,
+                        void **stmt, orm_error *err)
+{
+    uint64_t h = conn_hash(sql, len);
+    conn_entry *e = conn_lookup(c, sql, len, h);
+    char *copy;
+    int rc;
+    if (e && !e->busy) {
+        e->busy = 1;
+        e->used = ++c->tick;
+        *stmt = e->stmt;
+        return ORM_OK;
+    }
+    rc = c->d->prepare(c->h, sql, len, stmt, err);
+    if (rc != ORM_OK)
+        return conn_fail(c, rc);
+    c->prepares++;
+    if (e)  /* the cached twin is busy: this one stays uncached */
+        return ORM_OK;
+    copy = malloc(len + 1);
+    e = copy ? conn_slot(c) : NULL;
+    if (e == NULL) {
+        free(copy);
+        return ORM_OK;
+    }
+    memcpy(copy, sql, len);
+    copy[len] = '\0';
+    e->sql = copy;
+    e->len = len;
+    e->hash = h;
+    e->stmt = *stmt;
+    e->used = ++c->tick;
+    e->busy = 1;
+    return ORM_OK;
+}
+
+static conn_entry *conn_entry_of(orm_conn *c, void *stmt)
+{
+    int i;
+    for (i = 0; i < c->ncache; i++)
+        if (c->cache[i].stmt == stmt)
+            return &c->cache[i];
+    return NULL;
+}
+
+void orm_conn_finish(orm_conn *c, void *stmt)
+{
+    conn_entry *e = conn_entry_of(c, stmt);
+    if (e == NULL) {
+        c->d->finalize(stmt);
+        return;
+    }
+    c->d->reset(stmt);
+    e->busy = 0;
+}
+
+int orm_conn_start(orm_conn *c, const char *sql, size_t len,
+                   const orm_value *binds, int n, void **stmt, orm_error *err)
+{
+    int rc;
+    *stmt = NULL;
+    if (c->broken)
+        return orm_error_set(err, ORM_E_CONNECTION_LOST,
+                             "connection was lost");
+    rc = conn_prepare(c, sql, len, stmt, err);
+    if (rc != ORM_OK)
+        return rc;
+    rc = c->d->bind(*stmt, binds, n, err);
+    if (rc != ORM_OK) {
+        orm_conn_finish(c, *stmt);
+        *stmt = NULL;
+        return conn_fail(c, rc);
+    }
+    return ORM_OK;
+}
+
+int orm_conn_step(orm_conn *c, void *stmt, orm_error *err)
+{
+    int rc = c->d->step(stmt, err);
+    if (rc == ORM_STEP_ERROR)
+        conn_fail(c, err->kind);
+    return rc;
+}
+
+int orm_conn_begin(orm_conn *c, orm_error *err)
+{
+    char sql[48];
+    int rc;
+    if (c->depth == 0)
+        rc = orm_conn_exec(c, c->d->dialect->begin_sql, err);
+    else {
+        snprintf(sql, sizeof sql, "SAVEPOINT orm_sp_%d", c->depth);
+        rc = orm_conn_exec(c, sql, err);
+    }
+    if (rc == ORM_OK)
+        c->depth++;
+    return rc;
+}
+
+/* Ends one level: commit (release) or rollback (to savepoint). */
+static int conn_end(orm_conn *c, int commit, orm_error *err)
+{
+    char sql[64];
+    int rc;
+    if (c->depth == 0)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "no transaction is open");
+    if (c->depth == 1) {
+        rc = orm_conn_exec(c, commit ? "COMMIT" : "ROLLBACK", err);
+        c->depth = 0;
+        return rc;
+    }
+    snprintf(sql, sizeof sql, "%s orm_sp_%d",
+             commit ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT",
+             c->depth - 1);
+    rc = orm_conn_exec(c, sql, err);
+    if (rc == ORM_OK)
+        c->depth--;
+    return rc;
+}
+
+int orm_conn_commit(orm_conn *c, orm_error *err)
+{
+    return conn_end(c, 1, err);
+}
+
+int orm_conn_rollback(orm_conn *c, orm_error *err)
+{
+    return conn_end(c, 0, err);
+}
+
+int orm_conn_depth(const orm_conn *c)
+{
+    return c->depth;
+}
+
+int orm_conn_broken(const orm_conn *c)
+{
+    return c->broken;
+}
+
+int64_t orm_conn_prepares(const orm_conn *c)
+{
+    return c->prepares;
+}
+
+double orm_conn_last_used(const orm_conn *c)
+{
+    return c->last_used;
+}
+
+void orm_conn_touch(orm_conn *c, double now)
+{
+    c->last_used = now;
+}

@@ -1,0 +1,350 @@
+/*
+ * orm_pool.c: the connection pool of one data source. Thread-safe (one
+ * mutex and condition variable); connections are opened and closed outside
+ * the lock. Owns the copied connection parameters and the statistics.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "orm_pool.h"
+
+#define POOL_HEALTH_AFTER 2.0 /* seconds idle before a checkout pings */
+
+struct orm_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const orm_driver *d;
+    orm_params params;   /* strings owned by the pool */
+    orm_pool_opts opts;
+    orm_conn **idle;     /* LIFO stack of free connections */
+    int nidle;
+    int open;            /* open or being opened */
+    int in_use;
+    int closed;
+    int refs;
+    int64_t waits, timeouts, queries, errors, prepares_closed;
+    double total_ms;
+};
+
+static char *pool_strdup(const char *s, int *oom)
+{
+    char *d;
+    if (s == NULL)
+        return NULL;
+    d = strdup(s);
+    if (d == NULL)
+        *oom = 1;
+    return d;
+}
+
+static void pool_free_params(orm_params *p)
+{
+    free((char *)p->driver);
+    free((char *)p->host);
+    free((char *)p->database);
+    free((char *)p->user);
+    free((char *)p->password);
+    free((char *)p->socket);
+    free((char *)p->sslmode);
+    free((char *)p->options);
+    free((char *)p->path);
+}
+
+static int pool_copy_params(orm_params *dst, const orm_params *src)
+{
+    int oom = 0;
+    *dst = *src;
+    dst->driver = pool_strdup(src->driver, &oom);
+    dst->host = pool_strdup(src->host, &oom);
+    dst->database = pool_strdup(src->database, &oom);
+    dst->user = pool_strdup(src->user, &oom);
+    dst->password = pool_strdup(src->password, &oom);
+    dst->socket = pool_strdup(src->socket, &oom);
+    dst->sslmode = pool_strdup(src->sslmode, &oom);
+    dst->options = pool_strdup(src->options, &oom);
+    dst->path = pool_strdup(src->path, &oom);
+    return oom ? -1 : 0;
+}
+
+/* Closes a connection, counting its prepared statements first. Called
+ * with the lock held only for the counter; the close runs outside. */
+static void pool_discard(orm_pool *p, orm_conn *c)
+{
+    pthread_mutex_lock(&p->mu);
+    p->prepares_closed += orm_conn_prepares(c);
+    pthread_mutex_unlock(&p->mu);
+    orm_conn_close(c);
+}
+
+static void pool_destroy(orm_pool *p)
+{
+    int i;
+    for (i = 0; i < p->nidle; i++)
+        orm_conn_close(p->idle[i]);
+    free(p->idle);
+    pool_free_params(&p->params);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+int orm_pool_new(const orm_driver *d, const orm_params *params,
+                 const orm_pool_opts *opts, orm_pool **out, orm_error *err)
+{
+    orm_pool *p = calloc(1, sizeof *p);
+    int i;
+    *out = NULL;
+    if (p == NULL)
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->d = d;
+    p->refs = 1;
+    p->opts = *opts;
+    if (p->opts.max < 1)
+        p->opts.max = 1;
+    if (params->memory && strcmp(d->name, "sqlite") == 0)
+        p->opts.max = 1; /* each connection would be a separate database */
+    if (p->opts.min > p->opts.max)
+        p->opts.min = p->opts.max;
+    if (p->opts.min < 0)
+        p->opts.min = 0;
+    p->idle = calloc((size_t)p->opts.max, sizeof *p->idle);
+    if (p->idle == NULL || pool_copy_params(&p->params, params) != 0) {
+        pool_destroy(p);
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
+    }
+    for (i = 0; i < p->opts.min; i++) {
+        orm_conn *c;
+        int rc = orm_conn_open(d, &p->params, &c, err);
+        if (rc != ORM_OK) {
+            pool_destroy(p);
+            return rc;
+        }
+        p->idle[p->nidle++] = c;
+        p->open++;
+    }
+    *out = p;
+    return ORM_OK;
+}
+
+void orm_pool_ref(orm_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->refs++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void orm_pool_unref(orm_pool *p)
+{
+    int last;
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    last = --p->refs == 0;
+    pthread_mutex_unlock(&p->mu);
+    if (last)
+        pool_destroy(p);
+}
+
+/* Takes idle connections unused for longer than idle_timeout (keeping min
+ * open) off the stack; the caller closes them outside the lock. */
+static int pool_expire(orm_pool *p, double now, orm_conn **out, int max)
+{
+    int i, j, n = 0;
+    if (p->opts.idle_timeout <= 0)
+        return 0;
+    for (i = 0, j = 0; i < p->nidle; i++) {
+        orm_conn *c = p->idle[i];
+        if (n < max && p->open > p->opts.min &&
+            now - orm_conn_last_used(c) > p->opts.idle_timeout) {
+            out[n++] = c;
+            p->open--;
+        } else
+            p->idle[j++] = c;
+    }
+    p->nidle = j;
+    return n;
+}
+
+static void pool_deadline(struct timespec *ts, double secs)
+{
+    double whole;
+    double frac = modf(secs, &whole);
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += (time_t)whole;
+    ts->tv_nsec += (long)(frac * 1e9);
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Pings a connection taken from the idle stack when it has rested a while.
+ * Returns 0 when it is fit to hand out. */
+static int pool_healthy(orm_conn *c, double now)
+{
+    orm_error e;
+    if (orm_conn_broken(c))
+        return -1;
+    if (now - orm_conn_last_used(c) < POOL_HEALTH_AFTER)
+        return 0;
+    return orm_conn_ping(c, &e) == ORM_OK ? 0 : -1;
+}
+
+/* Opens a new connection for a slot already counted in open/in_use. */
+static int pool_open_slot(orm_pool *p, orm_conn **out, orm_error *err)
+{
+    int rc = orm_conn_open(p->d, &p->params, out, err);
+    if (rc != ORM_OK) {
+        pthread_mutex_lock(&p->mu);
+        p->open--;
+        p->in_use--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return rc;
+}
+
+int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
+{
+    struct timespec deadline;
+    int waited = 0;
+    *out = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->closed) {
+            pthread_mutex_unlock(&p->mu);
+            return orm_error_set(err, ORM_E_NOT_INITIALIZED,
+                                 "data source is disposed");
+        }
+        if (p->nidle > 0) {
+            orm_conn *c = p->idle[--p->nidle];
+            double now = orm_clock();
+            p->in_use++;
+            pthread_mutex_unlock(&p->mu);
+            if (pool_healthy(c, now) == 0) {
+                *out = c;
+                return ORM_OK;
+            }
+            pool_discard(p, c);
+            pthread_mutex_lock(&p->mu);
+            p->open--;
+            p->in_use--;
+            continue;
+        }
+        if (p->open < p->opts.max) {
+            p->open++;
+            p->in_use++;
+            pthread_mutex_unlock(&p->mu);
+            return pool_open_slot(p, out, err);
+        }
+        if (!waited) {
+            waited = 1;
+            p->waits++;
+            pool_deadline(&deadline, p->opts.acquire_timeout);
+        }
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT &&
+            p->nidle == 0 && p->open >= p->opts.max) {
+            p->timeouts++;
+            pthread_mutex_unlock(&p->mu);
+            return orm_error_set(err, ORM_E_POOL_TIMEOUT,
+                                 "no free connection within %gs (max %d, all "
+                                 "in use)",
+                                 p->opts.acquire_timeout, p->opts.max);
+        }
+    }
+}
+
+void orm_pool_release(orm_pool *p, orm_conn *c)
+{
+    orm_conn *expired[8];
+    int n, i, drop;
+    double now = orm_clock();
+    orm_error e;
+    if (c == NULL)
+        return;
+    while (!orm_conn_broken(c) && orm_conn_depth(c) > 0)
+        if (orm_conn_rollback(c, &e) != ORM_OK)
+            break;
+    drop = orm_conn_broken(c) || orm_conn_depth(c) > 0;
+    orm_conn_touch(c, now);
+    pthread_mutex_lock(&p->mu);
+    p->in_use--;
+    if (drop || p->closed)
+        p->open--;
+    else
+        p->idle[p->nidle++] = c;
+    n = pool_expire(p, now, expired, 8);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (drop || p->closed)
+        pool_discard(p, c);
+    for (i = 0; i < n; i++)
+        pool_discard(p, expired[i]);
+}
+
+void orm_pool_record(orm_pool *p, double ms, int failed)
+{
+    pthread_mutex_lock(&p->mu);
+    p->queries++;
+    p->errors += failed != 0;
+    p->total_ms += ms;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void orm_pool_stats_get(orm_pool *p, orm_pool_stats *out)
+{
+    int i;
+    pthread_mutex_lock(&p->mu);
+    out->open = p->open;
+    out->in_use = p->in_use;
+    out->idle = p->nidle;
+    out->waits = p->waits;
+    out->timeouts = p->timeouts;
+    out->queries = p->queries;
+    out->errors = p->errors;
+    out->total_ms = p->total_ms;
+    out->prepares = p->prepares_closed;
+    for (i = 0; i < p->nidle; i++)
+        out->prepares += orm_conn_prepares(p->idle[i]);
+    pthread_mutex_unlock(&p->mu);
+}
+
+const orm_driver *orm_pool_driver(const orm_pool *p)
+{
+    return p->d;
+}
+
+void orm_pool_close(orm_pool *p)
+{
+    orm_conn **idle;
+    int n, i;
+    pthread_mutex_lock(&p->mu);
+    if (p->closed) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    p->closed = 1;
+    idle = p->idle;
+    n = p->nidle;
+    p->nidle = 0;
+    p->open -= n;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (i = 0; i < n; i++)
+        pool_discard(p, idle[i]);
+}
+
+int orm_pool_closed(orm_pool *p)
+{
+    int closed;
+    pthread_mutex_lock(&p->mu);
+    closed = p->closed;
+    pthread_mutex_unlock(&p->mu);
+    return closed;
+}
