@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# scripts/pg-server.sh: starts and stops a throwaway PostgreSQL server for the
+# test suite, on a free loopback TCP port, with its data in a folder we own.
+#
+#   scripts/pg-server.sh start DIR
+#       Creates DIR/pg (owned by the postgres user when run as root) with the
+#       cluster in DIR/pg/data, the unix socket in DIR/pg, the log in
+#       DIR/pg/server.log and the port in DIR/pg/port; starts the server on
+#       127.0.0.1 (scram-sha-256 over TCP, trust on the socket), creates the
+#       superuser role ormed/ormed_pw and the database ormed_test owned by it,
+#       checks a password login over TCP, then prints exactly one line on
+#       stdout:  postgres://ormed:ormed_pw@127.0.0.1:PORT/ormed_test
+#       Everything else goes to stderr. If a server from DIR already runs, it
+#       is reused. Exits non-zero (with the server log's tail) on failure, and
+#       then leaves no server running.
+#   scripts/pg-server.sh stop DIR
+#       Stops the server started from DIR (pg_ctl -m immediate) and waits
+#       until it is gone. Idempotent: exits 0 when nothing runs.
+#
+# PG_BIN may name the folder holding initdb/pg_ctl/psql; by default the
+# newest /usr/lib/postgresql/*/bin is used.
+set -u
+
+USER_NAME=ormed
+USER_PW=ormed_pw
+DB_NAME=ormed_test
+START_TIMEOUT=${PG_START_TIMEOUT:-60}
+
+log() { printf 'pg-server: %s\n' "$*" >&2; }
+
+die() {
+    log "$*"
+    if [ -n "${PGDIR:-}" ] && [ -f "$PGDIR/server.log" ]; then
+        log "last lines of $PGDIR/server.log:"
+        tail -n 25 "$PGDIR/server.log" >&2
+    fi
+    exit 1
+}
+
+find_bindir() {
+    local d
+    if [ -n "${PG_BIN:-}" ]; then
+        [ -x "$PG_BIN/pg_ctl" ] && { echo "$PG_BIN"; return 0; }
+        return 1
+    fi
+    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    if [ -n "$d" ] && [ -x "$d/pg_ctl" ]; then
+        echo "$d"
+        return 0
+    fi
+    d=$(command -v pg_ctl 2>/dev/null) || return 1
+    dirname "$d"
+}
+
+# Runs a command as the postgres user when we are root (PostgreSQL refuses
+# to run as root), as ourselves otherwise.
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+free_port() {
+    local port
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - <<'EOF' && return 0
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+EOF
+    fi
+    # No python3: a random high port nobody answers on.
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+pg_ctl_() { as_pg "$BIN/pg_ctl" -D "$PGDIR/data" "$@"; }
+
+running() {
+    [ -f "$PGDIR/data/postmaster.pid" ] || return 1
+    pg_ctl_ status >/dev/null 2>&1
+}
+
+# psql over the unix socket as the bootstrap superuser (trust auth).
+psql_local() {
+    as_pg "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDIR" -p "$PORT" \
+        -U postgres -d postgres "$@"
+}
+
+do_stop() {
+    running || return 0
+    pg_ctl_ -m immediate -w -t 60 stop >&2 || return 1
+    return 0
+}
+
+init_cluster() {
+    local locale_opt
+    [ -f "$PGDIR/data/PG_VERSION" ] && return 0
+    log "initialising $PGDIR/data"
+    locale_opt=--no-locale
+    if locale -a 2>/dev/null | grep -qixE 'c\.utf-?8'; then
+        locale_opt=--locale=C.UTF-8
+    fi
+    if ! as_pg "$BIN/initdb" -D "$PGDIR/data" -U postgres -E UTF8 "$locale_opt" \
+        --auth-local=trust --auth-host=scram-sha-256 --no-sync \
+        >"$PGDIR/initdb.log" 2>&1; then
+        cat "$PGDIR/initdb.log" >&2
+        rm -rf "$PGDIR/data"
+        die "initdb failed"
+    fi
+    # Single quotes in the socket path are doubled for postgresql.conf.
+    {
+        echo ""
+        echo "# added by scripts/pg-server.sh"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '${PGDIR//\'/\'\'}'"
+        echo "fsync = off"
+        echo "synchronous_commit = off"
+        echo "full_page_writes = off"
+        echo "max_connections = 200"
+        echo "shared_buffers = 64MB"
+        echo "timezone = 'UTC'"
+        echo "log_min_messages = warning"
+    } | as_pg tee -a "$PGDIR/data/postgresql.conf" >/dev/null ||
+        die "cannot write $PGDIR/data/postgresql.conf"
+}
+
+# Starts the server on $1; returns 0 once it answers, 2 when the port was
+# taken, 1 on any other failure.
+launch() {
+    local port=$1
+    as_pg truncate -s 0 "$PGDIR/server.log" 2>/dev/null
+    if pg_ctl_ -l "$PGDIR/server.log" -w -t "$START_TIMEOUT" -o "-p $port" start >&2; then
+        return 0
+    fi
+    if grep -qiE 'could not (bind|create listen)|address already in use' "$PGDIR/server.log"; then
+        do_stop
+        return 2
+    fi
+    do_stop
+    return 1
+}
+
+setup_role() {
+    local have_db
+    psql_local <<EOF || return 1
+DO \$\$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$USER_NAME') THEN
+        CREATE ROLE $USER_NAME LOGIN SUPERUSER PASSWORD '$USER_PW';
+    ELSE
+        ALTER ROLE $USER_NAME LOGIN SUPERUSER PASSWORD '$USER_PW';
+    END IF;
+END
+\$\$;
+EOF
+    have_db=$(psql_local -tA -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") || return 1
+    if [ "$have_db" != 1 ]; then
+        psql_local -c "CREATE DATABASE $DB_NAME OWNER $USER_NAME ENCODING 'UTF8' TEMPLATE template0" || return 1
+    fi
+    return 0
+}
+
+# A password login over TCP, the way the tests connect.
+check_tcp() {
+    local waited=0
+    while :; do
+        if PGPASSWORD=$USER_PW PGCONNECT_TIMEOUT=5 "$BIN/psql" -X -q -tA \
+            -h 127.0.0.1 -p "$PORT" -U "$USER_NAME" -d "$DB_NAME" \
+            -c 'SELECT 1' >/dev/null 2>&1; then
+            return 0
+        fi
+        [ "$waited" -ge $((START_TIMEOUT * 10)) ] && return 1
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
+do_start() {
+    local attempt rc
+    mkdir -p "$DIR" || die "cannot create $DIR"
+    DIR=$(cd "$DIR" && pwd) || die "cannot enter $DIR"
+    PGDIR=$DIR/pg
+    if [ $((${#PGDIR} + 20)) -gt 107 ]; then
+        die "$DIR is too long for a unix socket path; use a shorter folder"
+    fi
+    mkdir -p "$PGDIR" || die "cannot create $PGDIR"
+    if [ "$(id -u)" = 0 ]; then
+        chmod 755 "$DIR" || die "cannot make $DIR traversable"
+        chown postgres:postgres "$PGDIR" || die "cannot give $PGDIR to postgres"
+    fi
+    chmod 700 "$PGDIR"
+    cd "$DIR" || die "cannot enter $DIR"
+
+    if running && [ -f "$PGDIR/port" ]; then
+        PORT=$(cat "$PGDIR/port")
+        log "reusing the server already running from $DIR (port $PORT)"
+    else
+        do_stop
+        init_cluster
+        rc=1
+        for attempt in 1 2 3 4 5; do
+            PORT=$(free_port) || die "cannot find a free port"
+            log "starting postgres on 127.0.0.1:$PORT (attempt $attempt)"
+            launch "$PORT"
+            rc=$?
+            [ "$rc" -eq 2 ] || break
+            log "port $PORT was taken, trying another"
+        done
+        [ "$rc" -eq 0 ] || die "postgres did not start"
+        echo "$PORT" | as_pg tee "$PGDIR/port" >/dev/null
+    fi
+    if ! setup_role >&2; then
+        do_stop
+        die "creating role $USER_NAME and database $DB_NAME failed"
+    fi
+    if ! check_tcp; then
+        do_stop
+        die "no password login over 127.0.0.1:$PORT"
+    fi
+    log "ready on 127.0.0.1:$PORT (socket dir $PGDIR)"
+    printf 'postgres://%s:%s@127.0.0.1:%s/%s\n' "$USER_NAME" "$USER_PW" "$PORT" "$DB_NAME"
+}
+
+main() {
+    if [ $# -ne 2 ] || { [ "$1" != start ] && [ "$1" != stop ]; }; then
+        echo "usage: $0 start|stop DIR" >&2
+        exit 2
+    fi
+    DIR=$2
+    BIN=$(find_bindir) || die "PostgreSQL binaries not found (apt-get install postgresql)"
+    case "$1" in
+    start) do_start ;;
+    stop)
+        [ -d "$DIR/pg" ] || exit 0
+        DIR=$(cd "$DIR" && pwd)
+        PGDIR=$DIR/pg
+        cd "$DIR" || exit 0
+        do_stop || die "could not stop the server from $DIR"
+        ;;
+    esac
+}
+
+main "$@"
