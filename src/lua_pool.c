@@ -1,0 +1,645 @@
+/*
+ * lua_pool.c: the userdata `ormed.pool` (a data source's connection pool)
+ * and `ormed.conn` (one checked-out connection, used for transactions), and
+ * orm_lua_run, the one path every statement takes: check out, bind, step,
+ * build Lua tables (column keys made once per result), check in, record
+ * statistics, notify listeners, raise orm.Error.
+ */
+#include <string.h>
+
+#include "lua_ormed.h"
+#include "orm_pool.h"
+
+typedef struct pool_ud {
+    orm_pool *pool; /* NULL once closed */
+} pool_ud;
+
+typedef struct conn_ud {
+    orm_conn *conn; /* NULL once released */
+    orm_pool *pool; /* referenced while conn is held */
+} conn_ud;
+
+/* {==== parameters ====} */
+
+static const char *aux_optstr(lua_State *L, int t, const char *k,
+                              const char *alt)
+{
+    const char *s;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1) && alt != NULL) {
+        lua_pop(L, 1);
+        lua_getfield(L, t, alt);
+    }
+    s = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1); /* the table keeps the string alive */
+    return s;
+}
+
+static lua_Number aux_optnum(lua_State *L, int t, const char *k, lua_Number d)
+{
+    lua_Number n;
+    lua_getfield(L, t, k);
+    n = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : d;
+    lua_pop(L, 1);
+    return n;
+}
+
+static int aux_optbool(lua_State *L, int t, const char *k)
+{
+    int b;
+    lua_getfield(L, t, k);
+    b = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return b;
+}
+
+static void aux_params(lua_State *L, int t, orm_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->driver = aux_optstr(L, t, "driver", NULL);
+    p->host = aux_optstr(L, t, "host", NULL);
+    p->port = (int)aux_optnum(L, t, "port", 0);
+    p->database = aux_optstr(L, t, "database", NULL);
+    p->user = aux_optstr(L, t, "username", "user");
+    p->password = aux_optstr(L, t, "password", NULL);
+    p->socket = aux_optstr(L, t, "socket", NULL);
+    p->sslmode = aux_optstr(L, t, "sslmode", NULL);
+    p->options = aux_optstr(L, t, "options", NULL);
+    p->path = aux_optstr(L, t, "path", NULL);
+    p->memory = aux_optbool(L, t, "memory");
+    p->timeout = (int)aux_optnum(L, t, "timeout", 0);
+}
+
+/* {==== targets ====} */
+
+static pool_ud *aux_checkpool(lua_State *L, int idx)
+{
+    pool_ud *u = luaL_checkudata(L, idx, ORM_LUA_POOL);
+    if (u->pool == NULL) {
+        orm_error e;
+        orm_error_clear(&e);
+        orm_error_set(&e, ORM_E_NOT_INITIALIZED, "data source is disposed");
+        orm_lua_raise(L, &e, NULL, NULL);
+    }
+    return u;
+}
+
+static conn_ud *aux_checkconn(lua_State *L, int idx)
+{
+    conn_ud *u = luaL_checkudata(L, idx, ORM_LUA_CONN);
+    if (u->conn == NULL)
+        orm_lua_argerror(L, "connection was already released");
+    return u;
+}
+
+/* Pushes the info table of a target (the pool's user value; a conn's pool
+ * is its user value). */
+static void aux_pushinfo(lua_State *L, int tidx)
+{
+    if (luaL_testudata(L, tidx, ORM_LUA_CONN)) {
+        lua_getiuservalue(L, tidx, 1);
+        lua_getiuservalue(L, -1, 1);
+        lua_remove(L, -2);
+    } else
+        lua_getiuservalue(L, tidx, 1);
+}
+
+/* The connection name of a target, for messages (NULL when unnamed); the
+ * string stays valid while the info table holds it. */
+static const char *aux_name(lua_State *L, int tidx)
+{
+    const char *s;
+    aux_pushinfo(L, tidx);
+    lua_getfield(L, -1, "name");
+    s = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 2);
+    return s;
+}
+
+const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx)
+{
+    conn_ud *c = luaL_testudata(L, tidx, ORM_LUA_CONN);
+    if (c != NULL)
+        return orm_conn_dialect(aux_checkconn(L, tidx)->conn);
+    return orm_pool_driver(aux_checkpool(L, tidx)->pool)->dialect;
+}
+
+/* {==== running statements ====} */
+
+typedef struct run_ctx {
+    orm_conn *conn;
+    void *stmt;
+    orm_lua_mode mode;
+    int rc;           /* last step result */
+    int64_t rows;     /* rows read */
+    orm_error err;
+} run_ctx;
+
+/* Wraps the row on top of the stack as hyd (stack index) says. */
+static void run_hydrate(lua_State *L, int hyd)
+{
+    lua_getfield(L, hyd, "key");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+    } else {
+        lua_createtable(L, 0, 1); /* row key inst */
+        lua_insert(L, -3);        /* inst row key */
+        lua_insert(L, -2);        /* inst key row */
+        lua_rawset(L, -3);        /* inst */
+    }
+    lua_getfield(L, hyd, "mt");
+    lua_setmetatable(L, -2);
+}
+
+/* Builds one row table from the current row; keys are at stack index
+ * keys+i. */
+static void run_row(lua_State *L, run_ctx *x, int keys, int ncols, int hyd)
+{
+    const orm_driver *d = orm_conn_driver(x->conn);
+    int i;
+    lua_createtable(L, 0, ncols);
+    for (i = 0; i < ncols; i++) {
+        orm_value v;
+        d->column(x->stmt, i, &v);
+        if (v.type == ORM_NULL)
+            continue;
+        lua_pushvalue(L, keys + i);
+        orm_lua_pushvalue(L, &v);
+        lua_rawset(L, -3);
+    }
+    if (hyd)
+        run_hydrate(L, hyd);
+}
+
+static void run_first_column(lua_State *L, run_ctx *x)
+{
+    orm_value v;
+    orm_conn_driver(x->conn)->column(x->stmt, 0, &v);
+    if (v.type == ORM_NULL && x->mode == ORM_LUA_COLUMN)
+        orm_lua_pushnull(L);
+    else
+        orm_lua_pushvalue(L, &v);
+}
+
+/* Pushes the column names of the result (after the first step). Returns
+ * the stack index of the first. */
+static int run_keys(lua_State *L, run_ctx *x, int ncols)
+{
+    const orm_driver *d = orm_conn_driver(x->conn);
+    int i, base = lua_gettop(L) + 1;
+    luaL_checkstack(L, ncols + 8, "too many result columns");
+    for (i = 0; i < ncols; i++)
+        lua_pushstring(L, d->colname(x->stmt, i));
+    return base;
+}
+
+/* Protected: steps the statement and leaves the result on the stack.
+ * Arguments: light userdata ctx, hydration table or nil. */
+static int run_collect(lua_State *L)
+{
+    run_ctx *x = lua_touserdata(L, 1);
+    int hyd = lua_istable(L, 2) ? 2 : 0;
+    int ncols, keys = 0, list;
+    lua_Integer n = 0;
+    x->rc = orm_conn_step(x->conn, x->stmt, &x->err);
+    if (x->rc == ORM_STEP_ERROR)
+        return 0;
+    if (x->mode == ORM_LUA_EXEC) {
+        const orm_driver *d = orm_conn_driver(x->conn);
+        while (x->rc == ORM_STEP_ROW)
+            x->rc = orm_conn_step(x->conn, x->stmt, &x->err);
+        if (x->rc == ORM_STEP_ERROR)
+            return 0;
+        lua_createtable(L, 0, 2);
+        x->rows = d->changes(x->stmt);
+        lua_pushinteger(L, (lua_Integer)x->rows);
+        lua_setfield(L, -2, "affected_rows");
+        if (d->last_id(x->stmt) != 0) {
+            lua_pushinteger(L, (lua_Integer)d->last_id(x->stmt));
+            lua_setfield(L, -2, "last_insert_id");
+        }
+        return 1;
+    }
+    if (x->mode == ORM_LUA_FIRST || x->mode == ORM_LUA_VALUE) {
+        if (x->rc != ORM_STEP_ROW) {
+            lua_pushnil(L);
+            return 1;
+        }
+        x->rows = 1;
+        if (x->mode == ORM_LUA_VALUE) {
+            run_first_column(L, x);
+            return 1;
+        }
+        ncols = orm_conn_driver(x->conn)->ncols(x->stmt);
+        keys = run_keys(L, x, ncols);
+        run_row(L, x, keys, ncols, hyd);
+        return 1;
+    }
+    lua_newtable(L);
+    list = lua_gettop(L);
+    if (x->rc != ORM_STEP_ROW)
+        return 1;
+    ncols = orm_conn_driver(x->conn)->ncols(x->stmt);
+    if (x->mode == ORM_LUA_ROWS)
+        keys = run_keys(L, x, ncols);
+    while (x->rc == ORM_STEP_ROW) {
+        if (x->mode == ORM_LUA_ROWS)
+            run_row(L, x, keys, ncols, hyd);
+        else
+            run_first_column(L, x);
+        lua_rawseti(L, list, ++n);
+        x->rc = orm_conn_step(x->conn, x->stmt, &x->err);
+    }
+    x->rows = n;
+    lua_settop(L, list);
+    return 1;
+}
+
+/* Pushes a list of the bound values, for listeners. */
+static void run_pushbinds(lua_State *L, const orm_value *binds, int n)
+{
+    int i;
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        if (binds[i].type == ORM_NULL)
+            orm_lua_pushnull(L);
+        else
+            orm_lua_pushvalue(L, &binds[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/* Calls every listener of the target with one event table. */
+static void run_notify(lua_State *L, int tidx, const char *sql, size_t len,
+                       const orm_value *binds, int n, double ms,
+                       int64_t rows, const orm_error *err)
+{
+    int i, nl, listeners;
+    aux_pushinfo(L, tidx);
+    lua_getfield(L, -1, "listeners");
+    nl = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+    if (nl == 0) {
+        lua_pop(L, 2);
+        return;
+    }
+    listeners = lua_gettop(L);
+    lua_createtable(L, 0, 6);
+    lua_getfield(L, listeners - 1, "name");
+    lua_setfield(L, -2, "connection");
+    lua_pushlstring(L, sql, len);
+    lua_setfield(L, -2, "sql");
+    run_pushbinds(L, binds, n);
+    lua_setfield(L, -2, "bindings");
+    lua_pushnumber(L, ms);
+    lua_setfield(L, -2, "duration_ms");
+    lua_pushinteger(L, (lua_Integer)rows);
+    lua_setfield(L, -2, "rows");
+    if (err->kind != ORM_OK) {
+        lua_pushstring(L, err->message);
+        lua_setfield(L, -2, "error");
+    }
+    for (i = 1; i <= nl; i++) {
+        lua_rawgeti(L, listeners, i);
+        lua_pushvalue(L, -2);
+        lua_call(L, 1, 0);
+    }
+    lua_pop(L, 3);
+}
+
+int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
+                const orm_value *binds, int n, orm_lua_mode mode, int hyd)
+{
+    run_ctx x;
+    conn_ud *cu;
+    orm_pool *pool;
+    double t0;
+    int ok;
+    tidx = lua_absindex(L, tidx);
+    hyd = hyd ? lua_absindex(L, hyd) : 0;
+    memset(&x, 0, sizeof x);
+    x.mode = mode;
+    cu = luaL_testudata(L, tidx, ORM_LUA_CONN);
+    if (cu != NULL) {
+        x.conn = aux_checkconn(L, tidx)->conn;
+        pool = cu->pool;
+    } else {
+        pool = aux_checkpool(L, tidx)->pool;
+        if (orm_pool_acquire(pool, &x.conn, &x.err) != ORM_OK)
+            return orm_lua_raise(L, &x.err, aux_name(L, tidx), NULL);
+    }
+    t0 = orm_clock();
+    ok = orm_conn_start(x.conn, sql, len, binds, n, &x.stmt, &x.err) == ORM_OK;
+    if (ok) {
+        lua_pushcfunction(L, run_collect);
+        lua_pushlightuserdata(L, &x);
+        if (hyd)
+            lua_pushvalue(L, hyd);
+        else
+            lua_pushnil(L);
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+            x.rc = -2; /* a Lua error (memory) is on the stack */
+        orm_conn_finish(x.conn, x.stmt);
+        ok = x.rc >= 0;
+    }
+    if (cu == NULL)
+        orm_pool_release(pool, x.conn);
+    orm_pool_record(pool, (orm_clock() - t0) * 1000.0, !ok);
+    if (x.rc == -2)
+        return lua_error(L);
+    if (!ok)
+        lua_pushnil(L);
+    run_notify(L, tidx, sql, len, binds, n, (orm_clock() - t0) * 1000.0,
+               x.rows, &x.err);
+    if (!ok) {
+        char *copy = NULL;
+        lua_pushlstring(L, sql, len); /* anchors sql for the error */
+        copy = (char *)lua_tostring(L, -1);
+        return orm_lua_raise(L, &x.err, aux_name(L, tidx), copy);
+    }
+    return 1;
+}
+
+/* Reads the bindings list at idx (nil = none) into a value array on the
+ * Lua stack (a userdata, so nothing leaks if a later call raises). */
+static orm_value *aux_binds(lua_State *L, int idx, int *n)
+{
+    orm_value *v;
+    orm_error err;
+    int i, len;
+    *n = 0;
+    if (lua_isnoneornil(L, idx)) {
+        lua_pushnil(L);
+        return NULL;
+    }
+    if (!lua_istable(L, idx))
+        orm_lua_argerror(L, "bindings must be a list, got %s",
+                         luaL_typename(L, idx));
+    len = (int)lua_rawlen(L, idx);
+    v = lua_newuserdatauv(L, (size_t)(len ? len : 1) * sizeof *v, 0);
+    for (i = 0; i < len; i++) {
+        lua_rawgeti(L, idx, i + 1);
+        if (orm_lua_tovalue(L, -1, &v[i], &err) != ORM_OK) {
+            lua_pop(L, 1);
+            orm_lua_argerror(L, "binding #%d: %s", i + 1, err.message);
+        }
+        lua_pop(L, 1); /* the list keeps strings alive */
+    }
+    *n = len;
+    return v;
+}
+
+static const char *const run_modes[] = {"rows", "first", "value", "column",
+                                        "exec", NULL};
+
+/* target:run(sql, bindings?, mode?, hydrate?) */
+static int target_run(lua_State *L)
+{
+    size_t len;
+    const char *sql = luaL_checklstring(L, 2, &len);
+    int n;
+    orm_value *v = aux_binds(L, 3, &n);
+    int mode = luaL_checkoption(L, 4, "rows", run_modes);
+    int hyd = lua_istable(L, 5) ? 5 : 0;
+    return orm_lua_run(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd);
+}
+
+/* {==== ormed.pool ====} */
+
+/* core.pool_new(params, opts) */
+static int pool_new(lua_State *L)
+{
+    orm_params p;
+    orm_pool_opts o;
+    orm_error err;
+    const orm_driver *d;
+    pool_ud *u;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    aux_params(L, 1, &p);
+    d = orm_driver_find(p.driver);
+    if (d == NULL)
+        return orm_lua_argerror(L, "unknown driver '%s' (sqlite, postgres, "
+                                   "mysql)", p.driver ? p.driver : "nil");
+    memset(&o, 0, sizeof o);
+    if (lua_istable(L, 2)) {
+        o.max = (int)aux_optnum(L, 2, "max", 10);
+        o.min = (int)aux_optnum(L, 2, "min", 0);
+        o.acquire_timeout = aux_optnum(L, 2, "acquire_timeout", 5);
+        o.idle_timeout = aux_optnum(L, 2, "idle_timeout", 60);
+    } else {
+        o.max = 10;
+        o.acquire_timeout = 5;
+        o.idle_timeout = 60;
+    }
+    u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->pool = NULL;
+    luaL_setmetatable(L, ORM_LUA_POOL);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 1);
+    orm_error_clear(&err);
+    if (orm_pool_new(d, &p, &o, &u->pool, &err) != ORM_OK)
+        return orm_lua_raise(L, &err, NULL, NULL);
+    return 1;
+}
+
+static int pool_close(lua_State *L)
+{
+    pool_ud *u = luaL_checkudata(L, 1, ORM_LUA_POOL);
+    if (u->pool != NULL) {
+        orm_pool *p = u->pool;
+        u->pool = NULL;
+        orm_pool_close(p);
+        orm_pool_unref(p);
+    }
+    return 0;
+}
+
+static int pool_closed(lua_State *L)
+{
+    pool_ud *u = luaL_checkudata(L, 1, ORM_LUA_POOL);
+    lua_pushboolean(L, u->pool == NULL);
+    return 1;
+}
+
+static int pool_info(lua_State *L)
+{
+    luaL_checkudata(L, 1, ORM_LUA_POOL);
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static int pool_acquire(lua_State *L)
+{
+    pool_ud *u = aux_checkpool(L, 1);
+    orm_error err;
+    conn_ud *c = lua_newuserdatauv(L, sizeof *c, 1);
+    c->conn = NULL;
+    c->pool = NULL;
+    luaL_setmetatable(L, ORM_LUA_CONN);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    orm_error_clear(&err);
+    if (orm_pool_acquire(u->pool, &c->conn, &err) != ORM_OK)
+        return orm_lua_raise(L, &err, aux_name(L, 1), NULL);
+    c->pool = u->pool;
+    orm_pool_ref(c->pool);
+    return 1;
+}
+
+static void aux_setint(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static int pool_stats(lua_State *L)
+{
+    pool_ud *u = aux_checkpool(L, 1);
+    orm_pool_stats s;
+    orm_pool_stats_get(u->pool, &s);
+    lua_createtable(L, 0, 9);
+    aux_setint(L, "open", s.open);
+    aux_setint(L, "in_use", s.in_use);
+    aux_setint(L, "idle", s.idle);
+    aux_setint(L, "waits", s.waits);
+    aux_setint(L, "timeouts", s.timeouts);
+    aux_setint(L, "queries", s.queries);
+    aux_setint(L, "errors", s.errors);
+    aux_setint(L, "prepared", s.prepares);
+    lua_pushnumber(L, s.total_ms);
+    lua_setfield(L, -2, "total_ms");
+    return 1;
+}
+
+static int pool_ping(lua_State *L)
+{
+    pool_ud *u = aux_checkpool(L, 1);
+    orm_conn *c;
+    orm_error err;
+    int rc;
+    orm_error_clear(&err);
+    rc = orm_pool_acquire(u->pool, &c, &err);
+    if (rc == ORM_OK) {
+        rc = orm_conn_ping(c, &err);
+        orm_pool_release(u->pool, c);
+    }
+    if (rc != ORM_OK)
+        return orm_lua_raise(L, &err, aux_name(L, 1), NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int target_dialect(lua_State *L)
+{
+    lua_pushstring(L, orm_lua_target_dialect(L, 1)->name);
+    return 1;
+}
+
+/* {==== ormed.conn ====} */
+
+static int conn_release(lua_State *L)
+{
+    conn_ud *c = luaL_checkudata(L, 1, ORM_LUA_CONN);
+    if (c->conn != NULL) {
+        orm_conn *conn = c->conn;
+        c->conn = NULL;
+        orm_pool_release(c->pool, conn);
+        orm_pool_unref(c->pool);
+        c->pool = NULL;
+    }
+    return 0;
+}
+
+typedef int (*conn_txfn)(orm_conn *, orm_error *);
+
+static int aux_tx(lua_State *L, conn_txfn fn)
+{
+    conn_ud *c = aux_checkconn(L, 1);
+    orm_error err;
+    orm_error_clear(&err);
+    if (fn(c->conn, &err) != ORM_OK)
+        return orm_lua_raise(L, &err, aux_name(L, 1), NULL);
+    lua_pushinteger(L, orm_conn_depth(c->conn));
+    return 1;
+}
+
+static int conn_begin(lua_State *L)
+{
+    return aux_tx(L, orm_conn_begin);
+}
+
+static int conn_commit(lua_State *L)
+{
+    return aux_tx(L, orm_conn_commit);
+}
+
+static int conn_rollback(lua_State *L)
+{
+    return aux_tx(L, orm_conn_rollback);
+}
+
+static int conn_depth(lua_State *L)
+{
+    lua_pushinteger(L, orm_conn_depth(aux_checkconn(L, 1)->conn));
+    return 1;
+}
+
+static int conn_broken(lua_State *L)
+{
+    conn_ud *c = luaL_checkudata(L, 1, ORM_LUA_CONN);
+    lua_pushboolean(L, c->conn == NULL || orm_conn_broken(c->conn));
+    return 1;
+}
+
+static int conn_pool(lua_State *L)
+{
+    luaL_checkudata(L, 1, ORM_LUA_CONN);
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static const luaL_Reg pool_methods[] = {
+    {"run", target_run},       {"acquire", pool_acquire},
+    {"stats", pool_stats},     {"ping", pool_ping},
+    {"close", pool_close},     {"closed", pool_closed},
+    {"info", pool_info},       {"dialect", target_dialect},
+    {NULL, NULL},
+};
+
+static const luaL_Reg pool_meta[] = {
+    {"__gc", pool_close},
+    {"__close", pool_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg conn_methods[] = {
+    {"run", target_run},         {"release", conn_release},
+    {"begin", conn_begin},       {"commit", conn_commit},
+    {"rollback", conn_rollback}, {"depth", conn_depth},
+    {"broken", conn_broken},     {"pool", conn_pool},
+    {"dialect", target_dialect}, {NULL, NULL},
+};
+
+static const luaL_Reg conn_meta[] = {
+    {"__gc", conn_release},
+    {"__close", conn_release},
+    {NULL, NULL},
+};
+
+static void aux_newclass(lua_State *L, const char *name, const luaL_Reg *meta,
+                         const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+void orm_lua_open_pool(lua_State *L)
+{
+    aux_newclass(L, ORM_LUA_POOL, pool_meta, pool_methods);
+    aux_newclass(L, ORM_LUA_CONN, conn_meta, conn_methods);
+    lua_pushcfunction(L, pool_new);
+    lua_setfield(L, -2, "pool_new");
+}
