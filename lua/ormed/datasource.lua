@@ -1,0 +1,312 @@
+-- ormed.datasource: DataSource, a named database with its own connection
+-- pool (in C), raw SQL, plain-table queries, transactions pinned to one
+-- connection per coroutine, statement listeners, statistics and health.
+-- OrmConnection is a DataSource built from a ConnectionConfig by a factory.
+local core = require("ormed.core")
+local errors = require("ormed.errors")
+local ConnectionManager = require("ormed.manager")
+local Query = require("ormed.query")
+
+local DataSource = {}
+DataSource.__index = DataSource
+
+-- Transactions open in each coroutine: active[co][ds] = connection.
+-- Weak keys: a finished coroutine takes its entry with it.
+local active = setmetatable({}, { __mode = "k" })
+
+local DEFAULT_POOL = { max = 10, min = 1, acquire_timeout = 5, idle_timeout = 60 }
+
+local ScopeRegistry = {}
+ScopeRegistry.__index = ScopeRegistry
+
+-- register_scope(Model, fn, id?): fn(query) runs on every query of Model
+-- through this data source. Returns the id (generated when not given).
+function ScopeRegistry:register_scope(model, fn, id)
+  errors.check(type(model) == "table", "register_scope(Model, fn, id) needs a model")
+  errors.check(type(fn) == "function", "register_scope(Model, fn, id) needs a function")
+  self._n = self._n + 1
+  id = id or ("scope" .. self._n)
+  local list = self._by_model[model]
+  if not list then
+    list = {}
+    self._by_model[model] = list
+  end
+  for i, s in ipairs(list) do
+    if s.id == id then table.remove(list, i) break end
+  end
+  list[#list + 1] = { id = id, fn = fn }
+  return id
+end
+
+function ScopeRegistry:remove_scope(model, id)
+  local list = self._by_model[model] or {}
+  for i, s in ipairs(list) do
+    if s.id == id then table.remove(list, i) return true end
+  end
+  return false
+end
+
+-- The scopes of a model, in registration order: list of { id, fn }.
+function ScopeRegistry:scopes_for(model)
+  return self._by_model[model] or {}
+end
+
+local function new_scope_registry()
+  return setmetatable({ _by_model = setmetatable({}, { __mode = "k" }), _n = 0 }, ScopeRegistry)
+end
+
+local function merge_pool(opts)
+  local p = {}
+  for k, v in pairs(DEFAULT_POOL) do p[k] = v end
+  for k, v in pairs(opts or {}) do p[k] = v end
+  if p.min > p.max then p.min = p.max end
+  return p
+end
+
+-- orm.DataSource{ name, driver, entities?, pool?, manager? }
+function DataSource.new(opts)
+  errors.check(type(opts) == "table", "DataSource expects a table of options")
+  errors.check(type(opts.name) == "string" and opts.name ~= "",
+    "DataSource needs a name (a non-empty string)")
+  errors.check(type(opts.driver) == "table" and type(opts.driver.params) == "table",
+    "DataSource '%s' needs a driver adapter (orm.SqliteDriverAdapter.file(...), ...)", opts.name)
+  local self = setmetatable({
+    name = opts.name,
+    driver = opts.driver,
+    entities = opts.entities or {},
+    pool_options = merge_pool(opts.pool),
+    manager = opts.manager or ConnectionManager.instance,
+    context = { scope_registry = new_scope_registry() },
+    _listeners = {},
+    _pool = nil,
+  }, DataSource)
+  return self
+end
+
+setmetatable(DataSource, { __call = function(_, opts) return DataSource.new(opts) end })
+
+-- Opens the pool (min connections) and registers with the manager; the
+-- first data source registered becomes the default. Idempotent.
+function DataSource:init()
+  if self._pool then return self end
+  local pool = core.pool_new(self.driver.params, self.pool_options)
+  local info = pool:info()
+  info.name = self.name
+  info.listeners = self._listeners
+  self._pool = pool
+  local ok, err = pcall(self.manager.add_instance, self.manager, self.name, self,
+    self.replace)
+  if not ok then
+    self._pool = nil
+    pool:close()
+    error(err, 2)
+  end
+  return self
+end
+
+function DataSource:is_initialized()
+  return self._pool ~= nil
+end
+
+-- Closes every connection and unregisters. Twice is harmless.
+function DataSource:dispose()
+  local pool = self._pool
+  if not pool then return end
+  self._pool = nil
+  pool:close()
+  if self.manager:has(self.name) then self.manager:unregister(self.name, self) end
+end
+
+function DataSource:connection_name()
+  return self.name
+end
+
+local function pool_of(self)
+  local pool = self._pool
+  if pool == nil then
+    error(errors.Error({ kind = "not_initialized", connection = self.name,
+      message = string.format("data source '%s' is not initialised (call init() first)",
+        self.name) }), 3)
+  end
+  return pool
+end
+
+-- The dialect name: "sqlite", "postgres" or "mysql".
+function DataSource:dialect()
+  return pool_of(self):dialect()
+end
+
+-- The connection transaction `co` holds on this data source, or nil.
+local function tx_conn(self, co)
+  local txs = active[co or coroutine.running()]
+  return txs and txs[self]
+end
+
+-- Where a statement runs: the current coroutine's transaction connection
+-- on this data source, else the pool. A write while this coroutine has a
+-- transaction open on another data source (and none here) raises
+-- cross_connection_transaction.
+function DataSource:_target(write)
+  local pool = pool_of(self)
+  local txs = active[coroutine.running()]
+  if txs == nil then return pool end
+  local conn = txs[self]
+  if conn then return conn end
+  if write and next(txs) ~= nil then
+    local other = next(txs)
+    error(errors.Error({ kind = "cross_connection_transaction", connection = self.name,
+      message = string.format("cannot write through '%s' inside a transaction on '%s': "
+        .. "a transaction cannot span databases (open one on '%s' too, or compensate)",
+        self.name, other.name, self.name) }), 3)
+  end
+  return pool
+end
+
+function DataSource:in_transaction()
+  return tx_conn(self) ~= nil
+end
+
+-- select(sql, bindings?): rows as plain tables.
+function DataSource:select(sql, bindings)
+  return self:_target(false):run(sql, bindings, "rows")
+end
+
+-- execute(sql, bindings?): { affected_rows, last_insert_id }.
+function DataSource:execute(sql, bindings)
+  return self:_target(true):run(sql, bindings, "exec")
+end
+
+-- A plain-table query on `name` (rows come back as plain tables).
+function DataSource:table(name)
+  pool_of(self)
+  return Query.new(self, name)
+end
+
+-- A query for Model on this data source.
+function DataSource:query(model)
+  errors.check(type(model) == "table" and model.query, "query(Model) needs a model")
+  return model:query({ connection = self })
+end
+
+local function finish(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
+-- transaction(fn): fn(ds) runs with every statement of this data source
+-- (in this coroutine) on one connection; commits when fn returns, rolls
+-- back and re-raises when it raises. Nested calls are savepoints.
+function DataSource:transaction(fn)
+  errors.check(type(fn) == "function", "transaction(fn) needs a function")
+  local pool = pool_of(self)
+  local co = coroutine.running()
+  local conn = tx_conn(self, co)
+  local outer = conn == nil
+  if outer then
+    conn = pool:acquire()
+    active[co] = active[co] or {}
+    active[co][self] = conn
+  end
+  local function close_outer()
+    if outer then
+      active[co][self] = nil
+      if next(active[co]) == nil then active[co] = nil end
+      conn:release()
+    end
+  end
+  local ok, err = pcall(conn.begin, conn)
+  if not ok then
+    close_outer()
+    error(err, 2)
+  end
+  local results = table.pack(pcall(fn, self))
+  if results[1] then
+    ok, err = pcall(conn.commit, conn)
+    if not ok then
+      pcall(conn.rollback, conn)
+      close_outer()
+      error(err, 2)
+    end
+  else
+    pcall(conn.rollback, conn)
+  end
+  close_outer()
+  return finish(table.unpack(results, 1, results.n))
+end
+
+-- listen(fn): fn(event) after every statement, event = { connection, sql,
+-- bindings, duration_ms, rows, error }. Returns a function that removes it.
+function DataSource:listen(fn)
+  errors.check(type(fn) == "function", "listen(fn) needs a function")
+  local list = self._listeners
+  list[#list + 1] = fn
+  return function()
+    for i, f in ipairs(list) do
+      if f == fn then table.remove(list, i) return end
+    end
+  end
+end
+
+-- stats(): { open, in_use, idle, waits, timeouts, queries, errors,
+-- prepared, total_ms }.
+function DataSource:stats()
+  return pool_of(self):stats()
+end
+
+-- ping(): true, or raises connection_failed / connection_lost.
+function DataSource:ping()
+  return pool_of(self):ping()
+end
+
+-- OrmConnection{ config = ConnectionConfig, driver = adapter, registry? }
+local OrmConnection = setmetatable({}, { __index = DataSource })
+OrmConnection.__index = OrmConnection
+
+function OrmConnection.new(opts)
+  errors.check(type(opts) == "table", "OrmConnection expects a table of options")
+  local config = opts.config or {}
+  local name = opts.name or config.name
+  local self = DataSource.new({
+    name = name,
+    driver = opts.driver,
+    entities = opts.registry and opts.registry:models() or opts.entities,
+    pool = opts.pool or config.pool,
+    manager = opts.manager,
+  })
+  self.config = config
+  self.registry = opts.registry
+  return setmetatable(self, OrmConnection)
+end
+
+-- Registration with the manager is the factory's job: an OrmConnection
+-- only opens its pool.
+function OrmConnection:init()
+  if self._pool then return self end
+  local pool = core.pool_new(self.driver.params, self.pool_options)
+  local info = pool:info()
+  info.name = self.name
+  info.listeners = self._listeners
+  self._pool = pool
+  return self
+end
+
+function OrmConnection:dispose()
+  local pool = self._pool
+  if not pool then return end
+  self._pool = nil
+  pool:close()
+end
+
+-- OrmConnection.from_manager(name, manager?): the connection registered
+-- under name.
+function OrmConnection.from_manager(name, manager)
+  return (manager or ConnectionManager.instance):connection(name)
+end
+
+setmetatable(OrmConnection, {
+  __index = DataSource,
+  __call = function(_, opts) return OrmConnection.new(opts) end,
+})
+
+return { DataSource = DataSource, OrmConnection = OrmConnection,
+  ScopeRegistry = ScopeRegistry }

@@ -1,0 +1,116 @@
+-- ormed.drivers: driver adapters (what to connect to), DatabaseConfig and
+-- driver_from_url. An adapter is a plain table { driver = name, params = {...} }
+-- handed to the C engine when a data source opens its pool.
+local errors = require("ormed.errors")
+
+local M = {}
+
+local Adapter = {}
+Adapter.__index = Adapter
+
+function Adapter:__tostring()
+  local p = self.params
+  if p.driver == "sqlite" then
+    return "sqlite:" .. (p.memory and ":memory:" or tostring(p.path))
+  end
+  return string.format("%s://%s@%s:%s/%s", p.driver, tostring(p.username),
+    tostring(p.host), tostring(p.port), tostring(p.database))
+end
+
+local function adapter(params)
+  return setmetatable({ driver = params.driver, params = params }, Adapter)
+end
+
+-- orm.DatabaseConfig{ driver = "sqlite", options = { path = ... } }
+function M.DatabaseConfig(t)
+  errors.check(type(t) == "table", "DatabaseConfig expects a table")
+  errors.check(type(t.driver) == "string", "DatabaseConfig needs a driver name")
+  return { driver = t.driver, options = t.options or {} }
+end
+
+local function copy_server_params(driver, t)
+  errors.check(type(t) == "table", "%s adapter expects a table of options", driver)
+  return {
+    driver = driver,
+    host = t.host,
+    port = t.port,
+    database = t.database,
+    username = t.username or t.user,
+    password = t.password,
+    socket = t.socket,
+    sslmode = t.sslmode,
+    options = t.options,
+    timeout = t.timeout,
+  }
+end
+
+M.SqliteDriverAdapter = {}
+
+function M.SqliteDriverAdapter.file(path)
+  errors.check(type(path) == "string" and path ~= "",
+    "SqliteDriverAdapter.file expects a path")
+  return adapter({ driver = "sqlite", path = path })
+end
+
+function M.SqliteDriverAdapter.memory()
+  return adapter({ driver = "sqlite", memory = true })
+end
+
+function M.SqliteDriverAdapter.custom(t)
+  errors.check(type(t) == "table" and type(t.config) == "table",
+    "SqliteDriverAdapter.custom expects { config = orm.DatabaseConfig{...} }")
+  local o = t.config.options or {}
+  if o.memory then return M.SqliteDriverAdapter.memory() end
+  return M.SqliteDriverAdapter.file(o.path or o.database)
+end
+
+M.PostgresDriverAdapter = setmetatable({}, {
+  __call = function(_, t) return adapter(copy_server_params("postgres", t)) end,
+})
+
+M.MySqlDriverAdapter = setmetatable({}, {
+  __call = function(_, t) return adapter(copy_server_params("mysql", t)) end,
+})
+
+local function unescape(s)
+  return s and (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- orm.driver_from_url("postgres://user:pass@host:port/db?sslmode=disable"),
+-- "mysql://...", "sqlite:path" or "sqlite::memory:".
+function M.driver_from_url(url)
+  errors.check(type(url) == "string", "driver_from_url expects a string")
+  local path = url:match("^sqlite3?:(.*)$")
+  if path then
+    path = path:gsub("^//", "")
+    if path == ":memory:" or path == "" then return M.SqliteDriverAdapter.memory() end
+    return M.SqliteDriverAdapter.file(path)
+  end
+  local scheme, rest = url:match("^(%w+)://(.*)$")
+  local driver = ({ postgres = "postgres", postgresql = "postgres",
+    mysql = "mysql", mariadb = "mysql" })[scheme or ""]
+  if not driver then
+    errors.raise("invalid_argument", "unsupported database URL scheme '%s' "
+      .. "(postgres://, mysql://, sqlite:)", tostring(scheme))
+  end
+  local query
+  rest, query = rest:match("^([^?]*)%??(.*)$")
+  local auth, hostpart = rest:match("^(.*)@([^@]*)$")
+  hostpart = hostpart or rest
+  local user, pass
+  if auth then user, pass = auth:match("^([^:]*):?(.*)$") end
+  local hostport, db = hostpart:match("^([^/]*)/?(.*)$")
+  local host, port = hostport:match("^%[?([^%]]*)%]?:(%d+)$")
+  host = host or hostport
+  local t = {
+    host = host ~= "" and host or nil,
+    port = tonumber(port),
+    database = db ~= "" and unescape(db) or nil,
+    username = unescape(user),
+    password = pass ~= "" and unescape(pass) or nil,
+  }
+  for k, v in query:gmatch("([^&=]+)=([^&]*)") do t[k] = unescape(v) end
+  return adapter(copy_server_params(driver, t))
+end
+
+return M

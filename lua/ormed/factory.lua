@@ -1,0 +1,108 @@
+-- ormed.factory: ModelRegistry, ConnectionConfig, OrmConnectionFactory and
+-- the per-driver registration helpers (register_sqlite_orm_connection, ...).
+local errors = require("ormed.errors")
+local drivers = require("ormed.drivers")
+local ConnectionManager = require("ormed.manager")
+local OrmConnection = require("ormed.datasource").OrmConnection
+
+local M = {}
+
+-- {==== ModelRegistry ====}
+local ModelRegistry = {}
+ModelRegistry.__index = ModelRegistry
+
+function ModelRegistry:register(model)
+  errors.check(type(model) == "table" and model.name, "ModelRegistry:register needs a model")
+  if not self._by_name[model.name] then
+    self._list[#self._list + 1] = model
+  end
+  self._by_name[model.name] = model
+  return self
+end
+
+function ModelRegistry:get(name)
+  return self._by_name[name]
+end
+
+function ModelRegistry:models()
+  return { table.unpack(self._list) }
+end
+
+M.ModelRegistry = setmetatable(ModelRegistry, {
+  __call = function() return setmetatable({ _list = {}, _by_name = {} }, ModelRegistry) end,
+})
+
+-- {==== ConnectionConfig ====}
+-- orm.ConnectionConfig{ name, pool?, replace? }: a plain table with a name.
+function M.ConnectionConfig(t)
+  errors.check(type(t) == "table" and type(t.name) == "string" and t.name ~= "",
+    "ConnectionConfig needs a name")
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- {==== OrmConnectionFactory ====}
+local Factory = {}
+Factory.__index = Factory
+
+local Handle = {}
+Handle.__index = Handle
+
+-- Unregisters the connection and closes it. Twice is harmless.
+function Handle:dispose()
+  if self._disposed then return end
+  self._disposed = true
+  if self.manager:has(self.name) then self.manager:unregister(self.name) end
+end
+
+-- register{ name, connection = ConnectionConfig, builder = fn(config), replace? }
+function Factory:register(t)
+  errors.check(type(t) == "table", "OrmConnectionFactory:register expects a table")
+  local config = t.connection or M.ConnectionConfig({ name = t.name })
+  local name = t.name or config.name
+  errors.check(type(t.builder) == "function", "register{...} needs a builder function")
+  self.manager:register(name, config, t.builder, { replace = t.replace })
+  return setmetatable({ name = name, manager = self.manager }, Handle)
+end
+
+M.OrmConnectionFactory = setmetatable(Factory, {
+  __call = function(_, opts)
+    return setmetatable({ manager = (opts and opts.manager) or ConnectionManager.instance }, Factory)
+  end,
+})
+
+-- {==== registration helpers ====}
+local function register_with(adapter_of)
+  return function(t)
+    errors.check(type(t) == "table" and type(t.name) == "string",
+      "register_*_orm_connection needs { name = ..., database = orm.DatabaseConfig{...} }")
+    local database = t.database or {}
+    local config = t.connection or M.ConnectionConfig({ name = t.name, pool = t.pool })
+    return M.OrmConnectionFactory({ manager = t.manager }):register({
+      name = t.name,
+      connection = config,
+      replace = t.replace,
+      builder = function(c)
+        return OrmConnection({ config = c, driver = adapter_of(database),
+          registry = t.registry, pool = t.pool })
+      end,
+    })
+  end
+end
+
+M.register_sqlite_orm_connection = register_with(function(database)
+  return drivers.SqliteDriverAdapter.custom({ config = database })
+end)
+
+M.register_postgres_orm_connection = register_with(function(database)
+  local o = database.options or {}
+  return o.url and drivers.driver_from_url(o.url) or drivers.PostgresDriverAdapter(o)
+end)
+
+M.register_mysql_orm_connection = register_with(function(database)
+  local o = database.options or {}
+  return o.url and drivers.driver_from_url(o.url) or drivers.MySqlDriverAdapter(o)
+end)
+
+return M

@@ -1,0 +1,36 @@
+-- ormed: the Lua ORM. `local orm = require("ormed")` gives the whole public
+-- API of ../shared/design/API.md: drivers, models, queries, data sources,
+-- connection management, tenants, schema and migrations.
+local core = require("ormed.core")
+local errors = require("ormed.errors")
+local drivers = require("ormed.drivers")
+local ConnectionManager = require("ormed.manager")
+local datasource = require("ormed.datasource")
+local factory = require("ormed.factory")
+local TenantManager = require("ormed.tenant")
+
+local orm = {
+  _VERSION = "ormed 0.1.0",
+  null = core.null,
+  blob = core.blob,
+  Error = errors.Error,
+
+  SqliteDriverAdapter = drivers.SqliteDriverAdapter,
+  PostgresDriverAdapter = drivers.PostgresDriverAdapter,
+  MySqlDriverAdapter = drivers.MySqlDriverAdapter,
+  DatabaseConfig = drivers.DatabaseConfig,
+  driver_from_url = drivers.driver_from_url,
+
+  DataSource = datasource.DataSource,
+  OrmConnection = datasource.OrmConnection,
+  ConnectionManager = ConnectionManager,
+  ConnectionConfig = factory.ConnectionConfig,
+  ModelRegistry = factory.ModelRegistry,
+  OrmConnectionFactory = factory.OrmConnectionFactory,
+  register_sqlite_orm_connection = factory.register_sqlite_orm_connection,
+  register_postgres_orm_connection = factory.register_postgres_orm_connection,
+  register_mysql_orm_connection = factory.register_mysql_orm_connection,
+  TenantManager = TenantManager,
+}
+
+return orm

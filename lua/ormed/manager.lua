@@ -1,0 +1,126 @@
+-- ormed.manager: ConnectionManager, the registry of named connections.
+-- One namespace holds data sources (registered by DataSource:init) and
+-- connections built on demand by a builder (ConnectionManager:register).
+-- An unknown name always raises connection_not_found; nothing falls back.
+local errors = require("ormed.errors")
+
+local ConnectionManager = {}
+ConnectionManager.__index = ConnectionManager
+
+local function new_manager()
+  return setmetatable({ _entries = {}, _default = nil }, ConnectionManager)
+end
+
+local function check_name(name)
+  errors.check(type(name) == "string" and name ~= "",
+    "a connection name must be a non-empty string, got %s", type(name))
+end
+
+-- Sorted list of registered names.
+function ConnectionManager:names()
+  local out = {}
+  for name in pairs(self._entries) do out[#out + 1] = name end
+  table.sort(out)
+  return out
+end
+
+function ConnectionManager:has(name)
+  return self._entries[name] ~= nil
+end
+
+local function not_found(self, name)
+  local names = self:names()
+  error(errors.Error({ kind = "connection_not_found", connection = tostring(name),
+    message = string.format("no connection named '%s' (registered: %s)", tostring(name),
+      #names > 0 and table.concat(names, ", ") or "none") }), 3)
+end
+
+local function add(self, name, entry, replace)
+  check_name(name)
+  local old = self._entries[name]
+  if old and not replace then
+    errors.raise("invalid_argument",
+      "a connection named '%s' is already registered (pass replace = true to replace it)", name)
+  end
+  if old and old.instance and old.instance ~= entry.instance and old.instance.dispose then
+    old.instance:dispose()
+  end
+  self._entries[name] = entry
+  if self._default == nil then self._default = name end
+end
+
+-- register(name, config, builder, opts?): builder(config) makes the
+-- connection the first time it is asked for. opts.replace (or
+-- config.replace) allows taking a used name.
+function ConnectionManager:register(name, config, builder, opts)
+  errors.check(type(builder) == "function", "register('%s', config, builder) needs a builder function",
+    tostring(name))
+  local replace = (opts and opts.replace) or (type(config) == "table" and config.replace)
+  add(self, name, { config = config or { name = name }, builder = builder }, replace)
+  return self
+end
+
+-- Registers an existing connection object (a DataSource) under its name.
+function ConnectionManager:add_instance(name, instance, replace)
+  add(self, name, { instance = instance, config = { name = name } }, replace)
+  return self
+end
+
+-- Removes a name; a connection it built is disposed. Unknown names raise.
+function ConnectionManager:unregister(name, instance)
+  local e = self._entries[name]
+  if e == nil then not_found(self, name) end
+  if instance and e.instance ~= instance then return self end
+  self._entries[name] = nil
+  if self._default == name then self._default = nil end
+  if e.instance and e.instance ~= instance and e.instance.dispose then
+    e.instance:dispose()
+  end
+  return self
+end
+
+-- The connection object registered as `name` (built on first use), or the
+-- default connection when name is nil.
+function ConnectionManager:connection(name)
+  if name == nil then
+    name = self._default
+    if name == nil then
+      error(errors.Error({ kind = "connection_not_found",
+        message = "no default connection: initialise a DataSource or call set_default_connection" }), 2)
+    end
+  end
+  local e = self._entries[name]
+  if e == nil then not_found(self, name) end
+  if e.instance == nil then
+    local inst = e.builder(e.config)
+    errors.check(type(inst) == "table", "the builder of '%s' returned %s, not a connection",
+      name, type(inst))
+    e.instance = inst
+    if inst.init then inst:init() end
+  end
+  return e.instance
+end
+
+ConnectionManager.get_connection = ConnectionManager.connection
+
+-- use(name, fn): fn(conn), returning what fn returns.
+function ConnectionManager:use(name, fn)
+  errors.check(type(fn) == "function", "use(name, fn) needs a function")
+  return fn(self:connection(name))
+end
+
+function ConnectionManager:set_default_connection(name)
+  if self._entries[name] == nil then not_found(self, name) end
+  self._default = name
+  return self
+end
+
+function ConnectionManager:default_connection_name()
+  return self._default
+end
+
+setmetatable(ConnectionManager, { __call = function() return new_manager() end })
+
+ConnectionManager.instance = new_manager()
+
+return ConnectionManager

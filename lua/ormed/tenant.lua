@@ -1,0 +1,83 @@
+-- ormed.tenant: TenantManager, one database per tenant. Registering a
+-- tenant creates its data source without connecting (pool min = 0), so
+-- thousands of tenants cost little until they are used.
+local errors = require("ormed.errors")
+local ConnectionManager = require("ormed.manager")
+local DataSource = require("ormed.datasource").DataSource
+
+local TenantManager = {}
+TenantManager.__index = TenantManager
+
+-- orm.TenantManager{ driver = function(id) return adapter end, entities?,
+--   pool?, prefix? (connection name = prefix .. id), manager? }
+local function new(opts)
+  errors.check(type(opts) == "table" and type(opts.driver) == "function",
+    "TenantManager needs { driver = function(tenant_id) return adapter end }")
+  local pool = { min = 0 }
+  for k, v in pairs(opts.pool or {}) do pool[k] = v end
+  return setmetatable({
+    _driver = opts.driver,
+    _entities = opts.entities or {},
+    _pool = pool,
+    _prefix = opts.prefix or "",
+    _manager = opts.manager or ConnectionManager.instance,
+    _sources = {},
+    _order = {},
+  }, TenantManager)
+end
+
+-- The connection name of a tenant (registered or not).
+function TenantManager:connection_for(id)
+  errors.check(type(id) == "string" and id ~= "", "a tenant id must be a non-empty string")
+  if not self._sources[id] then
+    errors.raise("connection_not_found", "tenant '%s' is not registered", id)
+  end
+  return self._prefix .. id
+end
+
+-- Registers a tenant (idempotent); returns its DataSource.
+function TenantManager:register(id)
+  errors.check(type(id) == "string" and id ~= "", "a tenant id must be a non-empty string")
+  local ds = self._sources[id]
+  if ds then return ds end
+  ds = DataSource({ name = self._prefix .. id, driver = self._driver(id),
+    entities = self._entities, pool = self._pool, manager = self._manager })
+  ds:init()
+  self._sources[id] = ds
+  self._order[#self._order + 1] = id
+  return ds
+end
+
+-- The tenant's DataSource (raises connection_not_found when unknown).
+function TenantManager:data_source(id)
+  local ds = self._sources[id]
+  if not ds then errors.raise("connection_not_found", "tenant '%s' is not registered", tostring(id)) end
+  return ds
+end
+
+function TenantManager:unregister(id)
+  local ds = self._sources[id]
+  if not ds then return false end
+  ds:dispose()
+  self._sources[id] = nil
+  for i, v in ipairs(self._order) do
+    if v == id then table.remove(self._order, i) break end
+  end
+  return true
+end
+
+-- Tenant ids in registration order.
+function TenantManager:list()
+  return { table.unpack(self._order) }
+end
+
+-- each(fn): fn(id, ds) for every tenant, in registration order.
+function TenantManager:each(fn)
+  for _, id in ipairs(self:list()) do fn(id, self._sources[id]) end
+end
+
+function TenantManager:dispose()
+  for _, id in ipairs(self:list()) do self:unregister(id) end
+end
+
+return setmetatable(TenantManager, { __call = function(_, opts) return new(opts) end })
