@@ -188,6 +188,12 @@ function DataSource:query(model)
   return model:query({ connection = self })
 end
 
+-- The schema builder of this data source (see ormed.schema).
+function DataSource:schema()
+  pool_of(self)
+  return require("ormed.schema").new(self)
+end
+
 local function finish(ok, ...)
   if ok then return ... end
   error((...), 0)

@@ -33,4 +33,25 @@ local orm = {
   TenantManager = TenantManager,
 }
 
-return orm
+-- Parts loaded on first use: orm.<name> comes from require(module)[field].
+local LAZY = {
+  model = { "ormed.model", "model" },
+  has_one = { "ormed.model", "has_one" },
+  has_many = { "ormed.model", "has_many" },
+  belongs_to = { "ormed.model", "belongs_to" },
+  belongs_to_many = { "ormed.model", "belongs_to_many" },
+  json = { "ormed.json" },
+  schema = { "ormed.schema", "new" },
+  Migrator = { "ormed.migrator", "Migrator" },
+}
+
+return setmetatable(orm, {
+  __index = function(t, name)
+    local spec = LAZY[name]
+    if spec == nil then return nil end
+    local mod = require(spec[1])
+    local v = spec[2] and mod[spec[2]] or mod
+    rawset(t, name, v)
+    return v
+  end,
+})

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs a command (the spec suite) with throwaway PostgreSQL and MariaDB
+# servers on loopback ports, exported as ORMED_TEST_POSTGRES / ORMED_TEST_MYSQL,
+# and stops them afterwards whatever happened. A URL already set in the
+# environment selects an existing server instead. With CI=true a server that
+# cannot start fails the run; otherwise the specs of that driver fail loudly.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+dir=$(mktemp -d /tmp/ormed-test.XXXXXX)
+chmod 755 "$dir"
+started_pg=""
+started_my=""
+
+cleanup() {
+  [ -n "$started_pg" ] && "$here/pg-server.sh" stop "$dir" >/dev/null 2>&1
+  [ -n "$started_my" ] && "$here/mysql-server.sh" stop "$dir" >/dev/null 2>&1
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+fail_start() {
+  echo "with-servers: could not start $1 (see above)" >&2
+  if [ "${CI:-}" = "true" ]; then exit 1; fi
+}
+
+want() { case ",${ORMED_TEST_DRIVERS:-sqlite,postgres,mysql}," in *",$1,"*) return 0;; esac; return 1; }
+
+if want postgres && [ -z "${ORMED_TEST_POSTGRES:-}" ]; then
+  if url=$("$here/pg-server.sh" start "$dir"); then
+    export ORMED_TEST_POSTGRES="$url"; started_pg=1
+  else fail_start PostgreSQL; fi
+fi
+if want mysql && [ -z "${ORMED_TEST_MYSQL:-}" ]; then
+  if url=$("$here/mysql-server.sh" start "$dir"); then
+    export ORMED_TEST_MYSQL="$url"; started_my=1
+  else fail_start MariaDB; fi
+fi
+export ORMED_TEST_TMP="$dir"
+"$@"
