@@ -9,6 +9,8 @@
 -- failing spec, never a silent skip. ORMED_TEST_DRIVERS=sqlite,... limits
 -- the run to the drivers it names, and says so.
 local orm = require("ormed")
+local busted = require("busted")
+local describe, it = busted.describe, busted.it
 
 local helper = {}
 
