@@ -9,6 +9,7 @@
 
 #include "lua_ormed.h"
 #include "orm_pool.h"
+#include "orm_sql.h"
 
 typedef struct pool_ud {
     orm_pool *pool; /* NULL once closed */
@@ -391,7 +392,31 @@ static orm_value *aux_binds(lua_State *L, int idx, int *n)
 static const char *const run_modes[] = {"rows", "first", "value", "column",
                                         "exec", NULL};
 
-/* target:run(sql, bindings?, mode?, hydrate?) */
+/* Pushes sql rewritten for the target's placeholder style (raw SQL is
+ * written with `?` everywhere) and returns it. */
+static const char *aux_portable_sql(lua_State *L, int tidx, const char *sql,
+                                    size_t *len)
+{
+    const orm_dialect *d = orm_lua_target_dialect(L, tidx);
+    orm_buf *b;
+    if (d->placeholder == ORM_PH_QMARK && memchr(sql, '?', *len) == NULL) {
+        lua_pushvalue(L, 2);
+        return sql;
+    }
+    b = lua_newuserdatauv(L, sizeof *b, 0); /* scratch, freed below */
+    orm_buf_init(b);
+    orm_sql_placeholders(sql, *len, d, 1, b);
+    if (b->oom) {
+        orm_buf_free(b);
+        luaL_error(L, "out of memory");
+    }
+    lua_pushlstring(L, b->p ? b->p : "", b->len);
+    orm_buf_free(b);
+    lua_remove(L, -2);
+    return lua_tolstring(L, -1, len);
+}
+
+/* target:run(sql, bindings?, mode?, hydrate?): raw SQL with `?` placeholders. */
 static int target_run(lua_State *L)
 {
     size_t len;
@@ -400,6 +425,7 @@ static int target_run(lua_State *L)
     orm_value *v = aux_binds(L, 3, &n);
     int mode = luaL_checkoption(L, 4, "rows", run_modes);
     int hyd = lua_istable(L, 5) ? 5 : 0;
+    sql = aux_portable_sql(L, 1, sql, &len);
     return orm_lua_run(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd);
 }
 
