@@ -198,6 +198,8 @@ do_start() {
     if [ "$(id -u)" = 0 ]; then
         chmod 755 "$DIR" || die "cannot make $DIR traversable"
         chown postgres:postgres "$PGDIR" || die "cannot give $PGDIR to postgres"
+        as_pg test -w "$PGDIR" ||
+            die "the postgres user cannot reach $PGDIR (a parent folder is not traversable); use a folder under /tmp"
     fi
     chmod 700 "$PGDIR"
     cd "$DIR" || die "cannot enter $DIR"
