@@ -1,3 +1,1659 @@
-/* src/lua_query.c: placeholder until the query builder lands. */
+/*
+ * lua_query.c: the userdata "ormed.query", a thin Lua wrapper over the C
+ * query model (orm_query.h). Builder methods change the query and return
+ * it; terminal methods take the execution target (a pool or a pinned
+ * connection, see lua_ormed.h) as their first argument, compile for its
+ * dialect and run through orm_lua_run. No SQL is concatenated in Lua.
+ *
+ *   core.query(table) -> query
+ *
+ * Filters (each also as or_<name>, joined by OR):
+ *   where(col, v) | where(col, op, v) | where{ col = v, {col, op, v}, ... }
+ *   | where(function(q) ... end)  (a parenthesised group; q is the query,
+ *   whose where-methods add to the group while fn runs); nil / orm.null
+ *   with = is IS NULL, with <> / != IS NOT NULL.
+ *   where_equals(col, v), where_not(col, v), where_in(col, list | query),
+ *   where_not_in, where_null(col), where_not_null, where_between(col, lo,
+ *   hi), where_not_between, where_like(col, pattern), where_column(a, [op,]
+ *   b), where_raw(sql, bindings?), where_exists(query), where_not_exists.
+ * Shape: select(...) (names or one list; replaces), add_select(...),
+ *   distinct(), join(t, a, [op,] b), left_join(...), group_by(...),
+ *   having(col, [op,] v), order_by(col, "asc"|"desc"), latest(col?),
+ *   oldest(col?), reorder(), limit(n|nil), offset(n|nil), clone(),
+ *   table_name().
+ * Reads (target first; hyd = hydration table, see orm_lua_run):
+ *   get(t, hyd?), first(t, hyd?), count(t, col?), sum(t, col), avg, min,
+ *   max, exists(t), pluck(t, col), paginate(t, {page=, per_page=}, hyd?)
+ *   -> { items, total, page, per_page, last_page }, chunk(t, n, fn, hyd?)
+ *   -> true, or false when fn returned false (fn(rows, page)).
+ * Writes: insert(t, row | rows) -> { affected_rows, last_insert_id },
+ *   insert_get_id(t, row, pk?) -> id, update(t, values) -> n,
+ *   delete(t) -> n, increment(t, col, by?, extra?) -> n, decrement(...),
+ *   upsert(t, rows, unique_by, update_columns?) -> n.
+ * SQL without running: to_sql(dialect?) -> sql, bindings (the SELECT);
+ *   to_sql_for(kind, dialect, ...) -> sql, bindings[, sql, bindings ...]:
+ *   kind is the name of a terminal method and `...` its arguments after
+ *   the target (paginate gives the count and the page statement, chunk
+ *   the statement of chunk number `page`, default 1, insert and upsert
+ *   every batch). A dialect is "sqlite" | "postgres" | "mysql", or a
+ *   target; nil means sqlite.
+ */
+#include <stdlib.h>
+#include <string.h>
+
 #include "lua_ormed.h"
-void orm_lua_open_query(lua_State *L) { (void)L; }
+#include "orm_query.h"
+
+typedef struct query_ud {
+    orm_query q;        /* the model; never moves (userdata memory) */
+    orm_buf sql;        /* last compiled SQL, reused */
+    orm_vlist binds;    /* its bindings, borrowing q's bytes */
+    int running;        /* statements of this query in orm_lua_run */
+    int closed;         /* 1 after __close */
+} query_ud;
+
+/* {==== helpers ====} */
+
+static int aux_raise(lua_State *L, const orm_error *err)
+{
+    return orm_lua_raise(L, err, NULL, NULL);
+}
+
+static query_ud *aux_check(lua_State *L, int idx)
+{
+    query_ud *u = luaL_checkudata(L, idx, ORM_LUA_QUERY);
+    if (u->closed)
+        orm_lua_argerror(L, "query is closed");
+    return u;
+}
+
+static query_ud *aux_push(lua_State *L)
+{
+    query_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    orm_query_init(&u->q);
+    orm_buf_init(&u->sql);
+    orm_vlist_init(&u->binds);
+    u->running = 0;
+    u->closed = 0;
+    luaL_setmetatable(L, ORM_LUA_QUERY);
+    return u;
+}
+
+static const char *aux_str(lua_State *L, int idx, const char *fname,
+                           const char *what, size_t *n)
+{
+    if (lua_type(L, idx) != LUA_TSTRING)
+        orm_lua_argerror(L, "%s: %s must be a string, got %s", fname, what,
+                         luaL_typename(L, idx));
+    return lua_tolstring(L, idx, n);
+}
+
+static orm_qop aux_op(lua_State *L, int idx, const char *fname)
+{
+    size_t n;
+    const char *s = aux_str(L, idx, fname, "operator", &n);
+    int op = orm_query_op_parse(s, n);
+    if (op < 0)
+        orm_lua_argerror(L, "%s: operator must be one of %s, got '%.*s'",
+                         fname, orm_query_op_names(), (int)(n > 32 ? 32 : n),
+                         s);
+    return (orm_qop)op;
+}
+
+static void aux_value(lua_State *L, int idx, const char *fname, orm_value *v)
+{
+    orm_error err;
+    if (orm_lua_tovalue(L, idx, v, &err) != ORM_OK)
+        orm_lua_argerror(L, "%s: %s", fname, err.message);
+}
+
+/* Integer argument >= min; nil gives dflt. */
+static lua_Integer aux_int(lua_State *L, int idx, const char *fname,
+                           const char *what, lua_Integer min,
+                           lua_Integer dflt)
+{
+    int ok = 0;
+    lua_Integer n;
+    if (lua_isnoneornil(L, idx))
+        return dflt;
+    n = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &ok) : 0;
+    if (!ok || n < min)
+        orm_lua_argerror(L, "%s: %s must be an integer >= %d", fname, what,
+                         (int)min);
+    return n;
+}
+
+/* The length of the plain list at idx (keys exactly 1..n), or -1. */
+static int aux_list_len(lua_State *L, int idx)
+{
+    lua_Integer n, count = 0;
+    if (!lua_istable(L, idx))
+        return -1;
+    n = (lua_Integer)lua_rawlen(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+            lua_tointeger(L, -1) > n) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        count++;
+    }
+    return count == n && n <= 0x7fffffff ? (int)n : -1;
+}
+
+/* Room for n values: `small` when it fits, else a userdata pushed on the
+ * stack (collected with it). */
+static orm_value *aux_values(lua_State *L, int n, orm_value *small,
+                             int nsmall)
+{
+    if (n <= nsmall)
+        return small;
+    return lua_newuserdatauv(L, sizeof(orm_value) * (size_t)n, 0);
+}
+
+/* Converts list[1..n] into v. */
+static void aux_list_values(lua_State *L, int idx, int n, orm_value *v,
+                            const char *fname)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, idx, i + 1);
+        aux_value(L, -1, fname, &v[i]);
+        lua_pop(L, 1); /* the list keeps strings alive */
+    }
+}
+
+typedef struct aux_key {
+    const char *s;
+    size_t n;
+} aux_key;
+
+static int aux_key_cmp(const void *pa, const void *pb)
+{
+    const aux_key *a = pa, *b = pb;
+    int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+    if (c != 0)
+        return c;
+    return (a->n > b->n) - (a->n < b->n);
+}
+
+/* The string keys of table t, sorted (a userdata pushed on the stack;
+ * the table keeps the strings alive). Integer keys are skipped when
+ * skip_ints is set; any other key raises. */
+static aux_key *aux_keys(lua_State *L, int t, int skip_ints, int *n,
+                         const char *fname)
+{
+    int count = 0;
+    aux_key *k;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING)
+            count++;
+        else if (!(skip_ints && lua_isinteger(L, -1)))
+            orm_lua_argerror(L, "%s: column name must be a string, got %s",
+                             fname, luaL_typename(L, -1));
+    }
+    k = lua_newuserdatauv(L, sizeof *k * (size_t)(count ? count : 1), 0);
+    count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            k[count].s = lua_tolstring(L, -1, &k[count].n);
+            count++;
+        }
+    }
+    qsort(k, (size_t)count, sizeof *k, aux_key_cmp);
+    *n = count;
+    return k;
+}
+
+/* The dialect named or carried by the value at idx (nil = sqlite). */
+static const orm_dialect *aux_dialect(lua_State *L, int idx)
+{
+    const orm_driver *d;
+    const char *name = "sqlite";
+    if (lua_type(L, idx) == LUA_TUSERDATA)
+        return orm_lua_target_dialect(L, idx);
+    if (!lua_isnoneornil(L, idx))
+        name = aux_str(L, idx, "to_sql", "dialect", NULL);
+    d = orm_driver_find(name);
+    if (d == NULL)
+        orm_lua_argerror(L, "to_sql: unknown dialect '%s' (sqlite, postgres, "
+                            "mysql)", name);
+    return d->dialect;
+}
+
+/* {==== life cycle ====} */
+
+/* core.query(table) */
+static int query_new(lua_State *L)
+{
+    size_t n;
+    const char *t = aux_str(L, 1, "query", "table name", &n);
+    orm_error err;
+    query_ud *u = aux_push(L);
+    if (orm_query_set_table(&u->q, t, n, &err) != ORM_OK)
+        return aux_raise(L, &err);
+    return 1;
+}
+
+static void aux_release(query_ud *u)
+{
+    orm_query_clear(&u->q);
+    orm_buf_free(&u->sql);
+    orm_vlist_free(&u->binds);
+}
+
+static int query_gc(lua_State *L)
+{
+    query_ud *u = luaL_checkudata(L, 1, ORM_LUA_QUERY);
+    aux_release(u);
+    u->closed = 1;
+    return 0;
+}
+
+/* __close: also the guard that aux_emit marks to-be-closed around a run,
+ * so that a running statement's count drops on every exit path. */
+static int query_close(lua_State *L)
+{
+    query_ud *u = luaL_checkudata(L, 1, ORM_LUA_QUERY);
+    if (u->running > 0) {
+        u->running--;
+        return 0;
+    }
+    return query_gc(L);
+}
+
+static int query_clone(lua_State *L)
+{
+    query_ud *u = aux_check(L, 1);
+    orm_error err;
+    query_ud *c = aux_push(L);
+    if (orm_query_copy(&c->q, &u->q, &err) != ORM_OK)
+        return aux_raise(L, &err);
+    return 1;
+}
+
+static int query_table_name(lua_State *L)
+{
+    query_ud *u = aux_check(L, 1);
+    lua_pushstring(L, u->q.table ? u->q.table : "");
+    return 1;
+}
+
+static int query_tostring(lua_State *L)
+{
+    query_ud *u = luaL_checkudata(L, 1, ORM_LUA_QUERY);
+    lua_pushfstring(L, "ormed.query (%s)%s", u->q.table ? u->q.table : "?",
+                    u->closed ? " closed" : "");
+    return 1;
+}
+
+/* {==== filters ====} */
+
+static int aux_done(lua_State *L, int rc, const orm_error *err)
+{
+    if (rc != ORM_OK)
+        return aux_raise(L, err);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* col op value at (ci, oi or 0 for "=", vi) into the current group. */
+static int aux_compare(lua_State *L, query_ud *u, int use_or, int ci, int oi,
+                       orm_qop dflt, int vi, const char *fname)
+{
+    size_t n;
+    const char *col = aux_str(L, ci, fname, "column name", &n);
+    orm_qop op = oi ? aux_op(L, oi, fname) : dflt;
+    orm_value v;
+    orm_error err;
+    aux_value(L, vi, fname, &v);
+    return orm_query_where(&u->q, use_or, col, n, op, &v, &err) == ORM_OK
+               ? 0
+               : aux_raise(L, &err);
+}
+
+/* where(function(q) ... end): fn runs with q's filters going to a new
+ * group; the group is closed again on every exit path. */
+static int aux_group(lua_State *L, query_ud *u, int use_or)
+{
+    orm_qfilter *saved;
+    orm_error err;
+    int rc;
+    if (orm_query_group_begin(&u->q, use_or, &saved, &err) != ORM_OK)
+        return aux_raise(L, &err);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 1);
+    rc = lua_pcall(L, 1, 0, 0);
+    if (!u->closed)
+        orm_query_group_end(&u->q, saved);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* where{ col = v, {col, op, v}, {col, v} }: list entries in order, then
+ * named columns in sorted order. */
+static int aux_where_table(lua_State *L, query_ud *u, int use_or,
+                           const char *fname)
+{
+    int i, n, len = (int)lua_rawlen(L, 2);
+    aux_key *k = aux_keys(L, 2, 1, &n, fname);
+    for (i = 1; i <= len; i++) {
+        int base, m;
+        if (lua_rawgeti(L, 2, i) != LUA_TTABLE)
+            orm_lua_argerror(L, "%s: entry %d must be {column, [op,] value}",
+                             fname, i);
+        m = (int)lua_rawlen(L, -1);
+        base = lua_gettop(L);
+        lua_rawgeti(L, base, 1);
+        lua_rawgeti(L, base, 2);
+        lua_rawgeti(L, base, 3);
+        if (m == 3)
+            aux_compare(L, u, use_or, base + 1, base + 2, ORM_OP_EQ, base + 3,
+                        fname);
+        else
+            aux_compare(L, u, use_or, base + 1, 0, ORM_OP_EQ, base + 2, fname);
+        lua_settop(L, base - 1);
+    }
+    for (i = 0; i < n; i++) {
+        orm_value v;
+        orm_error err;
+        lua_pushlstring(L, k[i].s, k[i].n);
+        lua_rawget(L, 2);
+        aux_value(L, -1, fname, &v);
+        if (orm_query_where(&u->q, use_or, k[i].s, k[i].n, ORM_OP_EQ, &v,
+                            &err) != ORM_OK)
+            return aux_raise(L, &err);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* where / or_where / where_not / where_equals in all their forms. */
+static int aux_where(lua_State *L, int use_or, orm_qop dflt, int allow_op,
+                     const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    int nargs = lua_gettop(L) - 1;
+    if (nargs == 1 && allow_op && lua_type(L, 2) == LUA_TFUNCTION)
+        return aux_group(L, u, use_or);
+    if (nargs == 1 && allow_op && lua_type(L, 2) == LUA_TTABLE)
+        return aux_where_table(L, u, use_or, fname);
+    if (nargs == 2)
+        aux_compare(L, u, use_or, 2, 0, dflt, 3, fname);
+    else if (nargs == 3 && allow_op)
+        aux_compare(L, u, use_or, 2, 3, dflt, 4, fname);
+    else
+        return orm_lua_argerror(L, "%s: expected (column, value)%s", fname,
+                                allow_op ? ", (column, operator, value), a "
+                                           "table or a function"
+                                         : "");
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int query_where(lua_State *L)
+{
+    return aux_where(L, 0, ORM_OP_EQ, 1, "where");
+}
+
+static int query_or_where(lua_State *L)
+{
+    return aux_where(L, 1, ORM_OP_EQ, 1, "or_where");
+}
+
+static int query_where_equals(lua_State *L)
+{
+    return aux_where(L, 0, ORM_OP_EQ, 0, "where_equals");
+}
+
+static int query_or_where_equals(lua_State *L)
+{
+    return aux_where(L, 1, ORM_OP_EQ, 0, "or_where_equals");
+}
+
+static int query_where_not(lua_State *L)
+{
+    return aux_where(L, 0, ORM_OP_NE, 0, "where_not");
+}
+
+static int query_or_where_not(lua_State *L)
+{
+    return aux_where(L, 1, ORM_OP_NE, 0, "or_where_not");
+}
+
+static int query_where_like(lua_State *L)
+{
+    lua_settop(L, 3);
+    aux_compare(L, aux_check(L, 1), 0, 2, 0, ORM_OP_LIKE, 3, "where_like");
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int query_or_where_like(lua_State *L)
+{
+    lua_settop(L, 3);
+    aux_compare(L, aux_check(L, 1), 1, 2, 0, ORM_OP_LIKE, 3, "or_where_like");
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int aux_where_in(lua_State *L, int use_or, int negate,
+                        const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    orm_value small[16], *v;
+    orm_error err;
+    size_t n;
+    const char *col = aux_str(L, 2, fname, "column name", &n);
+    query_ud *sub = luaL_testudata(L, 3, ORM_LUA_QUERY);
+    int len;
+    if (sub != NULL)
+        return aux_done(L, orm_query_where_in_sub(&u->q, use_or, negate, col,
+                                                  n, &aux_check(L, 3)->q,
+                                                  &err),
+                        &err);
+    len = aux_list_len(L, 3);
+    if (len < 0)
+        return orm_lua_argerror(L, "%s: values must be a list or a query, "
+                                   "got %s", fname, luaL_typename(L, 3));
+    v = aux_values(L, len, small, 16);
+    aux_list_values(L, 3, len, v, fname);
+    return aux_done(L, orm_query_where_in(&u->q, use_or, negate, col, n, v,
+                                          len, &err),
+                    &err);
+}
+
+static int query_where_in(lua_State *L)
+{
+    return aux_where_in(L, 0, 0, "where_in");
+}
+
+static int query_where_not_in(lua_State *L)
+{
+    return aux_where_in(L, 0, 1, "where_not_in");
+}
+
+static int query_or_where_in(lua_State *L)
+{
+    return aux_where_in(L, 1, 0, "or_where_in");
+}
+
+static int query_or_where_not_in(lua_State *L)
+{
+    return aux_where_in(L, 1, 1, "or_where_not_in");
+}
+
+static int aux_where_null(lua_State *L, int use_or, int negate,
+                          const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    orm_error err;
+    size_t n;
+    const char *col = aux_str(L, 2, fname, "column name", &n);
+    return aux_done(L, orm_query_where_null(&u->q, use_or, negate, col, n,
+                                            &err),
+                    &err);
+}
+
+static int query_where_null(lua_State *L)
+{
+    return aux_where_null(L, 0, 0, "where_null");
+}
+
+static int query_where_not_null(lua_State *L)
+{
+    return aux_where_null(L, 0, 1, "where_not_null");
+}
+
+static int query_or_where_null(lua_State *L)
+{
+    return aux_where_null(L, 1, 0, "or_where_null");
+}
+
+static int query_or_where_not_null(lua_State *L)
+{
+    return aux_where_null(L, 1, 1, "or_where_not_null");
+}
+
+static int aux_where_between(lua_State *L, int use_or, int negate,
+                             const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    orm_value lo, hi;
+    orm_error err;
+    size_t n;
+    const char *col = aux_str(L, 2, fname, "column name", &n);
+    lua_settop(L, 4);
+    aux_value(L, 3, fname, &lo);
+    aux_value(L, 4, fname, &hi);
+    return aux_done(L, orm_query_where_between(&u->q, use_or, negate, col, n,
+                                               &lo, &hi, &err),
+                    &err);
+}
+
+static int query_where_between(lua_State *L)
+{
+    return aux_where_between(L, 0, 0, "where_between");
+}
+
+static int query_where_not_between(lua_State *L)
+{
+    return aux_where_between(L, 0, 1, "where_not_between");
+}
+
+static int query_or_where_between(lua_State *L)
+{
+    return aux_where_between(L, 1, 0, "or_where_between");
+}
+
+static int query_or_where_not_between(lua_State *L)
+{
+    return aux_where_between(L, 1, 1, "or_where_not_between");
+}
+
+/* where_column(a, b) or where_column(a, op, b) */
+static int aux_where_column(lua_State *L, int use_or, const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    int three = lua_gettop(L) >= 4;
+    size_t an, bn;
+    const char *a = aux_str(L, 2, fname, "column name", &an);
+    orm_qop op = three ? aux_op(L, 3, fname) : ORM_OP_EQ;
+    const char *b = aux_str(L, three ? 4 : 3, fname, "column name", &bn);
+    orm_error err;
+    return aux_done(L, orm_query_where_column(&u->q, use_or, a, an, op, b, bn,
+                                              &err),
+                    &err);
+}
+
+static int query_where_column(lua_State *L)
+{
+    return aux_where_column(L, 0, "where_column");
+}
+
+static int query_or_where_column(lua_State *L)
+{
+    return aux_where_column(L, 1, "or_where_column");
+}
+
+static int aux_where_raw(lua_State *L, int use_or, const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    orm_value small[16], *v;
+    orm_error err;
+    size_t n;
+    const char *sql = aux_str(L, 2, fname, "SQL", &n);
+    int len = lua_isnoneornil(L, 3) ? 0 : aux_list_len(L, 3);
+    if (len < 0)
+        return orm_lua_argerror(L, "%s: bindings must be a list, got %s",
+                                fname, luaL_typename(L, 3));
+    v = aux_values(L, len, small, 16);
+    aux_list_values(L, 3, len, v, fname);
+    return aux_done(L, orm_query_where_raw(&u->q, use_or, sql, n, v, len,
+                                           &err),
+                    &err);
+}
+
+static int query_where_raw(lua_State *L)
+{
+    return aux_where_raw(L, 0, "where_raw");
+}
+
+static int query_or_where_raw(lua_State *L)
+{
+    return aux_where_raw(L, 1, "or_where_raw");
+}
+
+static int aux_where_exists(lua_State *L, int use_or, int negate,
+                            const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    orm_error err;
+    if (!luaL_testudata(L, 2, ORM_LUA_QUERY))
+        return orm_lua_argerror(L, "%s: expected a query, got %s", fname,
+                                luaL_typename(L, 2));
+    return aux_done(L, orm_query_where_exists(&u->q, use_or, negate,
+                                              &aux_check(L, 2)->q, &err),
+                    &err);
+}
+
+static int query_where_exists(lua_State *L)
+{
+    return aux_where_exists(L, 0, 0, "where_exists");
+}
+
+static int query_where_not_exists(lua_State *L)
+{
+    return aux_where_exists(L, 0, 1, "where_not_exists");
+}
+
+static int query_or_where_exists(lua_State *L)
+{
+    return aux_where_exists(L, 1, 0, "or_where_exists");
+}
+
+static int query_or_where_not_exists(lua_State *L)
+{
+    return aux_where_exists(L, 1, 1, "or_where_not_exists");
+}
+
+/* {==== shape ====} */
+
+typedef int (*aux_add_name)(orm_query *q, const char *s, size_t n,
+                            orm_error *err);
+
+/* Adds every name of (...) or of one list argument. */
+static int aux_names(lua_State *L, aux_add_name add, const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    int i, top = lua_gettop(L), list = top == 2 && lua_istable(L, 2);
+    int n = list ? aux_list_len(L, 2) : top - 1;
+    orm_error err;
+    if (n < 0)
+        return orm_lua_argerror(L, "%s: expected names or a list of names",
+                                fname);
+    for (i = 1; i <= n; i++) {
+        size_t len;
+        const char *s;
+        int idx = i + 1;
+        if (list) {
+            lua_rawgeti(L, 2, i);
+            idx = -1;
+        }
+        s = aux_str(L, idx, fname, "column name", &len);
+        if (add(&u->q, s, len, &err) != ORM_OK)
+            return aux_raise(L, &err);
+        if (list)
+            lua_pop(L, 1);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int query_select(lua_State *L)
+{
+    orm_query_select_reset(&aux_check(L, 1)->q);
+    return aux_names(L, orm_query_select, "select");
+}
+
+static int query_add_select(lua_State *L)
+{
+    return aux_names(L, orm_query_select, "add_select");
+}
+
+static int query_group_by(lua_State *L)
+{
+    return aux_names(L, orm_query_group_by, "group_by");
+}
+
+static int query_distinct(lua_State *L)
+{
+    query_ud *u = aux_check(L, 1);
+    orm_query_distinct(&u->q, lua_isnone(L, 2) || lua_toboolean(L, 2));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* join(t, a, b) or join(t, a, op, b) */
+static int aux_join(lua_State *L, int left, const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    int four = lua_gettop(L) >= 5;
+    size_t tn, an, bn;
+    const char *t = aux_str(L, 2, fname, "table name", &tn);
+    const char *a = aux_str(L, 3, fname, "column name", &an);
+    orm_qop op = four ? aux_op(L, 4, fname) : ORM_OP_EQ;
+    const char *b = aux_str(L, four ? 5 : 4, fname, "column name", &bn);
+    orm_error err;
+    return aux_done(L, orm_query_join(&u->q, left, t, tn, a, an, op, b, bn,
+                                      &err),
+                    &err);
+}
+
+static int query_join(lua_State *L)
+{
+    return aux_join(L, 0, "join");
+}
+
+static int query_left_join(lua_State *L)
+{
+    return aux_join(L, 1, "left_join");
+}
+
+/* having(col, v) or having(col, op, v) */
+static int query_having(lua_State *L)
+{
+    query_ud *u = aux_check(L, 1);
+    int three = lua_gettop(L) >= 4;
+    size_t n;
+    const char *col = aux_str(L, 2, "having", "column name", &n);
+    orm_qop op = three ? aux_op(L, 3, "having") : ORM_OP_EQ;
+    orm_value v;
+    orm_error err;
+    aux_value(L, three ? 4 : 3, "having", &v);
+    return aux_done(L, orm_query_having(&u->q, col, n, op, &v, &err), &err);
+}
+
+/* 1 when s (n bytes) is `lower` in any case. */
+static int aux_ieq(const char *s, size_t n, const char *lower)
+{
+    size_t i;
+    if (n != strlen(lower))
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != lower[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* order_by(col, dir?) */
+static int query_order_by(lua_State *L)
+{
+    query_ud *u = aux_check(L, 1);
+    size_t n, dn = 3;
+    const char *col = aux_str(L, 2, "order_by", "column name", &n);
+    const char *dir = "asc";
+    orm_error err;
+    if (!lua_isnoneornil(L, 3))
+        dir = aux_str(L, 3, "order_by", "direction", &dn);
+    if (!aux_ieq(dir, dn, "asc") && !aux_ieq(dir, dn, "desc"))
+        return orm_lua_argerror(L, "order_by: direction must be \"asc\" or "
+                                   "\"desc\"");
+    return aux_done(L, orm_query_order_by(&u->q, col, n,
+                                          aux_ieq(dir, dn, "desc"), &err),
+                    &err);
+}
+
+/* latest(col?) / oldest(col?): order by col (default created_at). */
+static int aux_latest(lua_State *L, int desc, const char *fname)
+{
+    query_ud *u = aux_check(L, 1);
+    size_t n = 10;
+    const char *col = "created_at";
+    orm_error err;
+    if (!lua_isnoneornil(L, 2))
+        col = aux_str(L, 2, fname, "column name", &n);
+    return aux_done(L, orm_query_order_by(&u->q, col, n, desc, &err), &err);
+}
+
+static int query_latest(lua_State *L)
+{
+    return aux_latest(L, 1, "latest");
+}
+
+static int query_oldest(lua_State *L)
+{
+    return aux_latest(L, 0, "oldest");
+}
+
+static int query_reorder(lua_State *L)
+{
+    orm_query_order_reset(&aux_check(L, 1)->q);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int query_limit(lua_State *L)
+{
+    query_ud *u = aux_check(L, 1);
+    orm_query_limit(&u->q, aux_int(L, 2, "limit", "limit", 0, -1));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int query_offset(lua_State *L)
+{
+    query_ud *u = aux_check(L, 1);
+    orm_query_offset(&u->q, aux_int(L, 2, "offset", "offset", 0, -1));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* {==== compiling and running ====} */
+
+/* Where a compiled statement goes: run on a target (tidx != 0), or
+ * collected as sql, bindings pairs into the list at `out`. */
+typedef struct aux_sink {
+    int tidx;               /* target stack index, or 0 to collect */
+    int out;                /* collect: stack index of the list */
+    const orm_dialect *d;
+    lua_Integer affected;   /* writes: sum of affected_rows */
+    int has_id;
+    lua_Integer last_id;    /* writes: last last_insert_id seen */
+} aux_sink;
+
+/* A compile must not overwrite the SQL a running statement of this query
+ * still reads (a listener calling back into the query). */
+static void aux_idle(lua_State *L, query_ud *u)
+{
+    if (u->running > 0)
+        orm_lua_argerror(L, "query is in use by a running statement");
+}
+
+static void aux_compile(lua_State *L, query_ud *u, const orm_dialect *d,
+                        const orm_compile_opts *o)
+{
+    orm_error err;
+    aux_idle(L, u);
+    if (orm_compile_select(&u->q, d, o, &u->sql, &u->binds, &err) != ORM_OK)
+        aux_raise(L, &err);
+}
+
+static void aux_compile_write(lua_State *L, query_ud *u, const orm_dialect *d)
+{
+    orm_error err;
+    aux_idle(L, u);
+    if (orm_compile_write(&u->q, d, &u->sql, &u->binds, &err) != ORM_OK)
+        aux_raise(L, &err);
+}
+
+static void aux_push_binds(lua_State *L, const query_ud *u)
+{
+    int i;
+    lua_createtable(L, u->binds.n, 0);
+    for (i = 0; i < u->binds.n; i++) {
+        if (u->binds.v[i].type == ORM_NULL)
+            orm_lua_pushnull(L);
+        else
+            orm_lua_pushvalue(L, &u->binds.v[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/* Runs u's compiled statement and pushes its result (returns 1), or
+ * collects it (returns 0, pushes nothing). While it runs, the query (at
+ * index 1) sits in a to-be-closed slot whose __close drops u->running,
+ * whichever way orm_lua_run exits. */
+static int aux_emit(lua_State *L, query_ud *u, aux_sink *s, orm_lua_mode mode,
+                    int hyd)
+{
+    int g;
+    if (s->tidx == 0) {
+        int n = (int)lua_rawlen(L, s->out);
+        lua_pushlstring(L, u->sql.p, u->sql.len);
+        lua_rawseti(L, s->out, n + 1);
+        aux_push_binds(L, u);
+        lua_rawseti(L, s->out, n + 2);
+        return 0;
+    }
+    g = lua_gettop(L) + 1;
+    lua_pushvalue(L, 1);
+    lua_toclose(L, g);
+    u->running++;
+    orm_lua_run(L, s->tidx, u->sql.p, u->sql.len, u->binds.v, u->binds.n,
+                mode, hyd);
+    lua_closeslot(L, g);
+    lua_remove(L, g);
+    return 1;
+}
+
+/* Adds the { affected_rows, last_insert_id } on top to s and pops it. */
+static void aux_absorb(lua_State *L, aux_sink *s)
+{
+    lua_getfield(L, -1, "affected_rows");
+    s->affected += lua_tointeger(L, -1);
+    lua_getfield(L, -2, "last_insert_id");
+    if (!lua_isnil(L, -1)) {
+        s->has_id = 1;
+        s->last_id = lua_tointeger(L, -1);
+    }
+    lua_pop(L, 3);
+}
+
+static void aux_write_emit(lua_State *L, query_ud *u, aux_sink *s)
+{
+    aux_compile_write(L, u, s->d);
+    if (aux_emit(L, u, s, ORM_LUA_EXEC, 0))
+        aux_absorb(L, s);
+}
+
+static int aux_hyd(lua_State *L, int idx)
+{
+    return lua_istable(L, idx) ? idx : 0;
+}
+
+/* A numeric string on top (decimals from PostgreSQL / MySQL) becomes a
+ * number. */
+static void aux_numeric(lua_State *L)
+{
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        lua_stringtonumber(L, lua_tostring(L, -1)) != 0)
+        lua_remove(L, -2);
+}
+
+/* {==== reads ====} */
+
+typedef enum aux_opkind {
+    OP_GET, OP_FIRST, OP_COUNT, OP_SUM, OP_AVG, OP_MIN, OP_MAX, OP_EXISTS,
+    OP_PLUCK, OP_PAGINATE, OP_CHUNK, OP_INSERT, OP_INSERT_GET_ID, OP_UPDATE,
+    OP_DELETE, OP_INCREMENT, OP_DECREMENT, OP_UPSERT
+} aux_opkind;
+
+static const char *const op_names[] = {
+    "get", "first", "count", "sum", "avg", "min", "max", "exists", "pluck",
+    "paginate", "chunk", "insert", "insert_get_id", "update", "delete",
+    "increment", "decrement", "upsert", NULL
+};
+
+static int aux_get(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    aux_compile(L, u, s->d, NULL);
+    return aux_emit(L, u, s, ORM_LUA_ROWS, aux_hyd(L, a));
+}
+
+static int aux_first(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    orm_compile_opts o;
+    memset(&o, 0, sizeof o);
+    o.set_window = 1;
+    o.limit = 1;
+    o.offset = u->q.offset;
+    aux_compile(L, u, s->d, &o);
+    return aux_emit(L, u, s, ORM_LUA_FIRST, aux_hyd(L, a));
+}
+
+/* count / sum / avg / min / max / exists, column at a. */
+static int aux_aggregate(lua_State *L, query_ud *u, aux_sink *s, int a,
+                         orm_qagg agg)
+{
+    orm_compile_opts o;
+    const char *fname = op_names[OP_COUNT + (agg - ORM_AGG_COUNT)];
+    memset(&o, 0, sizeof o);
+    o.agg = agg;
+    if (agg != ORM_AGG_EXISTS && (agg != ORM_AGG_COUNT || !lua_isnoneornil(L, a)))
+        o.agg_col = aux_str(L, a, fname, "column name", NULL);
+    aux_compile(L, u, s->d, &o);
+    if (!aux_emit(L, u, s, ORM_LUA_VALUE, 0))
+        return 0;
+    aux_numeric(L);
+    if (agg == ORM_AGG_EXISTS)
+        lua_pushboolean(L, lua_isnumber(L, -1) ? lua_tonumber(L, -1) != 0
+                                                : lua_toboolean(L, -1));
+    else if ((agg == ORM_AGG_COUNT || agg == ORM_AGG_SUM) && lua_isnil(L, -1))
+        lua_pushinteger(L, 0);
+    else
+        return 1;
+    lua_remove(L, -2);
+    return 1;
+}
+
+static int aux_pluck(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    orm_compile_opts o;
+    memset(&o, 0, sizeof o);
+    o.only_col = aux_str(L, a, "pluck", "column name", NULL);
+    aux_compile(L, u, s->d, &o);
+    return aux_emit(L, u, s, ORM_LUA_COLUMN, 0);
+}
+
+static lua_Integer aux_field_int(lua_State *L, int t, const char *k,
+                                 lua_Integer dflt)
+{
+    lua_Integer v;
+    if (lua_isnoneornil(L, t))
+        return dflt;
+    lua_getfield(L, t, k);
+    v = aux_int(L, -1, "paginate", k, 1, dflt);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* paginate({ page =, per_page = }, hyd?) */
+static int aux_paginate(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    orm_compile_opts o;
+    lua_Integer page, per, total;
+    if (!lua_isnoneornil(L, a) && !lua_istable(L, a))
+        return orm_lua_argerror(L, "paginate: expected { page =, per_page = }");
+    page = aux_field_int(L, a, "page", 1);
+    per = aux_field_int(L, a, "per_page", 15);
+    memset(&o, 0, sizeof o);
+    o.agg = ORM_AGG_COUNT;
+    o.set_window = 1;
+    o.limit = o.offset = -1;
+    aux_compile(L, u, s->d, &o);
+    if (aux_emit(L, u, s, ORM_LUA_VALUE, 0)) {
+        aux_numeric(L);
+        total = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    } else {
+        total = 0;
+    }
+    memset(&o, 0, sizeof o);
+    o.set_window = 1;
+    o.limit = per;
+    o.offset = (page - 1) * per;
+    aux_compile(L, u, s->d, &o);
+    if (!aux_emit(L, u, s, ORM_LUA_ROWS, aux_hyd(L, a + 1)))
+        return 0;
+    lua_createtable(L, 0, 5);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "items");
+    lua_pushinteger(L, total);
+    lua_setfield(L, -2, "total");
+    lua_pushinteger(L, page);
+    lua_setfield(L, -2, "page");
+    lua_pushinteger(L, per);
+    lua_setfield(L, -2, "per_page");
+    lua_pushinteger(L, total > 0 ? (total + per - 1) / per : 1);
+    lua_setfield(L, -2, "last_page");
+    return 1;
+}
+
+/* Compiles chunk number `page` (from 1) of n rows, ordered by the query's
+ * order or else by the first column. Returns the LIMIT used (0: past the
+ * query's own limit). */
+static lua_Integer aux_chunk_compile(lua_State *L, query_ud *u, aux_sink *s,
+                                     lua_Integer n, lua_Integer page)
+{
+    orm_compile_opts o;
+    lua_Integer skip = (page - 1) * n, lim = n;
+    if (u->q.limit >= 0 && u->q.limit - skip < lim)
+        lim = u->q.limit - skip > 0 ? u->q.limit - skip : 0;
+    memset(&o, 0, sizeof o);
+    o.set_window = 1;
+    o.limit = lim;
+    o.offset = (u->q.offset > 0 ? u->q.offset : 0) + skip;
+    o.default_order = 1;
+    aux_compile(L, u, s->d, &o);
+    return lim;
+}
+
+/* run: chunk(n, fn, hyd?); collect: chunk(n, page?) */
+static int aux_chunk(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    lua_Integer n = aux_int(L, a, "chunk", "size", 1, 0), page, lim;
+    if (n == 0)
+        return orm_lua_argerror(L, "chunk: size must be an integer >= 1");
+    if (s->tidx == 0) {
+        aux_chunk_compile(L, u, s, n, aux_int(L, a + 1, "chunk", "page", 1, 1));
+        return aux_emit(L, u, s, ORM_LUA_ROWS, 0);
+    }
+    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    for (page = 1; (lim = aux_chunk_compile(L, u, s, n, page)) > 0; page++) {
+        lua_Integer got;
+        aux_emit(L, u, s, ORM_LUA_ROWS, aux_hyd(L, a + 2));
+        got = (lua_Integer)lua_rawlen(L, -1);
+        if (got == 0)
+            break;
+        lua_pushvalue(L, a + 1);
+        lua_insert(L, -2);
+        lua_pushinteger(L, page);
+        lua_call(L, 2, 1);
+        if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        lua_pop(L, 1);
+        if (got < lim)
+            break;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* {==== writes ====} */
+
+/* State of an insert / upsert of many rows, sent in batches that share
+ * one column set and stay under the dialect's parameter limit. */
+typedef struct aux_rows {
+    orm_qwrite_kind kind;
+    const char *fname;
+    int cols;       /* stack slot: list of the current columns (strings) */
+    int tmpslot;    /* stack slot: userdata holding tmp */
+    int ncols;      /* -1 before the first row */
+    int per_stmt;   /* rows per statement */
+    int pending;    /* rows in the payload */
+    orm_value *tmp; /* the values of the row being read */
+    int unique;     /* upsert: stack index of unique_by */
+    int update;     /* upsert: stack index of update_columns (may be nil) */
+} aux_rows;
+
+/* A string or a list of strings at idx (nil allowed when opt): calls
+ * add for each. */
+static void aux_name_args(lua_State *L, query_ud *u, int idx,
+                          int (*add)(orm_query *, const char *, size_t,
+                                     orm_error *),
+                          const char *fname, const char *what)
+{
+    orm_error err;
+    size_t n;
+    int i, len;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *s = lua_tolstring(L, idx, &n);
+        if (add(&u->q, s, n, &err) != ORM_OK)
+            aux_raise(L, &err);
+        return;
+    }
+    len = aux_list_len(L, idx);
+    if (len < 0)
+        orm_lua_argerror(L, "%s: %s must be a column name or a list of them",
+                         fname, what);
+    for (i = 1; i <= len; i++) {
+        lua_rawgeti(L, idx, i);
+        const char *s = aux_str(L, -1, fname, "column name", &n);
+        if (add(&u->q, s, n, &err) != ORM_OK)
+            aux_raise(L, &err);
+        lua_pop(L, 1);
+    }
+}
+
+/* 1 when the string at -1 is one of the unique_by names. */
+static int aux_is_unique(lua_State *L, aux_rows *x)
+{
+    int i, len, hit = 0;
+    if (lua_type(L, x->unique) == LUA_TSTRING)
+        return lua_rawequal(L, -1, x->unique);
+    len = (int)lua_rawlen(L, x->unique);
+    for (i = 1; i <= len && !hit; i++) {
+        lua_rawgeti(L, x->unique, i);
+        hit = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+    }
+    return hit;
+}
+
+static void aux_upsert_cols(lua_State *L, query_ud *u, aux_rows *x)
+{
+    orm_error err;
+    int i;
+    aux_name_args(L, u, x->unique, orm_query_write_unique, x->fname,
+                  "unique_by");
+    if (!lua_isnoneornil(L, x->update)) {
+        aux_name_args(L, u, x->update, orm_query_write_update, x->fname,
+                      "update_columns");
+        return;
+    }
+    for (i = 1; i <= x->ncols; i++) {
+        size_t n;
+        const char *s;
+        lua_rawgeti(L, x->cols, i);
+        s = lua_tolstring(L, -1, &n);
+        if (!aux_is_unique(L, x) &&
+            orm_query_write_update(&u->q, s, n, &err) != ORM_OK)
+            aux_raise(L, &err);
+        lua_pop(L, 1);
+    }
+}
+
+/* Starts a payload for the sorted columns of the row at r. */
+static void aux_rows_begin(lua_State *L, query_ud *u, aux_rows *x, int r,
+                           int max_params)
+{
+    orm_error err;
+    int i, n;
+    aux_key *k = aux_keys(L, r, 0, &n, x->fname);
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        lua_pushlstring(L, k[i].s, k[i].n);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_replace(L, x->cols);
+    x->tmp = lua_newuserdatauv(L, sizeof(orm_value) * (size_t)(n ? n : 1), 0);
+    lua_replace(L, x->tmpslot);
+    x->ncols = n;
+    orm_query_write_begin(&u->q, x->kind);
+    for (i = 0; i < n; i++)
+        if (orm_query_write_column(&u->q, k[i].s, k[i].n, &err) != ORM_OK)
+            aux_raise(L, &err);
+    lua_pop(L, 1); /* the keys */
+    if (x->kind == ORM_QW_UPSERT)
+        aux_upsert_cols(L, u, x);
+    x->per_stmt = n > 0 && max_params / n > 0 ? max_params / n : 1;
+    x->pending = 0;
+}
+
+/* 1 when the row at r has exactly the current columns; fills x->tmp
+ * (strings borrowed from the row). */
+static int aux_row_fits(lua_State *L, aux_rows *x, int r)
+{
+    int i, count = 0;
+    if (x->ncols < 0)
+        return 0;
+    lua_pushnil(L);
+    while (lua_next(L, r)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    if (count != x->ncols)
+        return 0;
+    for (i = 0; i < x->ncols; i++) {
+        lua_rawgeti(L, x->cols, i + 1);
+        if (lua_rawget(L, r) == LUA_TNIL) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        aux_value(L, -1, x->fname, &x->tmp[i]);
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static void aux_rows_flush(lua_State *L, query_ud *u, aux_sink *s,
+                           aux_rows *x)
+{
+    if (x->pending == 0)
+        return;
+    aux_write_emit(L, u, s);
+    orm_query_write_rows_reset(&u->q);
+    x->pending = 0;
+}
+
+/* Adds the row at r to the payload, flushing first when the columns
+ * change or the batch is full. */
+static void aux_rows_add(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x,
+                         int r, int i)
+{
+    orm_error err;
+    int k;
+    if (!lua_istable(L, r))
+        orm_lua_argerror(L, "%s: row %d must be a table, got %s", x->fname, i,
+                         luaL_typename(L, r));
+    if (!aux_row_fits(L, x, r)) {
+        aux_rows_flush(L, u, s, x);
+        aux_rows_begin(L, u, x, r, s->d->max_params);
+        if (!aux_row_fits(L, x, r))
+            orm_lua_argerror(L, "%s: row %d has a non-string key", x->fname, i);
+    } else if (x->pending >= x->per_stmt) {
+        aux_rows_flush(L, u, s, x);
+    }
+    for (k = 0; k < x->ncols; k++)
+        if (orm_query_write_value(&u->q, &x->tmp[k], &err) != ORM_OK)
+            aux_raise(L, &err);
+    if (orm_query_write_end_row(&u->q, &err) != ORM_OK)
+        aux_raise(L, &err);
+    x->pending++;
+}
+
+static int aux_has_keys(lua_State *L, int t)
+{
+    lua_pushnil(L);
+    if (!lua_next(L, t))
+        return 0;
+    lua_pop(L, 2);
+    return 1;
+}
+
+/* Sends one row or a list of rows (the table at a; a table with a
+ * non-empty array part is a list). */
+static void aux_rows_send(lua_State *L, query_ud *u, aux_sink *s,
+                          aux_rows *x, int a)
+{
+    int i, n;
+    if (!lua_istable(L, a))
+        orm_lua_argerror(L, "%s: expected a row or a list of rows, got %s",
+                         x->fname, luaL_typename(L, a));
+    lua_pushnil(L);
+    x->cols = lua_gettop(L);
+    lua_pushnil(L);
+    x->tmpslot = lua_gettop(L);
+    x->ncols = -1;
+    x->pending = 0;
+    n = (int)lua_rawlen(L, a);
+    if (n == 0 && aux_has_keys(L, a)) {
+        aux_rows_add(L, u, s, x, a, 1);
+    }
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, a, i);
+        aux_rows_add(L, u, s, x, lua_gettop(L), i);
+        lua_pop(L, 1);
+    }
+    aux_rows_flush(L, u, s, x);
+}
+
+static int aux_insert(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    aux_rows x;
+    memset(&x, 0, sizeof x);
+    x.kind = ORM_QW_INSERT;
+    x.fname = "insert";
+    aux_rows_send(L, u, s, &x, a);
+    if (s->tidx == 0)
+        return 0;
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, s->affected);
+    lua_setfield(L, -2, "affected_rows");
+    if (s->has_id) {
+        lua_pushinteger(L, s->last_id);
+        lua_setfield(L, -2, "last_insert_id");
+    }
+    return 1;
+}
+
+/* upsert(rows, unique_by, update_columns?) */
+static int aux_upsert(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    aux_rows x;
+    memset(&x, 0, sizeof x);
+    x.kind = ORM_QW_UPSERT;
+    x.fname = "upsert";
+    x.unique = a + 1;
+    x.update = a + 2;
+    if (lua_type(L, x.unique) != LUA_TSTRING && aux_list_len(L, x.unique) < 1)
+        return orm_lua_argerror(L, "upsert: unique_by must be a column name "
+                                   "or a non-empty list of them");
+    if (!lua_isnoneornil(L, x.update) && aux_list_len(L, x.update) < 0)
+        return orm_lua_argerror(L, "upsert: update_columns must be a list");
+    aux_rows_send(L, u, s, &x, a);
+    if (s->tidx == 0)
+        return 0;
+    lua_pushinteger(L, s->affected);
+    return 1;
+}
+
+/* Appends `col = value` for every key of the table at t, sorted. */
+static void aux_sets(lua_State *L, query_ud *u, int t, const char *fname)
+{
+    orm_error err;
+    int i, n;
+    aux_key *k = aux_keys(L, t, 0, &n, fname);
+    for (i = 0; i < n; i++) {
+        orm_value v;
+        lua_pushlstring(L, k[i].s, k[i].n);
+        lua_rawget(L, t);
+        aux_value(L, -1, fname, &v);
+        if (orm_query_write_set(&u->q, k[i].s, k[i].n, ORM_QS_VALUE, &v,
+                                &err) != ORM_OK)
+            aux_raise(L, &err);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* insert_get_id(row, pk?) */
+static int aux_insert_get_id(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    orm_error err;
+    size_t pn = 2;
+    const char *pk = "id";
+    int i, n, returning = s->d->has_returning;
+    aux_key *k;
+    luaL_checktype(L, a, LUA_TTABLE);
+    if (!lua_isnoneornil(L, a + 1))
+        pk = aux_str(L, a + 1, "insert_get_id", "key name", &pn);
+    orm_query_write_begin(&u->q, ORM_QW_INSERT);
+    k = aux_keys(L, a, 0, &n, "insert_get_id");
+    for (i = 0; i < n && orm_query_write_column(&u->q, k[i].s, k[i].n, &err)
+                             == ORM_OK; i++)
+        ;
+    if (i < n)
+        return aux_raise(L, &err);
+    for (i = 0; i < n; i++) {
+        orm_value v;
+        lua_pushlstring(L, k[i].s, k[i].n);
+        lua_rawget(L, a);
+        aux_value(L, -1, "insert_get_id", &v);
+        if (orm_query_write_value(&u->q, &v, &err) != ORM_OK)
+            return aux_raise(L, &err);
+        lua_pop(L, 1);
+    }
+    if (orm_query_write_end_row(&u->q, &err) != ORM_OK ||
+        orm_query_write_returning(&u->q, pk, pn, &err) != ORM_OK)
+        return aux_raise(L, &err);
+    aux_compile_write(L, u, s->d);
+    if (!aux_emit(L, u, s, returning ? ORM_LUA_VALUE : ORM_LUA_EXEC, 0))
+        return 0;
+    if (!returning)
+        lua_getfield(L, -1, "last_insert_id");
+    return 1;
+}
+
+static int aux_affected(lua_State *L, aux_sink *s)
+{
+    if (s->tidx == 0)
+        return 0;
+    lua_pushinteger(L, s->affected);
+    return 1;
+}
+
+/* update(values) */
+static int aux_update(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    if (!lua_istable(L, a))
+        return orm_lua_argerror(L, "update: expected a table of column = "
+                                   "value, got %s", luaL_typename(L, a));
+    orm_query_write_begin(&u->q, ORM_QW_UPDATE);
+    aux_sets(L, u, a, "update");
+    aux_write_emit(L, u, s);
+    return aux_affected(L, s);
+}
+
+static int aux_delete(lua_State *L, query_ud *u, aux_sink *s)
+{
+    orm_query_write_begin(&u->q, ORM_QW_DELETE);
+    aux_write_emit(L, u, s);
+    return aux_affected(L, s);
+}
+
+/* increment(col, by?, extra?) / decrement(...) */
+static int aux_increment(lua_State *L, query_ud *u, aux_sink *s, int a,
+                         orm_qset_kind kind)
+{
+    const char *fname = kind == ORM_QS_ADD ? "increment" : "decrement";
+    orm_error err;
+    orm_value by = orm_value_int(1);
+    size_t n;
+    const char *col = aux_str(L, a, fname, "column name", &n);
+    if (!lua_isnoneornil(L, a + 1)) {
+        if (lua_type(L, a + 1) != LUA_TNUMBER)
+            return orm_lua_argerror(L, "%s: amount must be a number, got %s",
+                                    fname, luaL_typename(L, a + 1));
+        aux_value(L, a + 1, fname, &by);
+    }
+    if (!lua_isnoneornil(L, a + 2) && !lua_istable(L, a + 2))
+        return orm_lua_argerror(L, "%s: extra values must be a table", fname);
+    orm_query_write_begin(&u->q, ORM_QW_UPDATE);
+    if (orm_query_write_set(&u->q, col, n, kind, &by, &err) != ORM_OK)
+        return aux_raise(L, &err);
+    if (lua_istable(L, a + 2))
+        aux_sets(L, u, a + 2, fname);
+    aux_write_emit(L, u, s);
+    return aux_affected(L, s);
+}
+
+/* {==== dispatch ====} */
+
+/* Runs (or collects) terminal operation k; its arguments start at a. */
+static int aux_dispatch(lua_State *L, query_ud *u, aux_sink *s, aux_opkind k,
+                        int a)
+{
+    lua_settop(L, a + 2); /* missing optional arguments become nil slots */
+    switch (k) {
+    case OP_GET: return aux_get(L, u, s, a);
+    case OP_FIRST: return aux_first(L, u, s, a);
+    case OP_COUNT: return aux_aggregate(L, u, s, a, ORM_AGG_COUNT);
+    case OP_SUM: return aux_aggregate(L, u, s, a, ORM_AGG_SUM);
+    case OP_AVG: return aux_aggregate(L, u, s, a, ORM_AGG_AVG);
+    case OP_MIN: return aux_aggregate(L, u, s, a, ORM_AGG_MIN);
+    case OP_MAX: return aux_aggregate(L, u, s, a, ORM_AGG_MAX);
+    case OP_EXISTS: return aux_aggregate(L, u, s, a, ORM_AGG_EXISTS);
+    case OP_PLUCK: return aux_pluck(L, u, s, a);
+    case OP_PAGINATE: return aux_paginate(L, u, s, a);
+    case OP_CHUNK: return aux_chunk(L, u, s, a);
+    case OP_INSERT: return aux_insert(L, u, s, a);
+    case OP_INSERT_GET_ID: return aux_insert_get_id(L, u, s, a);
+    case OP_UPDATE: return aux_update(L, u, s, a);
+    case OP_DELETE: return aux_delete(L, u, s);
+    case OP_INCREMENT: return aux_increment(L, u, s, a, ORM_QS_ADD);
+    case OP_DECREMENT: return aux_increment(L, u, s, a, ORM_QS_SUB);
+    case OP_UPSERT: return aux_upsert(L, u, s, a);
+    }
+    return 0;
+}
+
+/* q:<k>(target, ...) */
+static int aux_terminal(lua_State *L, aux_opkind k)
+{
+    query_ud *u = aux_check(L, 1);
+    aux_sink s;
+    memset(&s, 0, sizeof s);
+    s.tidx = 2;
+    s.d = orm_lua_target_dialect(L, 2);
+    return aux_dispatch(L, u, &s, k, 3);
+}
+
+static int query_get(lua_State *L) { return aux_terminal(L, OP_GET); }
+static int query_first(lua_State *L) { return aux_terminal(L, OP_FIRST); }
+static int query_count(lua_State *L) { return aux_terminal(L, OP_COUNT); }
+static int query_sum(lua_State *L) { return aux_terminal(L, OP_SUM); }
+static int query_avg(lua_State *L) { return aux_terminal(L, OP_AVG); }
+static int query_min(lua_State *L) { return aux_terminal(L, OP_MIN); }
+static int query_max(lua_State *L) { return aux_terminal(L, OP_MAX); }
+static int query_exists(lua_State *L) { return aux_terminal(L, OP_EXISTS); }
+static int query_pluck(lua_State *L) { return aux_terminal(L, OP_PLUCK); }
+static int query_paginate(lua_State *L) { return aux_terminal(L, OP_PAGINATE); }
+static int query_chunk(lua_State *L) { return aux_terminal(L, OP_CHUNK); }
+static int query_insert(lua_State *L) { return aux_terminal(L, OP_INSERT); }
+static int query_update(lua_State *L) { return aux_terminal(L, OP_UPDATE); }
+static int query_delete(lua_State *L) { return aux_terminal(L, OP_DELETE); }
+static int query_upsert(lua_State *L) { return aux_terminal(L, OP_UPSERT); }
+
+static int query_insert_get_id(lua_State *L)
+{
+    return aux_terminal(L, OP_INSERT_GET_ID);
+}
+
+static int query_increment(lua_State *L)
+{
+    return aux_terminal(L, OP_INCREMENT);
+}
+
+static int query_decrement(lua_State *L)
+{
+    return aux_terminal(L, OP_DECREMENT);
+}
+
+/* to_sql(dialect?) -> sql, bindings */
+static int query_to_sql(lua_State *L)
+{
+    query_ud *u = aux_check(L, 1);
+    aux_compile(L, u, aux_dialect(L, 2), NULL);
+    lua_pushlstring(L, u->sql.p, u->sql.len);
+    aux_push_binds(L, u);
+    return 2;
+}
+
+/* to_sql_for(kind, dialect, ...) -> sql, bindings[, sql, bindings ...] */
+static int query_to_sql_for(lua_State *L)
+{
+    query_ud *u = aux_check(L, 1);
+    aux_sink s;
+    size_t n;
+    const char *kind = aux_str(L, 2, "to_sql_for", "kind", &n);
+    int k, i, len;
+    for (k = 0; op_names[k] && strcmp(op_names[k], kind) != 0; k++)
+        ;
+    if (!op_names[k])
+        return orm_lua_argerror(L, "to_sql_for: unknown kind '%s'", kind);
+    memset(&s, 0, sizeof s);
+    s.d = aux_dialect(L, 3);
+    lua_newtable(L);
+    lua_replace(L, 2); /* the kind is no longer needed */
+    s.out = 2;
+    aux_dispatch(L, u, &s, (aux_opkind)k, 4);
+    len = (int)lua_rawlen(L, s.out);
+    luaL_checkstack(L, len, "too many statements");
+    for (i = 1; i <= len; i++)
+        lua_rawgeti(L, s.out, i);
+    return len;
+}
+
+/* {==== registration ====} */
+
+static const luaL_Reg query_methods[] = {
+    {"where", query_where},
+    {"or_where", query_or_where},
+    {"where_equals", query_where_equals},
+    {"or_where_equals", query_or_where_equals},
+    {"where_not", query_where_not},
+    {"or_where_not", query_or_where_not},
+    {"where_in", query_where_in},
+    {"where_not_in", query_where_not_in},
+    {"or_where_in", query_or_where_in},
+    {"or_where_not_in", query_or_where_not_in},
+    {"where_null", query_where_null},
+    {"where_not_null", query_where_not_null},
+    {"or_where_null", query_or_where_null},
+    {"or_where_not_null", query_or_where_not_null},
+    {"where_between", query_where_between},
+    {"where_not_between", query_where_not_between},
+    {"or_where_between", query_or_where_between},
+    {"or_where_not_between", query_or_where_not_between},
+    {"where_like", query_where_like},
+    {"or_where_like", query_or_where_like},
+    {"where_column", query_where_column},
+    {"or_where_column", query_or_where_column},
+    {"where_raw", query_where_raw},
+    {"or_where_raw", query_or_where_raw},
+    {"where_exists", query_where_exists},
+    {"where_not_exists", query_where_not_exists},
+    {"or_where_exists", query_or_where_exists},
+    {"or_where_not_exists", query_or_where_not_exists},
+    {"select", query_select},
+    {"add_select", query_add_select},
+    {"distinct", query_distinct},
+    {"join", query_join},
+    {"left_join", query_left_join},
+    {"group_by", query_group_by},
+    {"having", query_having},
+    {"order_by", query_order_by},
+    {"latest", query_latest},
+    {"oldest", query_oldest},
+    {"reorder", query_reorder},
+    {"limit", query_limit},
+    {"offset", query_offset},
+    {"clone", query_clone},
+    {"table_name", query_table_name},
+    {"get", query_get},
+    {"first", query_first},
+    {"count", query_count},
+    {"sum", query_sum},
+    {"avg", query_avg},
+    {"min", query_min},
+    {"max", query_max},
+    {"exists", query_exists},
+    {"pluck", query_pluck},
+    {"paginate", query_paginate},
+    {"chunk", query_chunk},
+    {"insert", query_insert},
+    {"insert_get_id", query_insert_get_id},
+    {"update", query_update},
+    {"delete", query_delete},
+    {"increment", query_increment},
+    {"decrement", query_decrement},
+    {"upsert", query_upsert},
+    {"to_sql", query_to_sql},
+    {"to_sql_for", query_to_sql_for},
+    {NULL, NULL},
+};
+
+static const luaL_Reg query_meta[] = {
+    {"__gc", query_gc},
+    {"__close", query_close},
+    {"__tostring", query_tostring},
+    {NULL, NULL},
+};
+
+void orm_lua_open_query(lua_State *L)
+{
+    luaL_newmetatable(L, ORM_LUA_QUERY);
+    luaL_setfuncs(L, query_meta, 0);
+    luaL_newlib(L, query_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, query_new);
+    lua_setfield(L, -2, "query");
+}
