@@ -870,10 +870,16 @@ static void pg_column(void *stmt, int i, orm_value *out)
     *out = orm_value_text(s, (size_t)len);
 }
 
+/* Rows the last execution inserted, updated or deleted (a plain SELECT,
+ * whose command tag counts the rows it read, changed none). */
 static int64_t pg_changes(void *stmt)
 {
     pg_stmt *st = stmt;
-    return st->res ? (int64_t)strtoll(PQcmdTuples(st->res), NULL, 10) : 0;
+    if (st->res == NULL ||
+        (PQresultStatus(st->res) == PGRES_TUPLES_OK &&
+         strncmp(PQcmdStatus(st->res), "SELECT", 6) == 0))
+        return 0;
+    return (int64_t)strtoll(PQcmdTuples(st->res), NULL, 10);
 }
 
 /* PostgreSQL has no "last insert id": the compiler uses RETURNING. */
