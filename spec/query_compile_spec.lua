@@ -295,6 +295,14 @@ describe("query compile", function()
       }, { 1, "bo", 5 })
     end)
 
+    it("leaves ? alone in quoted identifiers and comments", function()
+      expect(function() return q():where_raw('"q?" = ? /* ? */ OR `x?` = ?', { 1, 2 }) end, nil, {}, {
+        sqlite = 'SELECT * FROM "users" WHERE ("q?" = ? /* ? */ OR `x?` = ?)',
+        postgres = 'SELECT * FROM "users" WHERE ("q?" = $1 /* ? */ OR `x?` = $2)',
+        mysql = 'SELECT * FROM `users` WHERE ("q?" = ? /* ? */ OR `x?` = ?)',
+      }, { 1, 2 })
+    end)
+
     it("takes no bindings", function()
       assert.are.equal('SELECT * FROM "users" WHERE (1 = 1)', (q():where_raw("1 = 1"):to_sql()))
     end)

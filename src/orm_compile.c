@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "orm_query.h"
+#include "orm_sql.h"
 
 /* {==== identifiers ====} */
 
@@ -188,12 +189,20 @@ static void aux_ident(aux_c *c, const char *s, unsigned flags)
         aux_fail(c, ORM_E_INVALID_ARGUMENT, "identifier cannot be quoted");
 }
 
+/* Appends v to the bindings; 0, or -1 when out of memory. */
+static int aux_push(aux_c *c, const orm_value *v)
+{
+    if (orm_vlist_push_ref(c->binds, v) == 0)
+        return 0;
+    aux_fail(c, ORM_E_NOMEM, "out of memory compiling a query");
+    return -1;
+}
+
+/* Binds v and writes its placeholder. */
 static void aux_bind(aux_c *c, const orm_value *v)
 {
-    if (orm_vlist_push_ref(c->binds, v) != 0) {
-        aux_fail(c, ORM_E_NOMEM, "out of memory compiling a query");
+    if (aux_push(c, v) != 0)
         return;
-    }
     if (c->d->placeholder == ORM_PH_DOLLAR) {
         orm_buf_addc(c->b, '$');
         orm_buf_addi(c->b, c->binds->n);
@@ -302,24 +311,21 @@ static void aux_between(aux_c *c, const orm_qfilter *f)
     aux_bind(c, &f->vals[1]);
 }
 
-/* Copies raw SQL, turning each `?` into the dialect's placeholder. */
+/* Copies raw SQL with its `?` written the dialect's way (orm_sql.h) and
+ * binds its values. */
 static void aux_raw(aux_c *c, const orm_qfilter *f)
 {
-    const char *s = f->col;
-    int quoted = 0, k = 0;
+    int i, n;
     orm_buf_addc(c->b, '(');
-    for (; *s; s++) {
-        if (*s == '\'')
-            quoted = !quoted;
-        if (quoted || *s != '?') {
-            orm_buf_addc(c->b, *s);
-        } else if (s[1] == '?') {
-            orm_buf_addc(c->b, '?');
-            s++;
-        } else if (k < f->nvals) {
-            aux_bind(c, &f->vals[k++]);
-        }
+    n = orm_sql_placeholders(f->col, strlen(f->col), c->d, c->binds->n + 1,
+                             c->b);
+    if (n != f->nvals) {
+        aux_fail(c, ORM_E_INVALID_ARGUMENT,
+                 "raw SQL placeholders do not match its bindings");
+        return;
     }
+    for (i = 0; i < n; i++)
+        aux_push(c, &f->vals[i]);
     orm_buf_addc(c->b, ')');
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "orm_query.h"
+#include "orm_sql.h"
 
 /* {==== operators ====} */
 
@@ -455,22 +456,20 @@ int orm_query_where_column(orm_query *q, int use_or, const char *a,
     return ORM_OK;
 }
 
-/* Placeholders in a raw fragment: `?` outside '...' literals, `??` not
- * counted. */
+/* Placeholders in a raw fragment, counted the way orm_compile.c will
+ * rewrite them (orm_sql_placeholders); -1 when out of memory. */
 static int aux_raw_params(const char *s, size_t n)
 {
-    size_t i;
-    int count = 0, quoted = 0;
-    for (i = 0; i < n; i++) {
-        if (s[i] == '\'')
-            quoted = !quoted;
-        else if (!quoted && s[i] == '?') {
-            if (i + 1 < n && s[i + 1] == '?')
-                i++;
-            else
-                count++;
-        }
-    }
+    orm_dialect qmark;
+    orm_buf scratch;
+    int count;
+    memset(&qmark, 0, sizeof qmark);
+    qmark.placeholder = ORM_PH_QMARK;
+    orm_buf_init(&scratch);
+    count = orm_sql_placeholders(s, n, &qmark, 1, &scratch);
+    if (scratch.oom)
+        count = -1;
+    orm_buf_free(&scratch);
     return count;
 }
 
@@ -483,6 +482,8 @@ int orm_query_where_raw(orm_query *q, int use_or, const char *sql, size_t n,
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "raw SQL must be a non-empty string without NUL");
     want = aux_raw_params(sql, n);
+    if (want < 0)
+        return aux_nomem(err);
     if (want != nvals)
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "raw SQL has %d placeholder(s) but %d binding(s)",

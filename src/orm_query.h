@@ -250,9 +250,10 @@ int orm_query_where_column(orm_query *q, int use_or, const char *a,
                            orm_error *err);
 
 /* A raw SQL condition (n bytes, no NUL) with its own values: each `?`
- * outside single-quoted literals takes the next value (and becomes $n on
- * PostgreSQL); `??` stands for a literal `?`. The number of `?` must equal
- * nvals (ORM_E_INVALID_ARGUMENT otherwise). Compiled in parentheses. */
+ * outside quotes and comments takes the next value (and becomes $n on
+ * PostgreSQL), `??` stands for a literal `?` (the rules of orm_sql.h). The
+ * number of `?` must equal nvals (ORM_E_INVALID_ARGUMENT otherwise).
+ * Compiled in parentheses. */
 int orm_query_where_raw(orm_query *q, int use_or, const char *sql, size_t n,
                         const orm_value *vals, int nvals, orm_error *err);
 
