@@ -65,6 +65,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/ormed $(DESTDIR)$(PREFIX)/lib/lua/5.4/ormed
 	install -m 644 lua/ormed/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/ormed/
 	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/5.4/ormed/core.so
+	install -d $(DESTDIR)$(PREFIX)/bin
+	sed 's|@PREFIX@|$(PREFIX)|' bin/ormed > $(DESTDIR)$(PREFIX)/bin/ormed
+	chmod 755 $(DESTDIR)$(PREFIX)/bin/ormed
 
 clean:
 	rm -rf build build-asan
