@@ -33,6 +33,13 @@ function Query:c_query()
   return self._q
 end
 
+-- A Lua query object (this one or a model's) given as a sub-query stands
+-- for its C query.
+local function unwrap(v)
+  if type(v) == "table" and type(v.c_query) == "function" then return v:c_query() end
+  return v
+end
+
 for _, name in ipairs(BUILDERS) do
   Query[name] = function(self, ...)
     local q = self._q
@@ -41,9 +48,12 @@ for _, name in ipairs(BUILDERS) do
   end
 end
 
--- The hydration table for rows (nil for plain tables); models override.
-function Query:_hydration()
-  return nil
+for _, name in ipairs({ "where_in", "where_not_in", "or_where_in", "or_where_not_in" }) do
+  Query[name] = function(self, col, list)
+    local q = self._q
+    q[name](q, col, unwrap(list))
+    return self
+  end
 end
 
 for _, name in ipairs(READS) do
@@ -60,10 +70,13 @@ for _, name in ipairs(WRITES) do
   end
 end
 
-function Query:where_exists(sub, ...)
-  local inner = getmetatable(sub) == getmetatable(self) and sub._q or sub
-  self._q:where_exists(inner, ...)
-  return self
+for _, name in ipairs({ "where_exists", "where_not_exists", "or_where_exists",
+  "or_where_not_exists" }) do
+  Query[name] = function(self, sub)
+    local q = self._q
+    q[name](q, unwrap(sub))
+    return self
+  end
 end
 
 function Query:first_or_fail(...)

@@ -1,0 +1,532 @@
+-- ormed.model_query: the query of a model. Builder calls go straight to the
+-- C query (core.query) and return the query; reads hydrate instances in C
+-- (the model's metatable is set while each row table is built) and then
+-- eager-load the relations asked for with with() / with_count().
+--
+-- Global scopes (soft deletes, the model's own, and those registered on the
+-- data source's context.scope_registry) are applied when the query runs,
+-- so without_global_scope() works at any point. They must be ANDed with
+-- the user's filters as a whole (`a OR b` must not become `a OR b AND s`),
+-- so a query of a model that has global scopes also records its builder
+-- calls and, when it runs, replays them into a fresh C query: scopes first,
+-- the user's filters inside one parenthesised group, then the rest.
+local core = require("ormed.core")
+local errors = require("ormed.errors")
+local casts = require("ormed.casts")
+local K = require("ormed.keys")
+local relations = require("ormed.relations")
+
+local null = core.null
+
+local ModelQuery = {}
+
+local SOFT_DELETES = "soft_deletes"
+
+-- {==== construction ====}
+
+-- The scope registry of a data source (nil for sources without one).
+local function registry_scopes(source, model)
+  local ctx = source.context
+  local reg = ctx and ctx.scope_registry
+  return reg and reg:scopes_for(model) or nil
+end
+
+local function may_have_scopes(model, source)
+  if #model._global_scopes > 0 then return true end
+  local list = registry_scopes(source, model)
+  return list ~= nil and #list > 0
+end
+
+-- A query of `model` run through `source` (a DataSource or OrmConnection).
+function ModelQuery.new(model, source)
+  return setmetatable({
+    _q = core.query(model.table),
+    _source = source,
+    _model = model,
+    _calls = may_have_scopes(model, source) and {} or nil,
+  }, model._query_mt)
+end
+
+-- A view of self whose builder calls go to `cq` (a group being built):
+-- what where(function(q) ... end) and scope functions receive.
+local function nested(self, cq)
+  return setmetatable({ _q = cq, _source = self._source, _model = self._model, _nested = true },
+    getmetatable(self))
+end
+
+-- {==== builder calls ====}
+
+local function is_filter(name)
+  return name:sub(1, 5) == "where" or name:sub(1, 8) == "or_where"
+end
+
+-- The value to bind for `v` compared with column `col` (json, blob and,
+-- on MySQL, datetime fields need converting).
+local function filter_value(self, col, v)
+  if type(col) ~= "string" or v == nil or v == null then return v end
+  local c = self._model._filter_casts[col:match("([^%.]+)$")]
+  if c == nil or type(v) == "table" and getmetatable(v) then return v end
+  return casts.to_db(c, c.write(v, col), self._source:dialect())
+end
+
+local function filter_list(self, col, list)
+  if type(list) ~= "table" or getmetatable(list) then return list end
+  local out = {}
+  for i, v in ipairs(list) do out[i] = filter_value(self, col, v) end
+  return out
+end
+
+local function filter_table(self, t)
+  local out = {}
+  for k, v in pairs(t) do
+    if type(k) == "string" then
+      out[k] = filter_value(self, k, v)
+    elseif type(v) == "table" and #v == 2 then
+      out[k] = { v[1], filter_value(self, v[1], v[2]) }
+    elseif type(v) == "table" and #v == 3 then
+      out[k] = { v[1], v[2], filter_value(self, v[1], v[3]) }
+    else
+      out[k] = v
+    end
+  end
+  return out
+end
+
+local COMPARE = { where = true, or_where = true, where_equals = true, or_where_equals = true,
+  where_not = true, or_where_not = true }
+local LISTS = { where_in = true, where_not_in = true, or_where_in = true, or_where_not_in = true }
+local BETWEEN = { where_between = true, where_not_between = true, or_where_between = true,
+  or_where_not_between = true }
+
+-- Converts, in place, filter values of typed fields in args (a packed
+-- argument list) and model queries given as sub-queries.
+local function cast_args(self, name, args)
+  local a, b = args[1], args[2]
+  if self._model._filter_casts_any then
+    if COMPARE[name] then
+      if args.n == 1 and type(a) == "table" then
+        args[1] = filter_table(self, a)
+      elseif args.n == 2 then
+        args[2] = filter_value(self, a, b)
+      elseif args.n >= 3 then
+        args[3] = filter_value(self, a, args[3])
+      end
+    elseif LISTS[name] then
+      args[2] = filter_list(self, a, b)
+    elseif BETWEEN[name] then
+      args[2], args[3] = filter_value(self, a, b), filter_value(self, a, args[3])
+    end
+  end
+  for i = 1, 2 do
+    local v = args[i]
+    if type(v) == "table" and v._q and v._compiled then args[i] = v:_compiled() end
+  end
+end
+
+-- Runs one recorded or new builder call (args: a packed list) on the C
+-- query `cq`; a function argument (a group) gets a query view of the group.
+local function apply(self, cq, name, args)
+  local f = cq[name]
+  if f == nil then
+    local scopes = {}
+    for s in pairs(self._model.scopes) do scopes[#scopes + 1] = s end
+    table.sort(scopes)
+    errors.raise("invalid_argument", "%s query: no method or scope '%s' (scopes: %s)",
+      self._model.name, tostring(name), #scopes > 0 and table.concat(scopes, ", ") or "none")
+  end
+  local fn = args[1]
+  if type(fn) == "function" then
+    return f(cq, function(inner) fn(nested(self, inner)) end, table.unpack(args, 2, args.n))
+  end
+  return f(cq, table.unpack(args, 1, args.n))
+end
+
+-- A builder method: forwards to C, records the call, returns self (or
+-- what C returned when it is not the query: table_name(), ...).
+local function builder(name)
+  return function(self, ...)
+    local args = table.pack(...)
+    cast_args(self, name, args)
+    local cq = self._q
+    local r = apply(self, cq, name, args)
+    if r ~= cq then return r end
+    local calls = self._calls
+    if calls and not self._nested then
+      args.name = name
+      calls[#calls + 1] = args
+    end
+    return self
+  end
+end
+
+-- {==== scopes ====}
+
+local function soft_scope(model, only)
+  local col = model.table .. "." .. model.soft_delete
+  if only then return function(q) q:where_not_null(col) end end
+  return function(q) q:where_null(col) end
+end
+
+-- The global scope functions that apply to this query, or nil.
+local function active_scopes(self)
+  local removed = self._removed
+  local list
+  if removed ~= true then
+    for _, s in ipairs(self._model._global_scopes) do
+      if not (removed and removed[s.id]) then
+        list = list or {}
+        list[#list + 1] = s.fn
+      end
+    end
+    for _, s in ipairs(registry_scopes(self._source, self._model) or {}) do
+      if not (removed and removed[s.id]) then
+        list = list or {}
+        list[#list + 1] = s.fn
+      end
+    end
+  end
+  if self._only_trashed then
+    list = list or {}
+    list[#list + 1] = soft_scope(self._model, true)
+  end
+  return list
+end
+
+local function replay(self, cq, calls, filters)
+  for _, args in ipairs(calls) do
+    if is_filter(args.name) == filters then apply(self, cq, args.name, args) end
+  end
+end
+
+local function has_filters(calls)
+  for _, args in ipairs(calls) do
+    if is_filter(args.name) then return true end
+  end
+  return false
+end
+
+-- The C query to run: self's, or a fresh one with the global scopes.
+function ModelQuery:_compiled()
+  local scopes = active_scopes(self)
+  if scopes == nil then return self._q end
+  local calls = self._calls
+  local cq = calls and core.query(self._model.table) or self._q:clone()
+  for _, fn in ipairs(scopes) do
+    cq:where(function(g) fn(nested(self, g)) end)
+  end
+  if calls then
+    if has_filters(calls) then
+      cq:where(function(g) replay(self, g, calls, true) end)
+    end
+    replay(self, cq, calls, false)
+  end
+  return cq
+end
+
+ModelQuery.c_query = ModelQuery._compiled
+
+function ModelQuery:without_global_scope(...)
+  local removed = self._removed
+  if removed == true then return self end
+  removed = removed or {}
+  for i = 1, select("#", ...) do removed[select(i, ...)] = true end
+  self._removed = removed
+  return self
+end
+
+function ModelQuery:without_global_scopes()
+  self._removed = true
+  return self
+end
+
+local function check_soft(self, what)
+  if not self._model.soft_delete then
+    errors.raise("invalid_argument", "%s: %s needs a model with soft_deletes", self._model.name, what)
+  end
+end
+
+function ModelQuery:with_trashed()
+  check_soft(self, "with_trashed()")
+  return self:without_global_scope(SOFT_DELETES)
+end
+
+function ModelQuery:only_trashed()
+  check_soft(self, "only_trashed()")
+  self:without_global_scope(SOFT_DELETES)
+  self._only_trashed = true
+  return self
+end
+
+-- scope(name, ...): applies the model's local scope `name`.
+function ModelQuery:scope(name, ...)
+  local fn = self._model.scopes[name]
+  if fn == nil then
+    local names = {}
+    for s in pairs(self._model.scopes) do names[#names + 1] = s end
+    table.sort(names)
+    errors.raise("invalid_argument", "%s has no scope '%s' (scopes: %s)", self._model.name,
+      tostring(name), #names > 0 and table.concat(names, ", ") or "none")
+  end
+  fn(self, ...)
+  return self
+end
+
+-- {==== relations ====}
+
+-- with{ "posts", "posts.comments" } | with("posts", fn) | with{ posts = fn }
+function ModelQuery:with(spec, fn, ...)
+  self._with = relations.add_with(self._model, self._with, spec, fn, ...)
+  return self
+end
+
+-- with_count("posts") | with_count{ "posts", comments = fn }
+function ModelQuery:with_count(spec, fn)
+  self._counts = relations.add_counts(self._model, self._counts, spec, fn)
+  return self
+end
+
+local function where_has(self, name, fn, method)
+  local sub = relations.exists_query(self._model, name, self._source, self._model.table)
+  if fn then fn(sub) end
+  return self[method](self, sub:_compiled())
+end
+
+function ModelQuery:where_has(name, fn) return where_has(self, name, fn, "where_exists") end
+function ModelQuery:or_where_has(name, fn) return where_has(self, name, fn, "or_where_exists") end
+function ModelQuery:where_doesnt_have(name, fn) return where_has(self, name, fn, "where_not_exists") end
+
+-- Loads what with() / with_count() asked for into `list`; returns list.
+local function finish(self, list)
+  if #list > 0 then
+    if self._with then relations.eager(self._model, list, self._with, self._source) end
+    if self._counts then relations.count(self._model, list, self._counts, self._source) end
+  end
+  return list
+end
+
+-- {==== reads ====}
+
+function ModelQuery:get()
+  local src = self._source
+  local rows = self:_compiled():get(src:_target(false), self._model:_hydration(src))
+  if self._with or self._counts then finish(self, rows) end
+  return rows
+end
+
+function ModelQuery:first()
+  local src = self._source
+  local inst = self:_compiled():first(src:_target(false), self._model:_hydration(src))
+  if inst ~= nil and (self._with or self._counts) then finish(self, { inst }) end
+  return inst
+end
+
+function ModelQuery:find(id)
+  local m = self._model
+  return self:where(m.table .. "." .. m.primary_key, id):first()
+end
+
+local function not_found(model, what)
+  error(errors.Error({ kind = "model_not_found", model = model.name,
+    message = string.format("%s not found (%s)", model.name, what) }), 3)
+end
+
+function ModelQuery:find_or_fail(id)
+  local inst = self:find(id)
+  if inst == nil then not_found(self._model, self._model.primary_key .. " = " .. tostring(id)) end
+  return inst
+end
+
+function ModelQuery:first_or_fail()
+  local inst = self:first()
+  if inst == nil then not_found(self._model, "no row matches the query") end
+  return inst
+end
+
+for _, name in ipairs({ "count", "sum", "avg", "min", "max", "exists" }) do
+  ModelQuery[name] = function(self, ...)
+    return self:_compiled()[name](self:_compiled(), self._source:_target(false), ...)
+  end
+end
+
+-- The values of one column, read as the field's type.
+function ModelQuery:pluck(col)
+  local values = self:_compiled():pluck(self._source:_target(false), col)
+  local c = type(col) == "string" and self._model._casts[col:match("([^%.]+)$")]
+  if c then
+    for i, v in ipairs(values) do
+      if v ~= null then values[i] = c.read(v) end
+    end
+  end
+  return values
+end
+
+-- paginate{ page, per_page } -> { items, total, page, per_page, last_page }
+function ModelQuery:paginate(opts)
+  local src = self._source
+  local page = self:_compiled():paginate(src:_target(false), opts or {}, self._model:_hydration(src))
+  finish(self, page.items)
+  return page
+end
+
+-- chunk(n, fn): fn(instances, page) per chunk; stops when fn returns false.
+function ModelQuery:chunk(n, fn)
+  errors.check(type(fn) == "function", "chunk(n, fn) needs a function")
+  local src = self._source
+  return self:_compiled():chunk(src:_target(false), n, function(rows, page)
+    finish(self, rows)
+    return fn(rows, page)
+  end, self._model:_hydration(src))
+end
+
+-- to_sql() -> sql, bindings (for this query's connection dialect)
+function ModelQuery:to_sql(dialect)
+  return self:_compiled():to_sql(dialect or self._source:_target(false))
+end
+
+function ModelQuery:clone()
+  local c = {}
+  for k, v in pairs(self) do c[k] = v end
+  c._q = self._q:clone()
+  if self._calls then c._calls = { table.unpack(self._calls) } end
+  if type(self._removed) == "table" then
+    c._removed = {}
+    for k, v in pairs(self._removed) do c._removed[k] = v end
+  end
+  c._with = relations.copy_tree(self._with)
+  c._counts = self._counts and { table.unpack(self._counts) }
+  return setmetatable(c, getmetatable(self))
+end
+
+-- {==== writes ====}
+
+function ModelQuery:create(attrs)
+  local inst = self._model:_new_on(self._source, attrs)
+  inst:save()
+  return inst
+end
+
+-- Database values of a row of attributes (casts, timestamps on insert).
+local function db_row(self, row, now)
+  local m, dialect = self._model, self._source:dialect()
+  local out = {}
+  for k, v in pairs(row) do
+    local c = m._casts[k]
+    out[k] = casts.to_db(c, (c and v ~= null) and c.write(v, k) or v, dialect)
+  end
+  if now then
+    for _, col in ipairs({ m.created_at, m.updated_at }) do
+      if col and out[col] == nil then out[col] = casts.to_db(casts.datetime, now, dialect) end
+    end
+  end
+  return out
+end
+
+local function db_rows(self, rows)
+  local now = self._model:_timestamps_now()
+  if rows[1] == nil and next(rows) ~= nil then return db_row(self, rows, now) end
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = db_row(self, r, now) end
+  return out
+end
+
+function ModelQuery:insert(rows)
+  errors.check(type(rows) == "table", "insert(row_or_rows) needs a table")
+  return self._q:insert(self._source:_target(true), db_rows(self, rows))
+end
+
+function ModelQuery:insert_get_id(row, pk)
+  return self._q:insert_get_id(self._source:_target(true), db_rows(self, row),
+    pk or self._model.primary_key)
+end
+
+-- update(values): updates every matching row (updated_at too); returns n.
+function ModelQuery:update(values)
+  errors.check(type(values) == "table", "update(values) needs a table")
+  local m = self._model
+  local row = db_row(self, values)
+  if m.updated_at and values[m.updated_at] == nil then
+    row[m.updated_at] = casts.to_db(casts.datetime, m:_timestamps_now(), self._source:dialect())
+  end
+  return self:_compiled():update(self._source:_target(true), row)
+end
+
+local function touch(self, extra)
+  local m = self._model
+  if not m.updated_at then return extra end
+  local t = {}
+  for k, v in pairs(extra or {}) do t[k] = v end
+  if t[m.updated_at] == nil then
+    t[m.updated_at] = casts.to_db(casts.datetime, m:_timestamps_now(), self._source:dialect())
+  end
+  return t
+end
+
+function ModelQuery:increment(col, by, extra)
+  return self:_compiled():increment(self._source:_target(true), col, by, touch(self, extra))
+end
+
+function ModelQuery:decrement(col, by, extra)
+  return self:_compiled():decrement(self._source:_target(true), col, by, touch(self, extra))
+end
+
+-- delete(): soft when the model has soft deletes; returns the row count.
+function ModelQuery:delete()
+  local m = self._model
+  if m.soft_delete then
+    return self:update({ [m.soft_delete] = m:_timestamps_now() })
+  end
+  return self:_compiled():delete(self._source:_target(true))
+end
+
+function ModelQuery:force_delete()
+  return self:_compiled():delete(self._source:_target(true))
+end
+
+-- restore(): un-deletes the soft-deleted rows that match; returns n.
+function ModelQuery:restore()
+  check_soft(self, "restore()")
+  local q = self:clone():only_trashed()
+  return q:update({ [self._model.soft_delete] = null })
+end
+
+function ModelQuery:upsert(rows, unique_by, update_columns)
+  return self._model:upsert(rows, unique_by, update_columns, { connection = self._source })
+end
+
+-- {==== the metatable of a model's queries ====}
+
+-- Methods, then the model's local scopes (q:active()), then C builders.
+function ModelQuery.metatable_for(model)
+  local cache = {}
+  return {
+    __name = "ormed.ModelQuery",
+    __index = function(_, name)
+      local m = ModelQuery[name]
+      if m ~= nil then return m end
+      local scope = model.scopes[name]
+      if scope ~= nil then
+        return function(self, ...)
+          scope(self, ...)
+          return self
+        end
+      end
+      if type(name) ~= "string" or name:sub(1, 1) == "_" then return nil end
+      local f = cache[name]
+      if f == nil then
+        f = builder(name)
+        cache[name] = f
+      end
+      return f
+    end,
+    __tostring = function(self)
+      return "ormed.ModelQuery(" .. model.name .. "): " .. (select(1, self:to_sql()))
+    end,
+  }
+end
+
+ModelQuery.SOFT_DELETES = SOFT_DELETES
+ModelQuery.registry_scopes = registry_scopes
+ModelQuery.soft_scope = soft_scope
+ModelQuery.keys = K
+
+return ModelQuery
