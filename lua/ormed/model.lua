@@ -323,8 +323,9 @@ end
 local function update_row(inst, model, src)
   if next(changes_of(inst)) == nil then return true end
   if not fire(model, "updating", inst) then return false end
-  stamp(inst, model.updated_at, now_iso(model))
   local changes = changes_of(inst)
+  local col = model.updated_at
+  if col and changes[col] == nil then changes[col] = now_iso(model) end
   Query.new(src, model.table):where(model.primary_key, key_of(inst, model, "save"))
     :update(db_values(model, changes, src:dialect()))
   merge(model, inst, changes)
