@@ -317,13 +317,16 @@ end
 
 -- {==== counts ====}
 
--- with_count spec -> list of { name, constraint }.
+-- with_count spec -> list of { name, field, constraint }; "posts" counts
+-- into posts_count, "posts as published" into published.
 function relations.add_counts(model, list, spec, fn)
   list = list or {}
   local function add(name, f)
-    relations.get(model, name)
+    errors.check(type(name) == "string", "with_count(): a relation name must be a string")
+    local rel, alias = name:match("^%s*([%w_]+)%s+[aA][sS]%s+([%w_]+)%s*$")
+    relations.get(model, rel or name)
     errors.check(f == nil or type(f) == "function", "with_count('%s', fn): fn must be a function", name)
-    list[#list + 1] = { name = name, constraint = f }
+    list[#list + 1] = { name = rel or name, field = alias or (name .. "_count"), constraint = f }
   end
   if type(spec) == "table" then
     for key, v in pairs(spec) do
@@ -342,7 +345,7 @@ function relations.count(model, instances, list, source)
   for _, c in ipairs(list) do
     local rel = relations.get(model, c.name)
     local keys, by_key = group_parents(instances, parent_attr(rel, keys_of(rel)))
-    local field = c.name .. "_count"
+    local field = c.field
     for _, p in ipairs(instances) do rawset(p, field, 0) end
     each_batch(source, keys, function(batch)
       local q, col = related_query(rel, source, batch)
