@@ -7,9 +7,9 @@
 -- data source's context.scope_registry) are applied when the query runs,
 -- so without_global_scope() works at any point. They must be ANDed with
 -- the user's filters as a whole (`a OR b` must not become `a OR b AND s`),
--- so a query of a model that has global scopes also records its builder
--- calls and, when it runs, replays them into a fresh C query: scopes first,
--- the user's filters inside one parenthesised group, then the rest.
+-- so a model query also records its builder calls and, when it runs with
+-- global scopes, replays them into a fresh C query: scopes first, the
+-- user's filters inside one parenthesised group, then the rest.
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 local casts = require("ormed.casts")
@@ -31,19 +31,13 @@ local function registry_scopes(source, model)
   return reg and reg:scopes_for(model) or nil
 end
 
-local function may_have_scopes(model, source)
-  if #model._global_scopes > 0 then return true end
-  local list = registry_scopes(source, model)
-  return list ~= nil and #list > 0
-end
-
 -- A query of `model` run through `source` (a DataSource or OrmConnection).
 function ModelQuery.new(model, source)
   return setmetatable({
     _q = core.query(model.table),
     _source = source,
     _model = model,
-    _calls = may_have_scopes(model, source) and {} or nil,
+    _calls = {},
   }, model._query_mt)
 end
 
@@ -150,9 +144,9 @@ local function builder(name)
     local cq = self._q
     local r = apply(self, cq, name, args)
     if r ~= cq then return r end
-    local calls = self._calls
-    if calls and not self._nested then
+    if not self._nested then
       args.name = name
+      local calls = self._calls
       calls[#calls + 1] = args
     end
     return self
@@ -210,16 +204,14 @@ function ModelQuery:_compiled()
   local scopes = active_scopes(self)
   if scopes == nil then return self._q end
   local calls = self._calls
-  local cq = calls and core.query(self._model.table) or self._q:clone()
+  local cq = core.query(self._model.table)
   for _, fn in ipairs(scopes) do
     cq:where(function(g) fn(nested(self, g)) end)
   end
-  if calls then
-    if has_filters(calls) then
-      cq:where(function(g) replay(self, g, calls, true) end)
-    end
-    replay(self, cq, calls, false)
+  if has_filters(calls) then
+    cq:where(function(g) replay(self, g, calls, true) end)
   end
+  replay(self, cq, calls, false)
   return cq
 end
 
@@ -387,7 +379,7 @@ function ModelQuery:clone()
   local c = {}
   for k, v in pairs(self) do c[k] = v end
   c._q = self._q:clone()
-  if self._calls then c._calls = { table.unpack(self._calls) } end
+  c._calls = { table.unpack(self._calls) }
   if type(self._removed) == "table" then
     c._removed = {}
     for k, v in pairs(self._removed) do c._removed[k] = v end
