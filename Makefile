@@ -19,6 +19,7 @@ SRCS      = $(wildcard src/*.c drivers/*.c)
 OBJS      = $(SRCS:%.c=$(BUILD)/obj/%.o)
 HDRS      = $(wildcard src/*.h drivers/*.h)
 MODULE    = $(BUILD)/ormed/core.so
+SPECS    ?= spec
 
 LUA_ENV   = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
             LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
@@ -43,7 +44,7 @@ deps:
 	else echo "all Debian packages present"; fi
 
 test: all
-	$(LUA_ENV) BUSTED="$(BUSTED)" scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) spec
+	$(LUA_ENV) BUSTED="$(BUSTED)" scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
 
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
@@ -51,9 +52,9 @@ asan:
 	$(MAKE) BUILD=build-asan asan-run
 
 asan-run:
-	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	$(LUA_ENV) scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) spec
+	ORMED_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(LUA_ENV) scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
 
 example: all
 	cd examples && $(LUA_ENV) $(LUA) quickstart.lua

@@ -37,4 +37,10 @@ if want mysql && [ -z "${ORMED_TEST_MYSQL:-}" ]; then
   else fail_start MariaDB; fi
 fi
 export ORMED_TEST_TMP="$dir"
-"$@"
+# make asan preloads the sanitizer runtimes into the spec run only, never
+# into the servers.
+if [ -n "${ORMED_PRELOAD:-}" ]; then
+  LD_PRELOAD="$ORMED_PRELOAD" "$@"
+else
+  "$@"
+fi
