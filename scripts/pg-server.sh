@@ -21,6 +21,11 @@
 # newest /usr/lib/postgresql/*/bin is used.
 set -u
 
+# The server never runs under the test suite's sanitizers: an ASan/UBSan
+# LD_PRELOAD inherited from `make asan` makes `postgres -V` (run by initdb)
+# hang forever.
+unset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
 USER_NAME=ormed
 USER_PW=ormed_pw
 DB_NAME=ormed_test
@@ -93,7 +98,7 @@ running() {
 
 # psql over the unix socket as the bootstrap superuser (trust auth).
 psql_local() {
-    as_pg "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDIR" -p "$PORT" \
+    PGCONNECT_TIMEOUT=10 as_pg timeout 120 "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDIR" -p "$PORT" \
         -U postgres -d postgres "$@"
 }
 
@@ -111,12 +116,12 @@ init_cluster() {
     if locale -a 2>/dev/null | grep -qixE 'c\.utf-?8'; then
         locale_opt=--locale=C.UTF-8
     fi
-    if ! as_pg "$BIN/initdb" -D "$PGDIR/data" -U postgres -E UTF8 "$locale_opt" \
+    if ! as_pg timeout 300 "$BIN/initdb" -D "$PGDIR/data" -U postgres -E UTF8 "$locale_opt" \
         --auth-local=trust --auth-host=scram-sha-256 --no-sync \
         >"$PGDIR/initdb.log" 2>&1; then
         cat "$PGDIR/initdb.log" >&2
         rm -rf "$PGDIR/data"
-        die "initdb failed"
+        die "initdb failed (or took more than 300s)"
     fi
     # Single quotes in the socket path are doubled for postgresql.conf.
     {
