@@ -88,6 +88,8 @@ helper.each_driver(function(drv)
       -- epoch seconds are converted like assigned values
       assert.are.equal("new", Item:where("seen_at", ">", 1577836800 + 3600):first().label)
       assert.are.equal(2, Item:where("seen_at", ">=", 1577836800):count())
+      assert.are.equal(1, Item:where({ { "seen_at", "<", 1577836800 + 3600 } }):count())
+      assert.are.equal("new", Item:where("label", "like", "ne%"):first().label)
     end)
 
     it("compares blobs as bytes in filters", function()

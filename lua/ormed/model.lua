@@ -666,49 +666,9 @@ function Model:update_or_create(match, values, opts)
   return inst
 end
 
-local function name_list(v)
-  if type(v) == "string" then return { v } end
-  return v
-end
-
--- upsert(rows, unique_by, update_columns?, opts?): inserts rows, updating
--- update_columns (default: every column but unique_by and created_at) of
--- the ones that exist. Returns the affected row count.
+-- upsert(rows, unique_by, update_columns?, opts?): see ModelQuery:upsert.
 function Model:upsert(rows, unique_by, update_columns, opts)
-  errors.check(type(rows) == "table" and (rows[1] ~= nil or next(rows) ~= nil),
-    "%s:upsert(rows, unique_by, update_columns) needs rows", self.name)
-  if rows[1] == nil then rows = { rows } end
-  unique_by = name_list(unique_by)
-  errors.check(type(unique_by) == "table" and #unique_by > 0,
-    "%s:upsert(rows, unique_by, ...) needs the unique column(s)", self.name)
-  local src = resolve(self, opts and opts.connection)
-  local q = ModelQuery.new(self, src)
-  local now, dialect = self:_timestamps_now(), src:dialect()
-  local out = {}
-  for i, r in ipairs(rows) do
-    local values = {}
-    for k, v in pairs(r) do values[k] = (v == null) and NIL or (self._casts[k] and self._casts[k].write(v, k) or v) end
-    for _, col in ipairs({ self.created_at, self.updated_at }) do
-      if col and values[col] == nil then values[col] = now end
-    end
-    out[i] = db_values(self, values, dialect)
-  end
-  local update = name_list(update_columns)
-  if update == nil then
-    local skip = { [self.created_at or false] = true }
-    for _, c in ipairs(unique_by) do skip[c] = true end
-    update = {}
-    for k in pairs(out[1]) do
-      if not skip[k] then update[#update + 1] = k end
-    end
-    table.sort(update)
-  elseif self.updated_at then
-    update = { table.unpack(update) }
-    local has = false
-    for _, c in ipairs(update) do has = has or c == self.updated_at end
-    if not has then update[#update + 1] = self.updated_at end
-  end
-  return q._q:upsert(src:_target(true), out, unique_by, update)
+  return self:query(opts):upsert(rows, unique_by, update_columns)
 end
 
 -- load_many(instances, relations, opts?): eager-loads relations into a

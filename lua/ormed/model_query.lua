@@ -50,14 +50,24 @@ end
 
 -- {==== builder calls ====}
 
+-- "a, b" or "none", for messages.
+local function scope_names(model)
+  local names = {}
+  for s in pairs(model.scopes) do names[#names + 1] = s end
+  table.sort(names)
+  return #names > 0 and table.concat(names, ", ") or "none"
+end
+
 local function is_filter(name)
   return name:sub(1, 5) == "where" or name:sub(1, 8) == "or_where"
 end
 
--- The value to bind for `v` compared with column `col` (json, blob and,
--- on MySQL, datetime fields need converting).
-local function filter_value(self, col, v)
+-- The value to bind for `v` compared (with operator op, "=" when nil) to
+-- column `col`: blob fields bind bytes, datetime fields take ISO strings or
+-- epoch seconds and bind the dialect's form (MySQL has no "T...Z").
+local function filter_value(self, col, v, op)
   if type(col) ~= "string" or v == nil or v == null then return v end
+  if type(op) == "string" and op:lower():find("like", 1, true) then return v end
   local c = self._model._filter_casts[col:match("([^%.]+)$")]
   if c == nil or type(v) == "table" and getmetatable(v) then return v end
   return casts.to_db(c, c.write(v, col), self._source:dialect())
@@ -78,7 +88,7 @@ local function filter_table(self, t)
     elseif type(v) == "table" and #v == 2 then
       out[k] = { v[1], filter_value(self, v[1], v[2]) }
     elseif type(v) == "table" and #v == 3 then
-      out[k] = { v[1], v[2], filter_value(self, v[1], v[3]) }
+      out[k] = { v[1], v[2], filter_value(self, v[1], v[3], v[2]) }
     else
       out[k] = v
     end
@@ -103,7 +113,7 @@ local function cast_args(self, name, args)
       elseif args.n == 2 then
         args[2] = filter_value(self, a, b)
       elseif args.n >= 3 then
-        args[3] = filter_value(self, a, args[3])
+        args[3] = filter_value(self, a, args[3], b)
       end
     elseif LISTS[name] then
       args[2] = filter_list(self, a, b)
@@ -122,11 +132,8 @@ end
 local function apply(self, cq, name, args)
   local f = cq[name]
   if f == nil then
-    local scopes = {}
-    for s in pairs(self._model.scopes) do scopes[#scopes + 1] = s end
-    table.sort(scopes)
     errors.raise("invalid_argument", "%s query: no method or scope '%s' (scopes: %s)",
-      self._model.name, tostring(name), #scopes > 0 and table.concat(scopes, ", ") or "none")
+      self._model.name, tostring(name), scope_names(self._model))
   end
   local fn = args[1]
   if type(fn) == "function" then
@@ -253,11 +260,8 @@ end
 function ModelQuery:scope(name, ...)
   local fn = self._model.scopes[name]
   if fn == nil then
-    local names = {}
-    for s in pairs(self._model.scopes) do names[#names + 1] = s end
-    table.sort(names)
     errors.raise("invalid_argument", "%s has no scope '%s' (scopes: %s)", self._model.name,
-      tostring(name), #names > 0 and table.concat(names, ", ") or "none")
+      tostring(name), scope_names(self._model))
   end
   fn(self, ...)
   return self
@@ -336,7 +340,8 @@ end
 
 for _, name in ipairs({ "count", "sum", "avg", "min", "max", "exists" }) do
   ModelQuery[name] = function(self, ...)
-    return self:_compiled()[name](self:_compiled(), self._source:_target(false), ...)
+    local cq = self:_compiled()
+    return cq[name](cq, self._source:_target(false), ...)
   end
 end
 
@@ -431,26 +436,23 @@ function ModelQuery:insert_get_id(row, pk)
     pk or self._model.primary_key)
 end
 
--- update(values): updates every matching row (updated_at too); returns n.
-function ModelQuery:update(values)
-  errors.check(type(values) == "table", "update(values) needs a table")
+-- A copy of row with updated_at set to now (when the model has it and row
+-- does not set it).
+local function touch(self, row)
   local m = self._model
-  local row = db_row(self, values)
-  if m.updated_at and values[m.updated_at] == nil then
-    row[m.updated_at] = casts.to_db(casts.datetime, m:_timestamps_now(), self._source:dialect())
-  end
-  return self:_compiled():update(self._source:_target(true), row)
-end
-
-local function touch(self, extra)
-  local m = self._model
-  if not m.updated_at then return extra end
+  if not m.updated_at then return row end
   local t = {}
-  for k, v in pairs(extra or {}) do t[k] = v end
+  for k, v in pairs(row or {}) do t[k] = v end
   if t[m.updated_at] == nil then
     t[m.updated_at] = casts.to_db(casts.datetime, m:_timestamps_now(), self._source:dialect())
   end
   return t
+end
+
+-- update(values): updates every matching row (updated_at too); returns n.
+function ModelQuery:update(values)
+  errors.check(type(values) == "table", "update(values) needs a table")
+  return self:_compiled():update(self._source:_target(true), touch(self, db_row(self, values)))
 end
 
 function ModelQuery:increment(col, by, extra)
@@ -481,8 +483,49 @@ function ModelQuery:restore()
   return q:update({ [self._model.soft_delete] = null })
 end
 
+local function name_list(v)
+  if type(v) == "string" then return { v } end
+  return v
+end
+
+-- The columns an upsert updates by default: every column of the rows but
+-- the unique ones and created_at.
+local function upsert_columns(m, rows, unique_by)
+  local skip, seen, out = { [m.created_at or false] = true }, {}, {}
+  for _, c in ipairs(unique_by) do skip[c] = true end
+  for _, r in ipairs(rows) do
+    for k in pairs(r) do
+      if not skip[k] and not seen[k] then
+        seen[k] = true
+        out[#out + 1] = k
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+-- upsert(rows, unique_by, update_columns?): inserts rows (timestamps
+-- filled), updating update_columns (default: every column but unique_by
+-- and created_at; updated_at always) of the rows that exist. Returns n.
 function ModelQuery:upsert(rows, unique_by, update_columns)
-  return self._model:upsert(rows, unique_by, update_columns, { connection = self._source })
+  local m = self._model
+  errors.check(type(rows) == "table" and next(rows) ~= nil,
+    "%s: upsert(rows, unique_by, update_columns) needs rows", m.name)
+  unique_by = name_list(unique_by)
+  errors.check(type(unique_by) == "table" and #unique_by > 0,
+    "%s: upsert(rows, unique_by, ...) needs the unique column(s)", m.name)
+  if rows[1] == nil then rows = { rows } end
+  local out = db_rows(self, rows)
+  local update = name_list(update_columns)
+  if update == nil then
+    update = upsert_columns(m, out, unique_by)
+  elseif m.updated_at then
+    local has = {}
+    for _, c in ipairs(update) do has[c] = true end
+    if not has[m.updated_at] then update = { m.updated_at, table.unpack(update) } end
+  end
+  return self._q:upsert(self._source:_target(true), out, unique_by, update)
 end
 
 -- {==== the metatable of a model's queries ====}
@@ -495,12 +538,8 @@ function ModelQuery.metatable_for(model)
     __index = function(_, name)
       local m = ModelQuery[name]
       if m ~= nil then return m end
-      local scope = model.scopes[name]
-      if scope ~= nil then
-        return function(self, ...)
-          scope(self, ...)
-          return self
-        end
+      if model.scopes[name] ~= nil then
+        return function(self, ...) return self:scope(name, ...) end
       end
       if type(name) ~= "string" or name:sub(1, 1) == "_" then return nil end
       local f = cache[name]
