@@ -15,6 +15,9 @@
 #       Stops the server started from DIR and waits until it is gone.
 #       Idempotent: exits 0 when nothing runs.
 set -u
+# The server and client tools are not under test: never run them with the
+# sanitizer runtime `make asan` preloads for Lua.
+unset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 USER_NAME=ormed
 USER_PW=ormed_pw
@@ -104,8 +107,16 @@ do_stop() {
 }
 
 install_db() {
-    [ -d "$DIR/mysql/mysql" ] && return 0
+    if [ -d "$DIR/mysql/mysql" ]; then
+        [ -f "$DIR/mysql.installed" ] && return 0
+        # made by an earlier version of this script, which left no marker
+        if grep -q 'get-involved' "$DIR/install.log" 2>/dev/null; then
+            : >"$DIR/mysql.installed"
+            return 0
+        fi
+    fi
     log "initialising $DIR/mysql"
+    rm -rf "$DIR/mysql" # a half-made data folder from an interrupted run
     mkdir -p "$DIR/mysql" || die "cannot create $DIR/mysql"
     if ! "$INSTALL_DB" --no-defaults --datadir="$DIR/mysql" "${RUN_AS[@]}" \
         --auth-root-authentication-method=normal --skip-test-db \
@@ -115,6 +126,7 @@ install_db() {
         rm -rf "$DIR/mysql"
         die "mariadb-install-db failed"
     fi
+    : >"$DIR/mysql.installed"
 }
 
 # Starts mariadbd on $1; returns 0 once it answers, 2 when the port was
@@ -174,11 +186,11 @@ do_start() {
     MARIADBD=$(find_bin mariadbd mysqld) || die "mariadbd not found (apt-get install mariadb-server)"
     INSTALL_DB=$(find_bin mariadb-install-db mysql_install_db) || die "mariadb-install-db not found"
     command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to pick a free port)"
-    mkdir -p "$DIR" || die "cannot create $DIR"
-    DIR=$(cd "$DIR" && pwd) || die "cannot enter $DIR"
+    DIR=$(realpath -m "$DIR") || die "bad folder $DIR"
     if [ ${#DIR} -gt 90 ]; then
         die "$DIR is too long for a unix socket path; use a shorter folder"
     fi
+    mkdir -p "$DIR" || die "cannot create $DIR"
     RUN_AS=()
     [ "$(id -u)" = 0 ] && RUN_AS=(--user=root)
 
@@ -186,6 +198,8 @@ do_start() {
         port=$(cat "$DIR/mysql.port")
         log "reusing the server already running from $DIR (port $port)"
     else
+        # interrupted half-way: leave no server behind
+        trap 'do_stop; exit 130' INT TERM HUP
         do_stop
         install_db
         rc=1
@@ -206,6 +220,7 @@ do_start() {
         do_stop
         die "creating user $USER_NAME and database $DB_NAME failed"
     fi
+    trap - INT TERM HUP
     log "ready on 127.0.0.1:$port (socket $DIR/mysql.sock)"
     printf 'mysql://%s:%s@127.0.0.1:%s/%s\n' "$USER_NAME" "$USER_PW" "$port" "$DB_NAME"
 }
