@@ -266,10 +266,6 @@ function Instance:fill(attrs)
   return self
 end
 
-local function now_iso(model)
-  return model:_timestamps_now()
-end
-
 local function stamp(inst, col, now)
   if col and (rawget(inst, DIRTY) == nil or rawget(inst, DIRTY)[col] == nil) then inst[col] = now end
 end
@@ -290,7 +286,7 @@ end
 
 local function insert_row(inst, model, src)
   if not fire(model, "creating", inst) then return false end
-  local now = now_iso(model)
+  local now = model:_timestamps_now()
   stamp(inst, model.created_at, now)
   stamp(inst, model.updated_at, now)
   local values = insert_values(inst)
@@ -325,7 +321,7 @@ local function update_row(inst, model, src)
   if not fire(model, "updating", inst) then return false end
   local changes = changes_of(inst)
   local col = model.updated_at
-  if col and changes[col] == nil then changes[col] = now_iso(model) end
+  if col and changes[col] == nil then changes[col] = model:_timestamps_now() end
   Query.new(src, model.table):where(model.primary_key, key_of(inst, model, "save"))
     :update(db_values(model, changes, src:dialect()))
   merge(model, inst, changes)
@@ -374,7 +370,7 @@ function Instance:delete()
   local col = model.soft_delete
   if not col then return hard_delete(self, model) end
   if not persisted(self) or not fire(model, "deleting", self) then return false end
-  local now = now_iso(model)
+  local now = model:_timestamps_now()
   local src = source_of(self)
   row_query(self, model, "delete"):update({ [col] = casts.to_db(casts.datetime, now, src:dialect()) })
   merge(model, self, { [col] = now })
