@@ -414,10 +414,7 @@ function Instance:refresh()
   local id = key_of(self, model, "refresh")
   local fresh = model:query({ connection = source_of(self) }):without_global_scopes()
     :where(model.table .. "." .. model.primary_key, id):first()
-  if fresh == nil then
-    error(errors.Error({ kind = "model_not_found", model = model.name,
-      message = string.format("%s not found (%s = %s)", model.name, model.primary_key, tostring(id)) }), 2)
-  end
+  if fresh == nil then ModelQuery.not_found(model, model.primary_key .. " = " .. tostring(id)) end
   rawset(self, ATTRS, rawget(fresh, ATTRS))
   rawset(self, DIRTY, nil)
   rawset(self, CACHE, nil)

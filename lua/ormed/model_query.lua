@@ -321,10 +321,12 @@ function ModelQuery:find(id)
   return self:where(m.table .. "." .. m.primary_key, id):first()
 end
 
+-- Raises model_not_found: "<Model> not found (<what>)".
 local function not_found(model, what)
   error(errors.Error({ kind = "model_not_found", model = model.name,
     message = string.format("%s not found (%s)", model.name, what) }), 3)
 end
+ModelQuery.not_found = not_found
 
 function ModelQuery:find_or_fail(id)
   local inst = self:find(id)
