@@ -316,14 +316,18 @@ local function key_of(inst, model, what)
   return id
 end
 
+-- A plain query of the instance's row on src.
+local function row_query(src, inst, model, what)
+  return Query.new(src, model.table):where(model.primary_key, key_of(inst, model, what))
+end
+
 local function update_row(inst, model, src)
   if next(changes_of(inst)) == nil then return true end
   if not fire(model, "updating", inst) then return false end
   local changes = changes_of(inst)
   local col = model.updated_at
   if col and changes[col] == nil then changes[col] = model:_timestamps_now() end
-  Query.new(src, model.table):where(model.primary_key, key_of(inst, model, "save"))
-    :update(db_values(model, changes, src:dialect()))
+  row_query(src, inst, model, "save"):update(db_values(model, changes, src:dialect()))
   merge(model, inst, changes)
   fire(model, "updated", inst)
   return true
@@ -351,13 +355,9 @@ function Instance:update(attrs)
   return self:fill(attrs):save()
 end
 
-local function row_query(inst, model, what)
-  return Query.new(source_of(inst), model.table):where(model.primary_key, key_of(inst, model, what))
-end
-
 local function hard_delete(inst, model)
   if not persisted(inst) or not fire(model, "deleting", inst) then return false end
-  row_query(inst, model, "delete"):delete()
+  row_query(source_of(inst), inst, model, "delete"):delete()
   rawset(inst, GONE, true)
   fire(model, "deleted", inst)
   return true
@@ -372,7 +372,7 @@ function Instance:delete()
   if not persisted(self) or not fire(model, "deleting", self) then return false end
   local now = model:_timestamps_now()
   local src = source_of(self)
-  row_query(self, model, "delete"):update({ [col] = casts.to_db(casts.datetime, now, src:dialect()) })
+  row_query(src, self, model, "delete"):update({ [col] = casts.to_db(casts.datetime, now, src:dialect()) })
   merge(model, self, { [col] = now })
   fire(model, "deleted", self)
   return true
@@ -388,7 +388,7 @@ function Instance:restore()
   local col = model.soft_delete
   errors.check(col, "%s:restore() needs a model with soft_deletes", model.name)
   if not persisted(self) or not fire(model, "restoring", self) then return false end
-  row_query(self, model, "restore"):update({ [col] = null })
+  row_query(source_of(self), self, model, "restore"):update({ [col] = null })
   merge(model, self, { [col] = NIL })
   fire(model, "restored", self)
   return true
