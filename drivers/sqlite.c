@@ -80,6 +80,9 @@ static int sq_open(const orm_params *p, void **out, orm_error *err)
         return err->kind;
     }
     sqlite3_extended_result_codes(db, 1);
+    /* "name" is an identifier, never a string literal in disguise */
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
     sqlite3_busy_timeout(db, p->timeout > 0 ? p->timeout * 1000 : 5000);
     sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     *out = db;
