@@ -94,8 +94,14 @@ void orm_error_redact(orm_error *e, const char *secret)
     sn = strlen(secret);
     while ((hit = strstr(p, secret)) != NULL) {
         size_t pre = (size_t)(hit - p);
-        if (o + pre + 3 >= sizeof out)
-            break;
+        if (o + pre + 3 >= sizeof out) {
+            /* no room for the rest: cut the message before the secret */
+            pre = o + pre < sizeof out - 1 ? pre : sizeof out - 1 - o;
+            memcpy(out + o, p, pre);
+            out[o + pre] = '\0';
+            memcpy(e->message, out, sizeof out);
+            return;
+        }
         memcpy(out + o, p, pre);
         memcpy(out + o + pre, "***", 3);
         o += pre + 3;
