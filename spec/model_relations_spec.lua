@@ -286,6 +286,40 @@ helper.each_driver(function(drv)
       for _, u in ipairs(list) do assert.are.equal(1, #u.posts) end
     end)
 
+    it("relates a table to itself (eager loads and where_has)", function()
+      drv:create_table(ds, "employees", { { "id", "id" }, { "name", "string" },
+        { "manager_id", "integer" }, { "deleted_at", "datetime" } })
+      local Employee = orm.model("Employee", {
+        fields = { name = "string", manager_id = "integer" },
+        soft_deletes = true,
+        relations = { manager = orm.belongs_to("Employee"),
+          reports = orm.has_many("Employee", { foreign_key = "manager_id" }) },
+      })
+      local boss = Employee:create({ name = "boss" })
+      local mid = Employee:create({ name = "mid", manager_id = boss.id })
+      local leaf = Employee:create({ name = "leaf", manager_id = mid.id })
+      local gone = Employee:create({ name = "gone", manager_id = leaf.id })
+      gone:delete()
+      local function names(list)
+        local t = {}
+        for i, e in ipairs(list) do t[i] = e.name end
+        table.sort(t)
+        return t
+      end
+      assert.are.same({ "boss", "mid" }, names(Employee:where_has("reports"):get()))
+      assert.are.same({ "boss" }, names(Employee:where_doesnt_have("manager"):get()))
+      assert.are.same({ "leaf" }, names(Employee:where_has("manager", function(q)
+        q:where_has("manager")
+      end):get()))
+      assert.are.same({ "mid" }, names(Employee:where_has("reports", function(q)
+        q:where("name", "leaf")
+      end):get()))
+      local top = Employee:with("reports.reports.reports"):find(boss.id)
+      assert.are.equal("leaf", top.reports[1].reports[1].name)
+      assert.are.same({}, top.reports[1].reports[1].reports)
+      drv:drop_table(ds, "employees")
+    end)
+
     it("raises invalid_argument naming the model and its relations", function()
       local err = helper.error_of(function() User:with("comments") end)
       assert.are.equal("invalid_argument", err.kind)

@@ -570,6 +570,11 @@ function Model:query(opts)
   return ModelQuery.new(self, resolve(self, opts and opts.connection))
 end
 
+-- A query on `source` with the table named `alias` (for sub-queries).
+function Model:_query_on(source, alias)
+  return ModelQuery.new(self, source, alias)
+end
+
 function Model:all(opts)
   return self:query(opts):get()
 end

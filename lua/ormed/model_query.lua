@@ -31,21 +31,31 @@ local function registry_scopes(source, model)
   return reg and reg:scopes_for(model) or nil
 end
 
--- A query of `model` run through `source` (a DataSource or OrmConnection).
-function ModelQuery.new(model, source)
+-- A query of `model` run through `source` (a DataSource or OrmConnection),
+-- its table named `alias` in the SQL when given (a sub-query on the table
+-- of its outer query).
+function ModelQuery.new(model, source, alias)
+  local from = alias and (model.table .. " as " .. alias) or model.table
   return setmetatable({
-    _q = core.query(model.table),
+    _q = core.query(from),
+    _from = from,
+    _alias = alias,
     _source = source,
     _model = model,
     _calls = {},
   }, model._query_mt)
 end
 
+-- The name that qualifies this query's columns: its alias or table.
+function ModelQuery:table_ref()
+  return self._alias or self._model.table
+end
+
 -- A view of self whose builder calls go to `cq` (a group being built):
 -- what where(function(q) ... end) and scope functions receive.
 local function nested(self, cq)
-  return setmetatable({ _q = cq, _source = self._source, _model = self._model, _nested = true },
-    getmetatable(self))
+  return setmetatable({ _q = cq, _source = self._source, _model = self._model,
+    _alias = self._alias, _nested = true }, getmetatable(self))
 end
 
 -- {==== builder calls ====}
@@ -163,9 +173,9 @@ end
 -- {==== scopes ====}
 
 local function soft_scope(model, only)
-  local col = model.table .. "." .. model.soft_delete
-  if only then return function(q) q:where_not_null(col) end end
-  return function(q) q:where_null(col) end
+  local col = "." .. model.soft_delete
+  if only then return function(q) q:where_not_null(q:table_ref() .. col) end end
+  return function(q) q:where_null(q:table_ref() .. col) end
 end
 
 -- The global scope functions that apply to this query, or nil.
@@ -211,7 +221,7 @@ function ModelQuery:_compiled()
   local scopes = active_scopes(self)
   if scopes == nil then return self._q end
   local calls = self._calls
-  local cq = core.query(self._model.table)
+  local cq = core.query(self._from)
   for _, fn in ipairs(scopes) do
     cq:where(function(g) fn(nested(self, g)) end)
   end
@@ -282,7 +292,7 @@ function ModelQuery:with_count(spec, fn)
 end
 
 local function where_has(self, name, fn, method)
-  local sub = relations.exists_query(self._model, name, self._source, self._model.table)
+  local sub = relations.exists_query(self._model, name, self._source, self:table_ref())
   if fn then fn(sub) end
   return self[method](self, sub:_compiled())
 end

@@ -137,18 +137,20 @@ end
 local PIVOT = "pivot_"
 
 -- A query of the related model, limited to rows that belong to `keys` (or
--- not limited when keys is nil); returns the query, the qualified column
--- that holds the parent key, and the result column that holds it.
-local function related_query(rel, source, keys)
+-- not limited when keys is nil), its table named `alias` when given;
+-- returns the query, the qualified column that holds the parent key, and
+-- the result column that holds it.
+local function related_query(rel, source, keys, alias)
   local k = keys_of(rel)
   local related = k.related
-  local q = related:query({ connection = source })
+  local q = related:_query_on(source, alias)
+  local tref = q:table_ref()
   local col, out
   if rel.kind == "belongs_to_many" then
     col = k.pivot .. "." .. k.foreign_key
     out = PIVOT .. k.foreign_key
-    q:join(k.pivot, related.table .. "." .. k.related_pk, "=", k.pivot .. "." .. k.related_key)
-    local sel = { related.table .. ".*", col .. " as " .. out,
+    q:join(k.pivot, tref .. "." .. k.related_pk, "=", k.pivot .. "." .. k.related_key)
+    local sel = { tref .. ".*", col .. " as " .. out,
       k.pivot .. "." .. k.related_key .. " as " .. PIVOT .. k.related_key }
     for _, c in ipairs(rel.pivot_columns or {}) do
       sel[#sel + 1] = k.pivot .. "." .. c .. " as " .. PIVOT .. c
@@ -156,7 +158,7 @@ local function related_query(rel, source, keys)
     q:select(sel)
   else
     out = rel.kind == "belongs_to" and k.owner_key or k.foreign_key
-    col = related.table .. "." .. out
+    col = tref .. "." .. out
   end
   if keys then q:where_in(col, keys) end
   return q, col, out
@@ -363,14 +365,16 @@ end
 
 -- {==== where_has ====}
 
--- A query of the related model correlated with the parent table, for
--- where_has / where_doesnt_have.
-function relations.exists_query(model, name, source, parent_table)
+-- A query of the related model correlated with the parent table (named
+-- parent_ref in the outer query), for where_has / where_doesnt_have. A
+-- related table that is the parent's own gets an alias.
+function relations.exists_query(model, name, source, parent_ref)
   local rel = relations.get(model, name)
   local k = keys_of(rel)
-  local q, col = related_query(rel, source, nil)
+  local alias = k.related.table == parent_ref and (parent_ref .. "_related") or nil
+  local q, col = related_query(rel, source, nil, alias)
   if rel.kind == "belongs_to_many" then q:select(col) end
-  q:where_column(col, "=", parent_table .. "." .. parent_attr(rel, k))
+  q:where_column(col, "=", parent_ref .. "." .. parent_attr(rel, k))
   return q
 end
 
