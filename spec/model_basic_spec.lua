@@ -33,6 +33,17 @@ describe("orm.model definitions", function()
     assert.matches("unknown type 'money'", err.message)
   end)
 
+  it("takes custom timestamp and soft delete columns", function()
+    local m = orm.model("Stamp", { timestamps = { created_at = "made_at", updated_at = false },
+      soft_deletes = "gone_at" })
+    assert.are.equal("made_at", m.created_at)
+    assert.is_nil(m.updated_at)
+    assert.are.equal("gone_at", m.soft_delete)
+    assert.are.equal("datetime", m.fields.made_at)
+    assert.are.equal("datetime", m.fields.gone_at)
+    assert.is_nil(m.fields.updated_at)
+  end)
+
   it("builds unsaved instances with new() and Model(attrs)", function()
     local User = orm.model("User", { fields = { name = "string" } })
     local a, b = User:new({ name = "a" }), User({ name = "b" })
