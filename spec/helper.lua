@@ -22,26 +22,6 @@ local function wanted(name)
   return list == nil or ("," .. list .. ","):find("," .. name .. ",", 1, true) ~= nil
 end
 
--- Column types for create_table, per dialect.
-local TYPES = {
-  sqlite = { id = "INTEGER PRIMARY KEY AUTOINCREMENT", integer = "INTEGER", bigint = "INTEGER",
-    string = "VARCHAR(255)", text = "TEXT", boolean = "BOOLEAN", number = "DOUBLE PRECISION",
-    blob = "BLOB", json = "TEXT", datetime = "DATETIME", date = "DATE", decimal = "NUMERIC(30,10)" },
-  postgres = { id = "BIGSERIAL PRIMARY KEY", integer = "INTEGER", bigint = "BIGINT",
-    string = "VARCHAR(255)", text = "TEXT", boolean = "BOOLEAN", number = "DOUBLE PRECISION",
-    blob = "BYTEA", json = "JSONB", datetime = "TIMESTAMP(6)", date = "DATE",
-    decimal = "NUMERIC(30,10)" },
-  mysql = { id = "BIGINT AUTO_INCREMENT PRIMARY KEY", integer = "INT", bigint = "BIGINT",
-    string = "VARCHAR(255)", text = "TEXT", boolean = "BOOLEAN", number = "DOUBLE",
-    blob = "LONGBLOB", json = "JSON", datetime = "DATETIME(6)", date = "DATE",
-    decimal = "DECIMAL(30,10)" },
-}
-
-local function quote(dialect, name)
-  local q = dialect == "mysql" and "`" or '"'
-  return q .. name .. q
-end
-
 local Driver = {}
 Driver.__index = Driver
 
@@ -52,20 +32,34 @@ function Driver:data_source(name, pool)
   return ds:init()
 end
 
-function Driver:drop_table(ds, name)
-  ds:execute("DROP TABLE IF EXISTS " .. quote(self.name, name)
-    .. (self.name == "postgres" and " CASCADE" or ""))
+function Driver.drop_table(_, ds, name)
+  ds:schema():drop_table(name, { if_exists = true })
 end
 
+-- Schema builder methods for the column types of create_table.
+local BUILDERS = { bigint = "big_integer" }
+
 -- create_table(ds, "users", { {"id","id"}, {"name","string","NOT NULL UNIQUE"}, ... })
+-- through the schema builder; columns are nullable unless "NOT NULL".
 function Driver:create_table(ds, name, columns)
   self:drop_table(ds, name)
-  local parts = {}
-  for _, c in ipairs(columns) do
-    local ty = TYPES[self.name][c[2]] or c[2]
-    parts[#parts + 1] = quote(self.name, c[1]) .. " " .. ty .. (c[3] and (" " .. c[3]) or "")
-  end
-  ds:execute("CREATE TABLE " .. quote(self.name, name) .. " (" .. table.concat(parts, ", ") .. ")")
+  ds:schema():create_table(name, function(t)
+    for _, c in ipairs(columns) do
+      local col, ty, mods = c[1], c[2], c[3] or ""
+      if ty == "id" then
+        t:id(col)
+      else
+        local b
+        if ty == "decimal" then
+          b = t:decimal(col, 30, 10)
+        else
+          b = t[BUILDERS[ty] or ty](t, col)
+        end
+        if not mods:find("NOT NULL", 1, true) then b:nullable() end
+        if mods:find("UNIQUE", 1, true) then b:unique() end
+      end
+    end
+  end)
 end
 
 local function sqlite_driver()
