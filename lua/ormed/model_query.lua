@@ -155,9 +155,10 @@ end
 -- A builder method: forwards to C, records the call, returns self (or
 -- what C returned when it is not the query: table_name(), ...).
 local function builder(name)
+  local casts_args = COMPARE[name] or LISTS[name] or BETWEEN[name] or name:find("exists", 1, true)
   return function(self, ...)
     local args = table.pack(...)
-    cast_args(self, name, args)
+    if casts_args then cast_args(self, name, args) end
     local cq = self._q
     local r = apply(self, cq, name, args)
     if r ~= cq then return r end
@@ -178,23 +179,26 @@ local function soft_scope(model, only)
   return function(q) q:where_null(q:table_ref() .. col) end
 end
 
+-- Appends the functions of the scopes not removed to list (nil: none yet).
+local function add_scopes(list, scopes, removed)
+  for _, s in ipairs(scopes) do
+    if not (removed and removed[s.id]) then
+      list = list or {}
+      list[#list + 1] = s.fn
+    end
+  end
+  return list
+end
+
 -- The global scope functions that apply to this query, or nil.
 local function active_scopes(self)
   local removed = self._removed
   local list
   if removed ~= true then
-    for _, s in ipairs(self._model._global_scopes) do
-      if not (removed and removed[s.id]) then
-        list = list or {}
-        list[#list + 1] = s.fn
-      end
-    end
-    for _, s in ipairs(registry_scopes(self._source, self._model) or {}) do
-      if not (removed and removed[s.id]) then
-        list = list or {}
-        list[#list + 1] = s.fn
-      end
-    end
+    local own = self._model._global_scopes
+    if #own > 0 then list = add_scopes(list, own, removed) end
+    local reg = registry_scopes(self._source, self._model)
+    if reg and #reg > 0 then list = add_scopes(list, reg, removed) end
   end
   if self._only_trashed then
     list = list or {}
