@@ -196,7 +196,7 @@ local function active_scopes(self)
   local list
   if removed ~= true then
     local own = self._model._global_scopes
-    if #own > 0 then list = add_scopes(list, own, removed) end
+    if #own > 0 then list = add_scopes(nil, own, removed) end
     local reg = registry_scopes(self._source, self._model)
     if reg and #reg > 0 then list = add_scopes(list, reg, removed) end
   end
