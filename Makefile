@@ -24,7 +24,7 @@ SPECS    ?= spec
 LUA_ENV   = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
             LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all deps test asan example bench install clean lint
+.PHONY: all deps test asan asan-run example embed bench install clean lint
 
 all: $(MODULE)
 
@@ -56,8 +56,30 @@ asan-run:
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(LUA_ENV) scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
 
+# make bench: the performance table of ARCHITECTURE.md (bench/README in
+# bench/RESULTS.md). BENCH_DRIVERS=sqlite runs SQLite only, without servers;
+# BENCH_REPS sets the repetitions per case (default 5).
+BENCH_DRIVERS ?= sqlite,postgres,mysql
+BENCH_SRCS    = $(wildcard bench/*.c)
+BENCH_MODULE  = bench/build/climit.so
+
+$(BENCH_MODULE): $(BENCH_SRCS) bench/climit.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -shared -o $@ $(BENCH_SRCS) $(LDFLAGS) $(LDLIBS)
+
+bench: all $(BENCH_MODULE)
+	$(LUA_ENV) BENCH_DRIVERS="$(BENCH_DRIVERS)" ORMED_TEST_DRIVERS="$(BENCH_DRIVERS)" \
+	  scripts/with-servers.sh $(LUA) bench/run.lua
+
+EXAMPLES  = quickstart.lua multi_db.lua tenants.lua compensating.lua models.lua
+
 example: all
-	cd examples && $(LUA_ENV) $(LUA) quickstart.lua
+	@cd examples && for e in $(EXAMPLES); do \
+	  echo "== examples/$$e"; $(LUA_ENV) $(LUA) $$e || exit 1; done
+
+embed: all
+	$(CC) $(ALLCFLAGS) -o $(BUILD)/host examples/embed/host.c $(shell pkg-config --libs lua5.4)
+	ORMED_ROOT=$(CURDIR) $(BUILD)/host
 
 lint:
 	luacheck lua spec examples bench

@@ -5,18 +5,22 @@ local orm = require("ormed")
 
 local db = orm.DataSource({ name = "primary", driver = orm.SqliteDriverAdapter.memory() }):init()
 
-local schema = {
-  "CREATE TABLE teams (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)",
-  [[CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, email TEXT,
-    credits INTEGER DEFAULT 0, active BOOLEAN, settings TEXT, team_id INTEGER, password TEXT,
-    created_at DATETIME, updated_at DATETIME)]],
-  [[CREATE TABLE posts (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER, title TEXT,
-    published BOOLEAN, created_at DATETIME, updated_at DATETIME, deleted_at DATETIME)]],
-  "CREATE TABLE comments (id INTEGER PRIMARY KEY AUTOINCREMENT, post_id INTEGER, body TEXT)",
-  "CREATE TABLE roles (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT)",
-  "CREATE TABLE role_user (user_id INTEGER, role_id INTEGER)",
-}
-for _, sql in ipairs(schema) do db:execute(sql) end
+local schema = db:schema()
+schema:create_table("teams", function(t) t:id(); t:string("name") end)
+schema:create_table("users", function(t)
+  t:id(); t:string("name"); t:string("email"):nullable(); t:integer("credits"):default(0)
+  t:boolean("active"):nullable(); t:json("settings"):nullable(); t:integer("team_id"):nullable()
+  t:string("password"):nullable(); t:timestamps()
+end)
+schema:create_table("posts", function(t)
+  t:id(); t:integer("user_id"):nullable(); t:string("title"):nullable()
+  t:boolean("published"):nullable(); t:timestamps(); t:soft_deletes()
+end)
+schema:create_table("comments", function(t)
+  t:id(); t:integer("post_id"):nullable(); t:string("body"):nullable()
+end)
+schema:create_table("roles", function(t) t:id(); t:string("name"):nullable() end)
+schema:create_table("role_user", function(t) t:integer("user_id"); t:integer("role_id") end)
 
 -- Models may name each other before they exist: relations resolve by name.
 local User = orm.model("User", {
