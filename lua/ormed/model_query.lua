@@ -412,9 +412,10 @@ end
 
 -- {==== writes ====}
 
+-- The created instance, or false when a creating/saving handler cancelled it.
 function ModelQuery:create(attrs)
   local inst = self._model:_new_on(self._source, attrs)
-  inst:save()
+  if inst:save() == false then return false end
   return inst
 end
 
