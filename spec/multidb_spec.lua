@@ -384,8 +384,8 @@ helper.each_driver(function(drv)
       local c1, c2, c3 = pool:acquire(), pool:acquire(), pool:acquire()
       c1:release(); c2:release(); c3:release()
       assert.are.equal(3, ds:stats().open)
-      local t = os.time()
-      repeat until os.time() > t -- let them idle past the timeout
+      local t0 = os.clock()
+      repeat until os.clock() - t0 > 0.2 -- let them idle past the timeout
       local c = pool:acquire()
       c:release()
       assert.is_true(ds:stats().open <= 2)
@@ -410,6 +410,26 @@ helper.each_driver(function(drv)
         -- the broken connection was thrown away: the next statement gets a fresh one
         assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
         assert.are_not.equal(pid, ds:select(pid_sql)[1].id)
+        assert.are.equal(1, ds:stats().open)
+        killer:dispose()
+        ds:dispose()
+      end)
+
+      it("pings an idle connection on checkout and replaces it when the ping fails", function()
+        local ds = drv:data_source(nil, { max = 1, min = 1, health_check = 0 })
+        local killer = drv:data_source()
+        local pid_sql = drv.name == "postgres" and "SELECT pg_backend_pid() AS id"
+          or "SELECT CONNECTION_ID() AS id"
+        local pid = ds:select(pid_sql)[1].id
+        if drv.name == "postgres" then
+          killer:select("SELECT pg_terminate_backend(?) AS ok", { pid })
+        else
+          killer:execute("KILL " .. math.tointeger(pid))
+        end
+        -- the health check finds the dead session before the statement is sent
+        local fresh = ds:select(pid_sql)[1].id
+        assert.are_not.equal(pid, fresh)
+        assert.are.equal(0, ds:stats().errors)
         assert.are.equal(1, ds:stats().open)
         killer:dispose()
         ds:dispose()

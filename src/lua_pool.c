@@ -451,10 +451,12 @@ static int pool_new(lua_State *L)
         o.min = (int)aux_optnum(L, 2, "min", 0);
         o.acquire_timeout = aux_optnum(L, 2, "acquire_timeout", 5);
         o.idle_timeout = aux_optnum(L, 2, "idle_timeout", 60);
+        o.health_check = aux_optnum(L, 2, "health_check", 2);
     } else {
         o.max = 10;
         o.acquire_timeout = 5;
         o.idle_timeout = 60;
+        o.health_check = 2;
     }
     u = lua_newuserdatauv(L, sizeof *u, 1);
     u->pool = NULL;

@@ -12,8 +12,6 @@
 
 #include "orm_pool.h"
 
-#define POOL_HEALTH_AFTER 2.0 /* seconds idle before a checkout pings */
-
 struct orm_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -186,12 +184,12 @@ static void pool_deadline(struct timespec *ts, double secs)
 
 /* Pings a connection taken from the idle stack when it has rested a while.
  * Returns 0 when it is fit to hand out. */
-static int pool_healthy(orm_conn *c, double now)
+static int pool_healthy(orm_conn *c, double now, double after)
 {
     orm_error e;
     if (orm_conn_broken(c))
         return -1;
-    if (now - orm_conn_last_used(c) < POOL_HEALTH_AFTER)
+    if (after > 0 && now - orm_conn_last_used(c) < after)
         return 0;
     return orm_conn_ping(c, &e) == ORM_OK ? 0 : -1;
 }
@@ -227,7 +225,7 @@ int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
             double now = orm_clock();
             p->in_use++;
             pthread_mutex_unlock(&p->mu);
-            if (pool_healthy(c, now) == 0) {
+            if (pool_healthy(c, now, p->opts.health_check) == 0) {
                 *out = c;
                 return ORM_OK;
             }

@@ -17,6 +17,8 @@ typedef struct orm_pool_opts {
     double acquire_timeout; /* seconds a caller waits for a free connection */
     double idle_timeout;    /* seconds before an idle connection is closed
                                (0 = never) */
+    double health_check;    /* seconds idle after which a checkout pings the
+                               connection first (0 = every checkout) */
 } orm_pool_opts;
 
 typedef struct orm_pool_stats {
@@ -43,7 +45,7 @@ void orm_pool_ref(orm_pool *p);
 void orm_pool_unref(orm_pool *p);
 
 /* Checks out a connection: an idle one (pinged first when it has been idle
- * a while; discarded and replaced when the ping fails), a new one while
+ * health_check seconds or more; discarded and replaced when the ping fails), a new one while
  * fewer than max are open, or waits up to acquire_timeout
  * (ORM_E_POOL_TIMEOUT). A failed open returns connection_failed and leaves
  * the pool usable. ORM_E_NOT_INITIALIZED after orm_pool_close. */

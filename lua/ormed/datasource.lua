@@ -14,7 +14,7 @@ DataSource.__index = DataSource
 -- Weak keys: a finished coroutine takes its entry with it.
 local active = setmetatable({}, { __mode = "k" })
 
-local DEFAULT_POOL = { max = 10, min = 1, acquire_timeout = 5, idle_timeout = 60 }
+local DEFAULT_POOL = { max = 10, min = 1, acquire_timeout = 5, idle_timeout = 60, health_check = 2 }
 
 local ScopeRegistry = {}
 ScopeRegistry.__index = ScopeRegistry
