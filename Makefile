@@ -43,16 +43,21 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "all Debian packages present"; fi
 
-test: all
-	$(LUA_ENV) BUSTED="$(BUSTED)" scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
+# A C host that shares one pool between threads (spec/pool_threads_spec.lua).
+$(BUILD)/pool_threads: spec/c/pool_threads.c $(OBJS)
+	$(CC) $(ALLCFLAGS) -o $@ spec/c/pool_threads.c $(filter-out $(BUILD)/obj/src/lua_%.o,$(OBJS)) \
+	  $(LDFLAGS) $(LDLIBS)
+
+test: all $(BUILD)/pool_threads
+	ORMED_BUILD=$(BUILD) $(LUA_ENV) BUSTED="$(BUSTED)" scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
 
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" all
+	  LDFLAGS="-fsanitize=address,undefined" all build-asan/pool_threads
 	$(MAKE) BUILD=build-asan asan-run
 
 asan-run:
-	ORMED_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ORMED_BUILD=$(BUILD) ORMED_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(LUA_ENV) scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
 
