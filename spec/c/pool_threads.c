@@ -12,7 +12,7 @@
 #include "orm_pool.h"
 
 #define THREADS 8
-#define ROUNDS 200
+#define ROUNDS 50
 
 typedef struct worker {
     orm_pool *pool;
@@ -86,6 +86,7 @@ int main(int argc, char **argv)
     p.timeout = 30;
     if (orm_pool_new(&orm_sqlite_driver, &p, &o, &pool, &err) != ORM_OK ||
         orm_pool_acquire(pool, &c, &err) != ORM_OK ||
+        orm_conn_exec(c, "PRAGMA journal_mode = WAL", &err) != ORM_OK ||
         orm_conn_exec(c, "CREATE TABLE hits (thread INTEGER, round INTEGER)",
                       &err) != ORM_OK) {
         fprintf(stderr, "setup: %s\n", err.message);
