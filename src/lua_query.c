@@ -44,11 +44,26 @@
 #include "lua_ormed.h"
 #include "orm_query.h"
 
+/* Compiled SQL and its bindings (borrowing the query's bytes). */
+typedef struct query_out {
+    orm_buf sql;
+    orm_vlist binds;
+} query_out;
+
+/* The output buffers every compile of one Lua state shares (an upvalue of
+ * the methods), so a fresh query allocates none; a statement being run
+ * holds them (busy) and compiles meanwhile use the query's own. */
+typedef struct query_scratch {
+    query_out out;
+    int busy;
+} query_scratch;
+
 typedef struct query_ud {
     orm_query q;        /* the model; never moves (userdata memory) */
-    orm_buf sql;        /* last compiled SQL, reused */
-    orm_vlist binds;    /* its bindings, borrowing q's bytes */
+    query_out own;      /* used while the shared scratch is busy */
+    query_out *out;     /* where the last compile went */
     int running;        /* statements of this query in orm_lua_run */
+    int holds_scratch;  /* a running statement of this query holds it */
     int closed;         /* 1 after __close */
 } query_ud;
 
@@ -59,9 +74,25 @@ static int aux_raise(lua_State *L, const orm_error *err)
     return orm_lua_raise(L, err, NULL, NULL);
 }
 
+/* The query at idx, or NULL. Methods carry the query metatable as their
+ * upvalue 2, which spares a registry lookup by name per call. */
+static query_ud *aux_test(lua_State *L, int idx)
+{
+    query_ud *u = lua_type(L, idx) == LUA_TUSERDATA ? lua_touserdata(L, idx)
+                                                     : NULL;
+    int same;
+    if (u == NULL || !lua_getmetatable(L, idx))
+        return NULL;
+    same = lua_rawequal(L, -1, lua_upvalueindex(2));
+    lua_pop(L, 1);
+    return same ? u : NULL;
+}
+
 static query_ud *aux_check(lua_State *L, int idx)
 {
-    query_ud *u = luaL_checkudata(L, idx, ORM_LUA_QUERY);
+    query_ud *u = aux_test(L, idx);
+    if (u == NULL)
+        luaL_typeerror(L, idx, ORM_LUA_QUERY);
     if (u->closed)
         orm_lua_argerror(L, "query is closed");
     return u;
@@ -71,11 +102,14 @@ static query_ud *aux_push(lua_State *L)
 {
     query_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     orm_query_init(&u->q);
-    orm_buf_init(&u->sql);
-    orm_vlist_init(&u->binds);
+    orm_buf_init(&u->own.sql);
+    orm_vlist_init(&u->own.binds);
+    u->out = &u->own;
     u->running = 0;
+    u->holds_scratch = 0;
     u->closed = 0;
-    luaL_setmetatable(L, ORM_LUA_QUERY);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_setmetatable(L, -2);
     return u;
 }
 
@@ -241,11 +275,29 @@ static int query_new(lua_State *L)
     return 1;
 }
 
+static void aux_out_free(query_out *o)
+{
+    orm_buf_free(&o->sql);
+    orm_vlist_free(&o->binds);
+}
+
 static void aux_release(query_ud *u)
 {
     orm_query_clear(&u->q);
-    orm_buf_free(&u->sql);
-    orm_vlist_free(&u->binds);
+    aux_out_free(&u->own);
+    u->out = &u->own;
+}
+
+static query_scratch *aux_scratch(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static int scratch_gc(lua_State *L)
+{
+    query_scratch *sc = lua_touserdata(L, 1);
+    aux_out_free(&sc->out);
+    return 0;
 }
 
 static int query_gc(lua_State *L)
@@ -263,6 +315,10 @@ static int query_close(lua_State *L)
     query_ud *u = luaL_checkudata(L, 1, ORM_LUA_QUERY);
     if (u->running > 0) {
         u->running--;
+        if (u->holds_scratch) {
+            aux_scratch(L)->busy = 0;
+            u->holds_scratch = 0;
+        }
         return 0;
     }
     return query_gc(L);
@@ -454,7 +510,7 @@ static int aux_where_in(lua_State *L, int use_or, int negate,
     orm_error err;
     size_t n;
     const char *col = aux_str(L, 2, fname, "column name", &n);
-    query_ud *sub = luaL_testudata(L, 3, ORM_LUA_QUERY);
+    query_ud *sub = aux_test(L, 3);
     int len;
     if (sub != NULL)
         return aux_done(L, orm_query_where_in_sub(&u->q, use_or, negate, col,
@@ -618,7 +674,7 @@ static int aux_where_exists(lua_State *L, int use_or, int negate,
 {
     query_ud *u = aux_check(L, 1);
     orm_error err;
-    if (!luaL_testudata(L, 2, ORM_LUA_QUERY))
+    if (!aux_test(L, 2))
         return orm_lua_argerror(L, "%s: expected a query, got %s", fname,
                                 luaL_typename(L, 2));
     return aux_done(L, orm_query_where_exists(&u->q, use_or, negate,
@@ -843,32 +899,42 @@ static void aux_idle(lua_State *L, query_ud *u)
         orm_lua_argerror(L, "query is in use by a running statement");
 }
 
+/* Picks the output of the next compile: the shared scratch when free. */
+static query_out *aux_out(lua_State *L, query_ud *u)
+{
+    query_scratch *sc = aux_scratch(L);
+    aux_idle(L, u);
+    u->out = sc->busy ? &u->own : &sc->out;
+    return u->out;
+}
+
 static void aux_compile(lua_State *L, query_ud *u, const orm_dialect *d,
                         const orm_compile_opts *o)
 {
     orm_error err;
-    aux_idle(L, u);
-    if (orm_compile_select(&u->q, d, o, &u->sql, &u->binds, &err) != ORM_OK)
+    query_out *out = aux_out(L, u);
+    if (orm_compile_select(&u->q, d, o, &out->sql, &out->binds, &err) !=
+        ORM_OK)
         aux_raise(L, &err);
 }
 
 static void aux_compile_write(lua_State *L, query_ud *u, const orm_dialect *d)
 {
     orm_error err;
-    aux_idle(L, u);
-    if (orm_compile_write(&u->q, d, &u->sql, &u->binds, &err) != ORM_OK)
+    query_out *out = aux_out(L, u);
+    if (orm_compile_write(&u->q, d, &out->sql, &out->binds, &err) != ORM_OK)
         aux_raise(L, &err);
 }
 
-static void aux_push_binds(lua_State *L, const query_ud *u)
+static void aux_push_binds(lua_State *L, const orm_vlist *b)
 {
     int i;
-    lua_createtable(L, u->binds.n, 0);
-    for (i = 0; i < u->binds.n; i++) {
-        if (u->binds.v[i].type == ORM_NULL)
+    lua_createtable(L, b->n, 0);
+    for (i = 0; i < b->n; i++) {
+        if (b->v[i].type == ORM_NULL)
             orm_lua_pushnull(L);
         else
-            orm_lua_pushvalue(L, &u->binds.v[i]);
+            orm_lua_pushvalue(L, &b->v[i]);
         lua_rawseti(L, -2, i + 1);
     }
 }
@@ -880,12 +946,13 @@ static void aux_push_binds(lua_State *L, const query_ud *u)
 static int aux_emit(lua_State *L, query_ud *u, aux_sink *s, orm_lua_mode mode,
                     int hyd)
 {
+    query_out *o = u->out;
     int g;
     if (s->tidx == 0) {
         int n = (int)lua_rawlen(L, s->out);
-        lua_pushlstring(L, u->sql.p, u->sql.len);
+        lua_pushlstring(L, o->sql.p, o->sql.len);
         lua_rawseti(L, s->out, n + 1);
-        aux_push_binds(L, u);
+        aux_push_binds(L, &o->binds);
         lua_rawseti(L, s->out, n + 2);
         return 0;
     }
@@ -893,7 +960,11 @@ static int aux_emit(lua_State *L, query_ud *u, aux_sink *s, orm_lua_mode mode,
     lua_pushvalue(L, 1);
     lua_toclose(L, g);
     u->running++;
-    orm_lua_run(L, s->tidx, u->sql.p, u->sql.len, u->binds.v, u->binds.n,
+    if (o != &u->own) {
+        aux_scratch(L)->busy = 1;
+        u->holds_scratch = 1;
+    }
+    orm_lua_run(L, s->tidx, o->sql.p, o->sql.len, o->binds.v, o->binds.n,
                 mode, hyd);
     lua_closeslot(L, g);
     lua_remove(L, g);
@@ -1541,8 +1612,8 @@ static int query_to_sql(lua_State *L)
 {
     query_ud *u = aux_check(L, 1);
     aux_compile(L, u, aux_dialect(L, 2), NULL);
-    lua_pushlstring(L, u->sql.p, u->sql.len);
-    aux_push_binds(L, u);
+    lua_pushlstring(L, u->out->sql.p, u->out->sql.len);
+    aux_push_binds(L, &u->out->binds);
     return 2;
 }
 
@@ -1647,13 +1718,31 @@ static const luaL_Reg query_meta[] = {
     {NULL, NULL},
 };
 
+/* Pushes a new shared scratch. */
+static void aux_new_scratch(lua_State *L)
+{
+    query_scratch *sc = lua_newuserdatauv(L, sizeof *sc, 0);
+    orm_buf_init(&sc->out.sql);
+    orm_vlist_init(&sc->out.binds);
+    sc->busy = 0;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, scratch_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+}
+
 void orm_lua_open_query(lua_State *L)
 {
-    luaL_newmetatable(L, ORM_LUA_QUERY);
-    luaL_setfuncs(L, query_meta, 0);
-    luaL_newlib(L, query_methods);
+    aux_new_scratch(L);
+    luaL_newmetatable(L, ORM_LUA_QUERY); /* upvalues: scratch, metatable */
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, query_meta, 2);
+    luaL_newlibtable(L, query_methods);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    luaL_setfuncs(L, query_methods, 2);
     lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    lua_pushcfunction(L, query_new);
+    lua_pushcclosure(L, query_new, 2);
     lua_setfield(L, -2, "query");
 }

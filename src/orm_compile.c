@@ -165,6 +165,22 @@ int orm_compile_ident(orm_buf *b, const char *s, size_t n, char quote,
     return 0;
 }
 
+/* Appends the decimal digits of i (>= 0 in practice; negative values are
+ * written too) without going through printf. */
+static void aux_int(orm_buf *b, int64_t i)
+{
+    char tmp[24];
+    size_t k = sizeof tmp;
+    uint64_t u = i < 0 ? 0 - (uint64_t)i : (uint64_t)i;
+    do {
+        tmp[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (i < 0)
+        tmp[--k] = '-';
+    orm_buf_add(b, tmp + k, sizeof tmp - k);
+}
+
 /* {==== compile state ====} */
 
 typedef struct aux_c {
@@ -205,7 +221,7 @@ static void aux_bind(aux_c *c, const orm_value *v)
         return;
     if (c->d->placeholder == ORM_PH_DOLLAR) {
         orm_buf_addc(c->b, '$');
-        orm_buf_addi(c->b, c->binds->n);
+        aux_int(c->b, c->binds->n);
     } else {
         orm_buf_addc(c->b, '?');
     }
@@ -489,7 +505,7 @@ static void aux_limit(aux_c *c, aux_window w)
 {
     if (w.limit >= 0) {
         orm_buf_adds(c->b, " LIMIT ");
-        orm_buf_addi(c->b, w.limit);
+        aux_int(c->b, w.limit);
     }
     if (w.offset > 0) {
         if (w.limit < 0 && c->d->limit_all) {
@@ -497,7 +513,7 @@ static void aux_limit(aux_c *c, aux_window w)
             orm_buf_adds(c->b, c->d->limit_all);
         }
         orm_buf_adds(c->b, " OFFSET ");
-        orm_buf_addi(c->b, w.offset);
+        aux_int(c->b, w.offset);
     }
 }
 

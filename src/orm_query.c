@@ -53,13 +53,15 @@ struct orm_qarena_block {
 #define ARENA_ALIGN (sizeof(max_align_t))
 #define ARENA_MIN_BLOCK 4096
 
-static void aux_arena_init(orm_qarena *a)
+/* Starts the arena in buf (size bytes, may be NULL / 0). */
+static void aux_arena_init(orm_qarena *a, char *buf, size_t size)
 {
     a->head = NULL;
-    a->cur = a->first.c;
-    a->left = sizeof a->first.c;
+    a->cur = buf;
+    a->left = size;
 }
 
+/* Frees the arena's blocks; it is empty (and has no buffer) afterwards. */
 static void aux_arena_free(orm_qarena *a)
 {
     while (a->head) {
@@ -67,15 +69,16 @@ static void aux_arena_free(orm_qarena *a)
         a->head = b->next;
         free(b);
     }
-    aux_arena_init(a);
+    aux_arena_init(a, NULL, 0);
 }
 
-/* Rewinds the arena, keeping its newest (largest) block. */
+/* Rewinds an arena that has no inline buffer, keeping its newest (largest)
+ * block. */
 static void aux_arena_reset(orm_qarena *a)
 {
     orm_qarena_block *keep = a->head;
     if (!keep) {
-        aux_arena_init(a);
+        aux_arena_init(a, NULL, 0);
         return;
     }
     a->head = keep->next;
@@ -225,8 +228,8 @@ static void aux_write_init(orm_qwrite *w)
     w->returning = NULL;
     w->vals = NULL;
     w->nvals = w->capvals = w->nrows = 0;
-    aux_arena_init(&w->names);
-    aux_arena_init(&w->bytes);
+    aux_arena_init(&w->names, NULL, 0);
+    aux_arena_init(&w->bytes, NULL, 0);
 }
 
 void orm_query_init(orm_query *q)
@@ -244,7 +247,7 @@ void orm_query_init(orm_query *q)
     q->subs = NULL;
     q->next_sub = NULL;
     aux_write_init(&q->write);
-    aux_arena_init(&q->arena);
+    aux_arena_init(&q->arena, q->first.c, sizeof q->first.c);
 }
 
 void orm_query_clear(orm_query *q)

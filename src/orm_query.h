@@ -57,20 +57,17 @@ const char *orm_query_op_names(void);
 
 /* {==== storage ====} */
 
-#define ORM_QARENA_INLINE 512
+#define ORM_QARENA_INLINE 384
 
 typedef struct orm_qarena_block orm_qarena_block;
 
 /* A bump allocator: pieces live until the arena is reset or freed and
- * never move. The first ORM_QARENA_INLINE bytes live inside the struct. */
+ * never move. It may start in a buffer it does not own (the query's
+ * inline block). */
 typedef struct orm_qarena {
     orm_qarena_block *head; /* malloc'd blocks, newest (largest) first */
     char *cur;              /* next free byte */
     size_t left;            /* free bytes at cur */
-    union {
-        max_align_t align;
-        char c[ORM_QARENA_INLINE];
-    } first;                /* the first block */
 } orm_qarena;
 
 /* A singly linked list of arena nodes; every node type starts with its
@@ -186,6 +183,10 @@ struct orm_query {
     orm_query *next_sub;        /* next sibling in the owner's subs */
     orm_qwrite write;           /* the write payload */
     orm_qarena arena;           /* strings, values and nodes above */
+    union {
+        max_align_t align;
+        char c[ORM_QARENA_INLINE];
+    } first;                    /* the arena's first block */
 };
 
 /* {==== life cycle ====} */
