@@ -136,24 +136,24 @@ typedef struct run_ctx {
     orm_error err;
 } run_ctx;
 
-/* Wraps the row on top of the stack as hyd (stack index) says. */
+/* Wraps the row on top of the stack: hyd is the stack index of the pair
+ * (key, metatable) read once per result; a nil key means the row itself
+ * gets the metatable, otherwise setmetatable({ [key] = row }, mt). */
 static void run_hydrate(lua_State *L, int hyd)
 {
-    lua_getfield(L, hyd, "key");
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-    } else {
-        lua_createtable(L, 0, 1); /* row key inst */
-        lua_insert(L, -3);        /* inst row key */
-        lua_insert(L, -2);        /* inst key row */
-        lua_rawset(L, -3);        /* inst */
+    if (!lua_isnil(L, hyd)) {
+        lua_createtable(L, 0, 1); /* row inst */
+        lua_pushvalue(L, hyd);    /* row inst key */
+        lua_pushvalue(L, -3);     /* row inst key row */
+        lua_rawset(L, -3);        /* row inst */
+        lua_remove(L, -2);        /* inst */
     }
-    lua_getfield(L, hyd, "mt");
+    lua_pushvalue(L, hyd + 1);
     lua_setmetatable(L, -2);
 }
 
 /* Builds one row table from the current row; keys are at stack index
- * keys+i. */
+ * keys+i; hyd as for run_hydrate (0 = plain rows). */
 static void run_row(lua_State *L, run_ctx *x, int keys, int ncols, int hyd)
 {
     const orm_driver *d = orm_conn_driver(x->conn);
@@ -199,8 +199,13 @@ static int run_keys(lua_State *L, run_ctx *x, int ncols)
 static int run_collect(lua_State *L)
 {
     run_ctx *x = lua_touserdata(L, 1);
-    int hyd = lua_istable(L, 2) ? 2 : 0;
+    int hyd = 0;
     int ncols, keys = 0, list;
+    if (lua_istable(L, 2)) { /* key and metatable, read once */
+        lua_getfield(L, 2, "key");
+        lua_getfield(L, 2, "mt");
+        hyd = lua_gettop(L) - 1;
+    }
     lua_Integer n = 0;
     x->rc = orm_conn_step(x->conn, x->stmt, &x->err);
     if (x->rc == ORM_STEP_ERROR)
@@ -352,10 +357,8 @@ int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
     run_notify(L, tidx, sql, len, binds, n, (orm_clock() - t0) * 1000.0,
                x.rows, &x.err);
     if (!ok) {
-        char *copy = NULL;
-        lua_pushlstring(L, sql, len); /* anchors sql for the error */
-        copy = (char *)lua_tostring(L, -1);
-        return orm_lua_raise(L, &x.err, aux_name(L, tidx), copy);
+        lua_pushlstring(L, sql, len); /* sql may not be NUL-terminated */
+        return orm_lua_raise(L, &x.err, aux_name(L, tidx), lua_tostring(L, -1));
     }
     return 1;
 }
