@@ -766,7 +766,7 @@ describe("query compile", function()
         .. ' "p" WHERE "c" = ?) AND "y" = ? ORDER BY "id" ASC LIMIT 2', (b:to_sql()))
       assert.are.equal('SELECT * FROM "users" WHERE "a" = ? AND ("b" = ?) AND EXISTS (SELECT * FROM'
         .. ' "p" WHERE "c" = ?) AND "z" = ? ORDER BY "id" ASC LIMIT 2', (a:to_sql()))
-      a = nil
+      a = nil -- luacheck: ignore 311
       collectgarbage()
       assert.are.same({ 1, 2, 3, 8 }, select(2, b:to_sql()))
     end)

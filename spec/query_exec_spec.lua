@@ -67,12 +67,10 @@ helper.each_driver(function(drv)
     ds:dispose()
   end)
 
-  local ids
-
   before_each(function()
     ds:execute("DELETE FROM users")
     ds:execute("DELETE FROM posts")
-    ids = seed()
+    seed()
   end)
 
   describe("reads", function()
@@ -331,6 +329,27 @@ helper.each_driver(function(drv)
         end)
       end)
       assert.are.equal(0, q():where("name", "tx1"):count(target()))
+    end)
+  end)
+
+  describe("listeners", function()
+    it("see each statement; compiling other queries inside one is safe", function()
+      local seen, inner = {}, {}
+      local running = q():where("team", 2):order_by("name")
+      local stop = ds:listen(function(ev)
+        seen[#seen + 1] = ev.sql
+        inner[#inner + 1] = (q("posts"):where("score", ">", 100):where_in("id", { 1, 2, 3 }):to_sql())
+        local ok, err = pcall(running.to_sql, running)
+        inner[#inner + 1] = ok and "compiled" or err.kind
+      end)
+      local rows = running:get(target())
+      stop()
+      assert.are.same({ "cid", "dee" }, names(rows))
+      assert.are.equal(1, #seen)
+      assert.truthy(seen[1]:find("ORDER BY", 1, true))
+      assert.are.equal('SELECT * FROM "posts" WHERE "score" > ? AND "id" IN (?, ?, ?)', inner[1])
+      assert.are.equal("invalid_argument", inner[2])
+      assert.are.same({ "cid", "dee" }, names(running:get(target())))
     end)
   end)
 
