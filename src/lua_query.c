@@ -407,6 +407,9 @@ static int aux_where_table(lua_State *L, query_ud *u, int use_or,
             orm_lua_argerror(L, "%s: entry %d must be {column, [op,] value}",
                              fname, i);
         m = (int)lua_rawlen(L, -1);
+        if (m != 2 && m != 3)
+            orm_lua_argerror(L, "%s: entry %d must be {column, [op,] value}",
+                             fname, i);
         base = lua_gettop(L);
         lua_rawgeti(L, base, 1);
         lua_rawgeti(L, base, 2);
