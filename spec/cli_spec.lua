@@ -12,8 +12,10 @@ local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Plain shell utilities run without the sanitizer preload of `make asan`
+-- (their own exit-time allocations are not ours to judge).
 local function sh(cmd)
-  assert(os.execute(cmd), "command failed: " .. cmd)
+  assert(os.execute("env -u LD_PRELOAD sh -c " .. q(cmd)), "command failed: " .. cmd)
 end
 
 -- package.path / cpath with relative entries made absolute, so the child
