@@ -16,6 +16,9 @@ if not (driver and name and impl) then
   os.exit(1)
 end
 
+-- Every process loads the same modules, so the heap the garbage collector
+-- starts from is alike whichever implementation runs.
+require("ormed")
 local W = require("workload")
 local case = require("cases." .. name)
 if case[impl] == nil then os.exit(2) end

@@ -23,7 +23,8 @@ enum { K_TEXT, K_BOOL, K_INT, K_FLOAT };
 
 typedef struct pg_param {
     const char *p;   /* value text, or NULL for SQL NULL */
-    char buf[32];    /* numbers and booleans are written here */
+    int inbuf;       /* the text is buf (which moves when params grow) */
+    char buf[32];    /* numbers are written here */
 } pg_param;
 
 typedef struct pg_st {
@@ -101,6 +102,8 @@ static void pg_bind(void *stmt, int i, lua_State *L, int idx)
     if (i > s->cap && pg_grow(s, i) != 0)
         luaL_error(L, "out of memory");
     p = &s->params[i - 1];
+    if (i > s->nparams)
+        s->nparams = i;
     switch (lua_type(L, idx)) {
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx))
@@ -108,8 +111,9 @@ static void pg_bind(void *stmt, int i, lua_State *L, int idx)
                      (long long)lua_tointeger(L, idx));
         else
             snprintf(p->buf, sizeof p->buf, "%.17g", lua_tonumber(L, idx));
-        p->p = p->buf;
-        break;
+        p->p = NULL;
+        p->inbuf = 1;
+        return;
     case LUA_TBOOLEAN:
         p->p = lua_toboolean(L, idx) ? "t" : "f";
         break;
@@ -119,8 +123,7 @@ static void pg_bind(void *stmt, int i, lua_State *L, int idx)
     default:
         p->p = NULL;
     }
-    if (i > s->nparams)
-        s->nparams = i;
+    p->inbuf = 0;
 }
 
 static int pg_kind(Oid t)
@@ -144,7 +147,7 @@ static int pg_run(pg_st *s)
 {
     int i, st;
     for (i = 0; i < s->nparams; i++)
-        s->vals[i] = s->params[i].p;
+        s->vals[i] = s->params[i].inbuf ? s->params[i].buf : s->params[i].p;
     s->res = PQexecPrepared(s->pg, s->name, s->nparams, s->vals, NULL, NULL,
                             0);
     st = PQresultStatus(s->res);

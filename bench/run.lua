@@ -83,8 +83,8 @@ local function measure(driver, case, meta)
         end
       end
     end
-    io.stderr:write(("\r%-9s %-14s rep %d/%d"):format(driver, case, rep, REPS))
   end
+  io.stderr:write(("bench: %s %s done\n"):format(driver, case))
   local out = {}
   for impl, list in pairs(samples) do
     if list then
@@ -180,7 +180,6 @@ for _, driver in ipairs(drivers) do
       metas[case] = require("cases." .. case)
       results[case] = measure(driver, case, metas[case])
     end
-    io.stderr:write("\n")
     local text = table_for(driver, results, metas)
     print(text)
     print()

@@ -29,7 +29,7 @@ return {
     for i, u in ipairs(users) do
       local list = {}
       u.posts = list
-      by_id[u.id] = list
+      by_id[tonumber(u.id)] = list
       ids[i] = string.format("%d", u.id)
     end
     local cur = ctx.conn:execute(CHILD_SQL .. "(" .. table.concat(ids, ", ") .. ")")
