@@ -66,7 +66,7 @@ end
 -- { impl = { median, min, max, info, ok } } for one case on one driver.
 local function measure(driver, case, meta)
   local samples, last = {}, {}
-  for rep = 1, REPS do
+  for _ = 1, REPS do
     for _, impl in ipairs(IMPLS) do
       if samples[impl] ~= false then
         local m = run_one(driver, case, impl)
