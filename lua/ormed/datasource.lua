@@ -6,6 +6,7 @@ local core = require("ormed.core")
 local errors = require("ormed.errors")
 local ConnectionManager = require("ormed.manager")
 local Query = require("ormed.query")
+local util = require("ormed.util")
 
 local DataSource = {}
 DataSource.__index = DataSource
@@ -87,18 +88,31 @@ setmetatable(DataSource, { __call = function(_, opts) return DataSource.new(opts
 
 -- Opens the pool (min connections) and registers with the manager; the
 -- first data source registered becomes the default. Idempotent.
-function DataSource:init()
-  if self._pool then return self end
+-- Opens the pool, named after the data source, with its listeners.
+local function open_pool(self)
   local pool = core.pool_new(self.driver.params, self.pool_options)
   local info = pool:info()
   info.name = self.name
   info.listeners = self._listeners
   self._pool = pool
+end
+
+-- Closes the pool; false when none was open.
+local function close_pool(self)
+  local pool = self._pool
+  if not pool then return false end
+  self._pool = nil
+  pool:close()
+  return true
+end
+
+function DataSource:init()
+  if self._pool then return self end
+  open_pool(self)
   local ok, err = pcall(self.manager.add_instance, self.manager, self.name, self,
     self.replace)
   if not ok then
-    self._pool = nil
-    pool:close()
+    close_pool(self)
     error(err, 2)
   end
   return self
@@ -110,11 +124,9 @@ end
 
 -- Closes every connection and unregisters. Twice is harmless.
 function DataSource:dispose()
-  local pool = self._pool
-  if not pool then return end
-  self._pool = nil
-  pool:close()
-  if self.manager:has(self.name) then self.manager:unregister(self.name, self) end
+  if close_pool(self) and self.manager:has(self.name) then
+    self.manager:unregister(self.name, self)
+  end
 end
 
 function DataSource:connection_name()
@@ -244,13 +256,7 @@ end
 -- bindings, duration_ms, rows, error }. Returns a function that removes it.
 function DataSource:listen(fn)
   errors.check(type(fn) == "function", "listen(fn) needs a function")
-  local list = self._listeners
-  list[#list + 1] = fn
-  return function()
-    for i, f in ipairs(list) do
-      if f == fn then table.remove(list, i) return end
-    end
-  end
+  return util.add_handler(self._listeners, fn)
 end
 
 -- stats(): { open, in_use, idle, waits, timeouts, queries, errors,
@@ -287,20 +293,12 @@ end
 -- Registration with the manager is the factory's job: an OrmConnection
 -- only opens its pool.
 function OrmConnection:init()
-  if self._pool then return self end
-  local pool = core.pool_new(self.driver.params, self.pool_options)
-  local info = pool:info()
-  info.name = self.name
-  info.listeners = self._listeners
-  self._pool = pool
+  if not self._pool then open_pool(self) end
   return self
 end
 
 function OrmConnection:dispose()
-  local pool = self._pool
-  if not pool then return end
-  self._pool = nil
-  pool:close()
+  close_pool(self)
 end
 
 -- OrmConnection.from_manager(name, manager?): the connection registered

@@ -13,6 +13,7 @@
 -- how an instance remembers its connection.
 local core = require("ormed.core")
 local errors = require("ormed.errors")
+local util = require("ormed.util")
 local casts = require("ormed.casts")
 local K = require("ormed.keys")
 local relations = require("ormed.relations")
@@ -686,12 +687,7 @@ function Model:on(event, fn)
   errors.check(type(fn) == "function", "%s:on('%s', fn) needs a function", self.name, event)
   local list = self._events[event] or {}
   self._events[event] = list
-  list[#list + 1] = fn
-  return function()
-    for i, f in ipairs(list) do
-      if f == fn then table.remove(list, i) return end
-    end
-  end
+  return util.add_handler(list, fn)
 end
 
 -- add_global_scope(id, fn): fn(query) runs on every query of this model
