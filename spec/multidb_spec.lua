@@ -393,23 +393,32 @@ helper.each_driver(function(drv)
     end)
 
     if drv.name ~= "sqlite" then
-      it("replaces a connection whose server session was killed", function()
-        local ds = drv:data_source(nil, { max = 1, min = 1 })
-        local killer = drv:data_source()
-        local pid_sql = drv.name == "postgres" and "SELECT pg_backend_pid() AS id"
-          or "SELECT CONNECTION_ID() AS id"
-        local pid = ds:select(pid_sql)[1].id
+      -- The server's id of the session behind ds's (only) connection.
+      local function session_id(ds)
+        return ds:select(drv.name == "postgres" and "SELECT pg_backend_pid() AS id"
+          or "SELECT CONNECTION_ID() AS id")[1].id
+      end
+
+      -- Ends a server session from another connection.
+      local function kill_session(killer, pid)
         if drv.name == "postgres" then
           killer:select("SELECT pg_terminate_backend(?) AS ok", { pid })
         else
           killer:execute("KILL " .. math.tointeger(pid))
         end
+      end
+
+      it("replaces a connection whose server session was killed", function()
+        local ds = drv:data_source(nil, { max = 1, min = 1 })
+        local killer = drv:data_source()
+        local pid = session_id(ds)
+        kill_session(killer, pid)
         local err = helper.error_of(ds.select, ds, "SELECT 1 AS one")
         assert.are.equal("connection_lost", err.kind)
         assert.are.equal(ds.name, err.connection)
         -- the broken connection was thrown away: the next statement gets a fresh one
         assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
-        assert.are_not.equal(pid, ds:select(pid_sql)[1].id)
+        assert.are_not.equal(pid, session_id(ds))
         assert.are.equal(1, ds:stats().open)
         killer:dispose()
         ds:dispose()
@@ -418,16 +427,10 @@ helper.each_driver(function(drv)
       it("pings an idle connection on checkout and replaces it when the ping fails", function()
         local ds = drv:data_source(nil, { max = 1, min = 1, health_check = 0 })
         local killer = drv:data_source()
-        local pid_sql = drv.name == "postgres" and "SELECT pg_backend_pid() AS id"
-          or "SELECT CONNECTION_ID() AS id"
-        local pid = ds:select(pid_sql)[1].id
-        if drv.name == "postgres" then
-          killer:select("SELECT pg_terminate_backend(?) AS ok", { pid })
-        else
-          killer:execute("KILL " .. math.tointeger(pid))
-        end
+        local pid = session_id(ds)
+        kill_session(killer, pid)
         -- the health check finds the dead session before the statement is sent
-        local fresh = ds:select(pid_sql)[1].id
+        local fresh = session_id(ds)
         assert.are_not.equal(pid, fresh)
         assert.are.equal(0, ds:stats().errors)
         assert.are.equal(1, ds:stats().open)
@@ -442,16 +445,9 @@ helper.each_driver(function(drv)
         ds:schema():create_table("lost_tx", function(t) t:id(); t:string("v") end)
         local err = helper.error_of(ds.transaction, ds, function()
           ds:execute("INSERT INTO lost_tx (v) VALUES (?)", { "before" })
-          local pid = ds:select(drv.name == "postgres" and "SELECT pg_backend_pid() AS id"
-            or "SELECT CONNECTION_ID() AS id")[1].id
+          local pid = session_id(ds)
           -- another coroutine is outside this transaction, so it may write elsewhere
-          coroutine.wrap(function()
-            if drv.name == "postgres" then
-              killer:select("SELECT pg_terminate_backend(?) AS ok", { pid })
-            else
-              killer:execute("KILL " .. math.tointeger(pid))
-            end
-          end)()
+          coroutine.wrap(kill_session)(killer, pid)
           ds:execute("INSERT INTO lost_tx (v) VALUES (?)", { "after" })
         end)
         assert.are.equal("connection_lost", err.kind)
