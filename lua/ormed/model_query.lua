@@ -558,12 +558,11 @@ function ModelQuery.metatable_for(model)
       if model.scopes[name] ~= nil then
         return function(self, ...) return self:scope(name, ...) end
       end
-      if type(name) ~= "string" or name:sub(1, 1) == "_" then return nil end
       local f = cache[name]
-      if f == nil then
-        f = builder(name)
-        cache[name] = f
-      end
+      if f ~= nil then return f end
+      if type(name) ~= "string" or name:byte(1) == 95 then return nil end -- "_"
+      f = builder(name)
+      cache[name] = f
       return f
     end,
     __tostring = function(self)
