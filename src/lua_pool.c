@@ -320,10 +320,15 @@ int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
     orm_pool *pool;
     double t0;
     int ok;
+    double ms;
     tidx = lua_absindex(L, tidx);
     hyd = hyd ? lua_absindex(L, hyd) : 0;
-    memset(&x, 0, sizeof x);
+    x.conn = NULL;
+    x.stmt = NULL;
     x.mode = mode;
+    x.rc = 0;
+    x.rows = 0;
+    orm_error_clear(&x.err);
     cu = luaL_testudata(L, tidx, ORM_LUA_CONN);
     if (cu != NULL) {
         x.conn = aux_checkconn(L, tidx)->conn;
@@ -349,13 +354,13 @@ int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
     }
     if (cu == NULL)
         orm_pool_release(pool, x.conn);
-    orm_pool_record(pool, (orm_clock() - t0) * 1000.0, !ok);
+    ms = (orm_clock() - t0) * 1000.0;
+    orm_pool_record(pool, ms, !ok);
     if (x.rc == -2)
         return lua_error(L);
     if (!ok)
         lua_pushnil(L);
-    run_notify(L, tidx, sql, len, binds, n, (orm_clock() - t0) * 1000.0,
-               x.rows, &x.err);
+    run_notify(L, tidx, sql, len, binds, n, ms, x.rows, &x.err);
     if (!ok) {
         lua_pushlstring(L, sql, len); /* sql may not be NUL-terminated */
         return orm_lua_raise(L, &x.err, aux_name(L, tidx), lua_tostring(L, -1));
@@ -363,9 +368,13 @@ int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
     return 1;
 }
 
-/* Reads the bindings list at idx (nil = none) into a value array on the
- * Lua stack (a userdata, so nothing leaks if a later call raises). */
-static orm_value *aux_binds(lua_State *L, int idx, int *n)
+#define AUX_SMALL_BINDS 8
+
+/* Reads the bindings list at idx (nil = none) into a value array: `small`
+ * (AUX_SMALL_BINDS values, the caller's) when it fits, else a userdata on
+ * the Lua stack, so nothing leaks if a later call raises. Pushes one value
+ * either way (nil or the userdata). */
+static orm_value *aux_binds(lua_State *L, int idx, orm_value *small, int *n)
 {
     orm_value *v;
     orm_error err;
@@ -379,7 +388,11 @@ static orm_value *aux_binds(lua_State *L, int idx, int *n)
         orm_lua_argerror(L, "bindings must be a list, got %s",
                          luaL_typename(L, idx));
     len = (int)lua_rawlen(L, idx);
-    v = lua_newuserdatauv(L, (size_t)(len ? len : 1) * sizeof *v, 0);
+    if (len <= AUX_SMALL_BINDS) {
+        v = small;
+        lua_pushnil(L);
+    } else
+        v = lua_newuserdatauv(L, (size_t)len * sizeof *v, 0);
     for (i = 0; i < len; i++) {
         lua_rawgeti(L, idx, i + 1);
         if (orm_lua_tovalue(L, -1, &v[i], &err) != ORM_OK) {
@@ -395,6 +408,17 @@ static orm_value *aux_binds(lua_State *L, int idx, int *n)
 static const char *const run_modes[] = {"rows", "first", "value", "column",
                                         "exec", NULL};
 
+/* 1 when sql holds `??` (a literal `?` in portable raw SQL). */
+static int aux_has_qq(const char *sql, size_t len)
+{
+    const char *p = sql, *end = sql + len;
+    while ((p = memchr(p, '?', (size_t)(end - p))) != NULL) {
+        if (++p < end && *p == '?')
+            return 1;
+    }
+    return 0;
+}
+
 /* Pushes sql rewritten for the target's placeholder style (raw SQL is
  * written with `?` everywhere) and returns it. */
 static const char *aux_portable_sql(lua_State *L, int tidx, const char *sql,
@@ -402,7 +426,8 @@ static const char *aux_portable_sql(lua_State *L, int tidx, const char *sql,
 {
     const orm_dialect *d = orm_lua_target_dialect(L, tidx);
     orm_buf *b;
-    if (d->placeholder == ORM_PH_QMARK && memchr(sql, '?', *len) == NULL) {
+    if (d->placeholder == ORM_PH_QMARK && !aux_has_qq(sql, *len)) {
+        /* nothing to rewrite: only `??` differs for `?` dialects */
         lua_pushvalue(L, 2);
         return sql;
     }
@@ -425,7 +450,8 @@ static int target_run(lua_State *L)
     size_t len;
     const char *sql = luaL_checklstring(L, 2, &len);
     int n;
-    orm_value *v = aux_binds(L, 3, &n);
+    orm_value small[AUX_SMALL_BINDS];
+    orm_value *v = aux_binds(L, 3, small, &n);
     int mode = luaL_checkoption(L, 4, "rows", run_modes);
     int hyd = lua_istable(L, 5) ? 5 : 0;
     sql = aux_portable_sql(L, 1, sql, &len);
