@@ -1187,7 +1187,12 @@ typedef struct aux_rows {
     orm_qwrite_kind kind;
     const char *fname;
     int cols;       /* stack slot: list of the current columns (strings) */
-    int tmpslot;    /* stack slot: userdata holding tmp */
+    int tmpslot;    /* stack slot: userdata holding tmp, ckey, okey, perm */
+    const void **ckey; /* ckey[c]: the string object of cols[c] (kept by
+                          cols) */
+    const void **okey; /* the keys in the order the last row listed them */
+    int *perm;      /* perm[j]: index in cols of okey[j] */
+    int nordered;   /* entries in okey; 0 when unknown */
     int ncols;      /* -1 before the first row */
     int per_stmt;   /* rows per statement */
     int pending;    /* rows in the payload */
@@ -1270,14 +1275,20 @@ static void aux_rows_begin(lua_State *L, query_ud *u, aux_rows *x, int r,
     orm_error err;
     int i, n;
     aux_key *k = aux_keys(L, r, 0, &n, x->fname);
+    x->tmp = lua_newuserdatauv(L, (sizeof(orm_value) + 2 * sizeof(char *) +
+                                   sizeof(int)) * (size_t)(n ? n : 1), 0);
+    x->ckey = (const void **)(x->tmp + (n ? n : 1));
+    x->okey = x->ckey + (n ? n : 1);
+    x->perm = (int *)(x->okey + (n ? n : 1));
+    lua_replace(L, x->tmpslot);
+    x->nordered = 0;
     lua_createtable(L, n, 0);
     for (i = 0; i < n; i++) {
         lua_pushlstring(L, k[i].s, k[i].n);
+        x->ckey[i] = lua_topointer(L, -1);
         lua_rawseti(L, -2, i + 1);
     }
     lua_replace(L, x->cols);
-    x->tmp = lua_newuserdatauv(L, sizeof(orm_value) * (size_t)(n ? n : 1), 0);
-    lua_replace(L, x->tmpslot);
     x->ncols = n;
     orm_query_write_begin(&u->q, x->kind);
     for (i = 0; i < n; i++)
@@ -1316,6 +1327,55 @@ static int aux_row_fits(lua_State *L, aux_rows *x, int r)
     return 1;
 }
 
+/* Notes the order in which the row at r (which fits) lists its keys, so
+ * the next rows built alike are read in one pass (aux_row_fast). Keys are
+ * matched by their string object: a short string is one object in a Lua
+ * state; rows keyed by long strings (over 40 bytes) keep the general
+ * path. */
+static void aux_row_learn(lua_State *L, aux_rows *x, int r)
+{
+    int j = 0;
+    x->nordered = 0;
+    lua_pushnil(L);
+    while (lua_next(L, r)) { /* key value */
+        const void *k;
+        int c;
+        lua_pop(L, 1);
+        k = lua_topointer(L, -1);
+        for (c = 0; c < x->ncols && x->ckey[c] != k; c++)
+            ;
+        if (c == x->ncols || j == x->ncols) {
+            lua_pop(L, 1);
+            return;
+        }
+        x->okey[j] = k;
+        x->perm[j++] = c;
+    }
+    x->nordered = j;
+}
+
+/* 1 when the row at r lists exactly the learned keys in the learned order
+ * and every value converts; fills x->tmp (strings borrowed from the row).
+ * 0 leaves the row to aux_row_fits, which also reports what is wrong. */
+static int aux_row_fast(lua_State *L, aux_rows *x, int r)
+{
+    orm_error err;
+    int j = 0;
+    if (x->nordered == 0 || x->nordered != x->ncols)
+        return 0;
+    lua_pushnil(L);
+    while (lua_next(L, r)) { /* key value */
+        if (j == x->ncols || lua_topointer(L, -2) != x->okey[j] ||
+            orm_lua_tovalue(L, -1, &x->tmp[x->perm[j]], &err) != ORM_OK) {
+            lua_pop(L, 2);
+            return 0;
+        }
+        lua_pop(L, 1); /* the row keeps strings alive */
+        j++;
+    }
+    return j == x->ncols;
+}
+
 static void aux_rows_flush(lua_State *L, query_ud *u, aux_sink *s,
                            aux_rows *x)
 {
@@ -1332,21 +1392,27 @@ static void aux_rows_add(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x,
                          int r, int i)
 {
     orm_error err;
-    int k;
     if (!lua_istable(L, r))
         orm_lua_argerror(L, "%s: row %d must be a table, got %s", x->fname, i,
                          luaL_typename(L, r));
-    if (!aux_row_fits(L, x, r)) {
+    if (aux_row_fast(L, x, r)) {
+        if (x->pending >= x->per_stmt)
+            aux_rows_flush(L, u, s, x);
+    } else if (!aux_row_fits(L, x, r)) {
         aux_rows_flush(L, u, s, x);
         aux_rows_begin(L, u, x, r, s->d->max_params);
         if (!aux_row_fits(L, x, r))
             orm_lua_argerror(L, "%s: row %d has a non-string key", x->fname, i);
-    } else if (x->pending >= x->per_stmt) {
-        aux_rows_flush(L, u, s, x);
+        aux_row_learn(L, x, r);
+    } else {
+        aux_row_learn(L, x, r);
+        if (x->pending >= x->per_stmt)
+            aux_rows_flush(L, u, s, x);
     }
-    for (k = 0; k < x->ncols; k++)
-        if (orm_query_write_value(&u->q, &x->tmp[k], &err) != ORM_OK)
-            aux_raise(L, &err);
+    /* The row's strings are borrowed: the list of rows (on the stack)
+     * keeps them, and no Lua code runs until the batch is sent. */
+    if (orm_query_write_values_ref(&u->q, x->tmp, x->ncols, &err) != ORM_OK)
+        aux_raise(L, &err);
     if (orm_query_write_end_row(&u->q, &err) != ORM_OK)
         aux_raise(L, &err);
     x->pending++;
@@ -1374,6 +1440,7 @@ static void aux_rows_send(lua_State *L, query_ud *u, aux_sink *s,
     x->cols = lua_gettop(L);
     lua_pushnil(L);
     x->tmpslot = lua_gettop(L);
+    x->nordered = 0;
     x->ncols = -1;
     x->pending = 0;
     n = (int)lua_rawlen(L, a);

@@ -627,10 +627,44 @@ int orm_compile_select(const orm_query *q, const orm_dialect *d,
 
 /* {==== writes ====} */
 
+/* The VALUES of a `?` dialect: every row reads "(?, ?, ...)", so the text
+ * of one row is written once and repeated, and the bindings are the row
+ * values in order. 0, or -1 when the row text is too long for that (the
+ * caller writes the rows one by one). */
+static int aux_values_qmark(aux_c *c, const orm_qwrite *w)
+{
+    char row[256];
+    size_t len = 0;
+    int k, r;
+    if (c->d->placeholder != ORM_PH_QMARK || 3 * (size_t)w->cols.n + 2 > sizeof row)
+        return -1;
+    if (orm_vlist_push_refs(c->binds, w->vals, w->nrows * w->cols.n) != 0) {
+        aux_fail(c, ORM_E_NOMEM, "out of memory compiling a query");
+        return 0;
+    }
+    row[len++] = '(';
+    for (k = 0; k < w->cols.n; k++) {
+        if (k) {
+            row[len++] = ',';
+            row[len++] = ' ';
+        }
+        row[len++] = '?';
+    }
+    row[len++] = ')';
+    orm_buf_add(c->b, row, len);
+    for (r = 1; r < w->nrows; r++) {
+        orm_buf_add(c->b, ", ", 2);
+        orm_buf_add(c->b, row, len);
+    }
+    return 0;
+}
+
 static void aux_values(aux_c *c, const orm_qwrite *w)
 {
     int r, k, i = 0;
     orm_buf_adds(c->b, " VALUES ");
+    if (aux_values_qmark(c, w) == 0)
+        return;
     for (r = 0; r < w->nrows; r++) {
         orm_buf_adds(c->b, r ? ", (" : "(");
         for (k = 0; k < w->cols.n; k++) {

@@ -841,6 +841,26 @@ int orm_query_write_value(orm_query *q, const orm_value *v, orm_error *err)
     return ORM_OK;
 }
 
+int orm_query_write_values_ref(orm_query *q, const orm_value *v, int n,
+                               orm_error *err)
+{
+    orm_qwrite *w = &q->write;
+    if (n > w->capvals - w->nvals) {
+        int cap = w->capvals ? w->capvals : 16;
+        orm_value *p;
+        while (cap - w->nvals < n)
+            cap *= 2;
+        p = realloc(w->vals, sizeof *p * (size_t)cap);
+        if (!p)
+            return aux_nomem(err);
+        w->vals = p;
+        w->capvals = cap;
+    }
+    memcpy(w->vals + w->nvals, v, sizeof *v * (size_t)n);
+    w->nvals += n;
+    return ORM_OK;
+}
+
 int orm_query_write_end_row(orm_query *q, orm_error *err)
 {
     orm_qwrite *w = &q->write;

@@ -332,6 +332,12 @@ int orm_query_write_column(orm_query *q, const char *col, size_t n,
 /* Appends one value of the current row (bytes copied). */
 int orm_query_write_value(orm_query *q, const orm_value *v, orm_error *err);
 
+/* Appends n values of the current row borrowing their text/blob bytes,
+ * which must stay valid until the payload is reset (the caller keeps them
+ * alive while it compiles and runs the statement). */
+int orm_query_write_values_ref(orm_query *q, const orm_value *v, int n,
+                               orm_error *err);
+
 /* Ends the current row; ORM_E_INVALID_ARGUMENT when it does not hold
  * exactly cols.n values. */
 int orm_query_write_end_row(orm_query *q, orm_error *err);

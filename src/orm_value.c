@@ -63,14 +63,17 @@ void orm_vlist_init(orm_vlist *l)
     memset(l, 0, sizeof *l);
 }
 
-static int vlist_grow(orm_vlist *l)
+/* Makes room for `more` values. Returns 0 or -1 (list unchanged). */
+static int vlist_reserve(orm_vlist *l, int more)
 {
     int cap;
     orm_value *v;
     unsigned char *owned;
-    if (l->n < l->cap)
+    if (more <= l->cap - l->n)
         return 0;
     cap = l->cap ? l->cap * 2 : 8;
+    while (cap - l->n < more)
+        cap *= 2;
     v = realloc(l->v, (size_t)cap * sizeof *v);
     if (v == NULL)
         return -1;
@@ -81,6 +84,11 @@ static int vlist_grow(orm_vlist *l)
     l->owned = owned;
     l->cap = cap;
     return 0;
+}
+
+static int vlist_grow(orm_vlist *l)
+{
+    return vlist_reserve(l, 1);
 }
 
 static int vlist_append(orm_vlist *l, const orm_value *v, int copy)
@@ -113,6 +121,18 @@ int orm_vlist_push(orm_vlist *l, const orm_value *v)
 int orm_vlist_push_ref(orm_vlist *l, const orm_value *v)
 {
     return vlist_append(l, v, 0);
+}
+
+int orm_vlist_push_refs(orm_vlist *l, const orm_value *v, int n)
+{
+    if (n <= 0)
+        return 0;
+    if (vlist_reserve(l, n) != 0)
+        return -1;
+    memcpy(l->v + l->n, v, (size_t)n * sizeof *v);
+    memset(l->owned + l->n, 0, (size_t)n);
+    l->n += n;
+    return 0;
 }
 
 void orm_vlist_clear(orm_vlist *l)

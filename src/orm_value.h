@@ -58,6 +58,11 @@ int orm_vlist_push(orm_vlist *l, const orm_value *v);
  * Returns 0, or -1 when out of memory (list unchanged). */
 int orm_vlist_push_ref(orm_vlist *l, const orm_value *v);
 
+/* Appends the n values at v borrowing their bytes, as n calls of
+ * orm_vlist_push_ref would. Returns 0, or -1 when out of memory (list
+ * unchanged). */
+int orm_vlist_push_refs(orm_vlist *l, const orm_value *v, int n);
+
 /* Drops every value (freeing owned bytes) but keeps the allocation. */
 void orm_vlist_clear(orm_vlist *l);
 
