@@ -40,15 +40,29 @@ double orm_clock(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static uint64_t conn_hash(const char *p, size_t n)
+#define CONN_HASH_EDGE 128 /* bytes hashed at each end of long SQL */
+
+static uint64_t conn_hash_bytes(uint64_t h, const char *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
     size_t i;
     for (i = 0; i < n; i++) {
         h ^= (unsigned char)p[i];
         h *= 1099511628211ULL;
     }
     return h;
+}
+
+/* FNV-1a of the SQL text; long texts (multi-row inserts run to hundreds
+ * of kilobytes) hash their length and both ends only: equal hashes are
+ * always confirmed by comparing the whole text. */
+static uint64_t conn_hash(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    if (n <= 2 * CONN_HASH_EDGE)
+        return conn_hash_bytes(h, p, n);
+    h = conn_hash_bytes(h, (const char *)&n, sizeof n);
+    h = conn_hash_bytes(h, p, CONN_HASH_EDGE);
+    return conn_hash_bytes(h, p + n - CONN_HASH_EDGE, CONN_HASH_EDGE);
 }
 
 int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
