@@ -16,14 +16,17 @@ W.COMPILES = 20000    -- query builds
 W.RANGES = 5000       -- tenant / unscoped range queries
 W.now = climit.now
 
--- Rows per INSERT statement of the C limit's bulk insert: as many as the
--- database takes parameters for (SQLite 32766, PostgreSQL and MySQL
--- 65535), the fastest plain approach on every database (on SQLite it beats
--- one reused single-row INSERT by about 2x).
-local MAX_PARAMS = { sqlite = 32766, postgres = 65535, mysql = 65535 }
+-- Rows per INSERT statement of the C limit's bulk insert: the fastest
+-- plain approach measured per database (bench/RESULTS.md): multi-row
+-- statements of 1000 rows (4000 on MySQL). One reused single-row INSERT
+-- is about 1.5x slower on SQLite, and statements as large as the parameter
+-- limit allows cost more than they save (SQLite builds a program that
+-- grows with the values; PostgreSQL takes 4x longer with 16k-row
+-- statements). BENCH_INSERT_BATCH overrides it, to explore.
+local INSERT_ROWS = { sqlite = 1000, postgres = 1000, mysql = 4000 }
 
-function W.insert_batch(driver, ncols)
-  return MAX_PARAMS[driver] // ncols
+function W.insert_batch(driver)
+  return tonumber(os.getenv("BENCH_INSERT_BATCH")) or INSERT_ROWS[driver]
 end
 
 -- Placeholder n in the driver's own syntax.

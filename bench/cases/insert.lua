@@ -27,7 +27,7 @@ return {
     conn:setautocommit(true)
   end,
   climit = function(ctx, s)
-    climit.insert(ctx.db, "users", COLS, s.rows, W.insert_batch(ctx.driver, #COLS))
+    climit.insert(ctx.db, "users", COLS, s.rows, W.insert_batch(ctx.driver))
   end,
   check = function(ctx)
     local n = ctx.count("SELECT COUNT(*) FROM users")
