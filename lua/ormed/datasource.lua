@@ -52,6 +52,11 @@ function ScopeRegistry:scopes_for(model)
   return self._by_model[model] or {}
 end
 
+-- As scopes_for, but nil when the model has none (no list made per query).
+function ScopeRegistry:_scopes(model)
+  return self._by_model[model]
+end
+
 local function new_scope_registry()
   return setmetatable({ _by_model = setmetatable({}, { __mode = "k" }), _n = 0 }, ScopeRegistry)
 end

@@ -44,13 +44,17 @@ local EVENTS = { creating = true, created = true, updating = true, updated = tru
 -- model's own connection, else the manager's default).
 local function resolve(model, conn)
   if conn == nil then conn = model.connection end
-  if type(conn) == "table" then
-    errors.check(type(conn._target) == "function",
-      "%s: a connection must be a name or a DataSource / OrmConnection", model.name)
+  local t = type(conn)
+  if t == "table" then
+    if type(conn._target) ~= "function" then
+      errors.check(false, "%s: a connection must be a name or a DataSource / OrmConnection", model.name)
+    end
     return conn
   end
-  errors.check(conn == nil or type(conn) == "string",
-    "%s: a connection must be a name or a DataSource / OrmConnection, got %s", model.name, type(conn))
+  if conn ~= nil and t ~= "string" then
+    errors.check(false, "%s: a connection must be a name or a DataSource / OrmConnection, got %s",
+      model.name, t)
+  end
   return ConnectionManager.instance:connection(conn)
 end
 
@@ -584,10 +588,9 @@ end
 -- no scope with bindings of its own applies (else nil).
 local function find_sql(model, source)
   local gs = model._global_scopes
-  if #gs > 1 or (gs[1] and gs[1].id ~= ModelQuery.SOFT_DELETES)
-      or #(ModelQuery.registry_scopes(source, model) or {}) > 0 then
-    return nil
-  end
+  if #gs > 1 or (gs[1] and gs[1].id ~= ModelQuery.SOFT_DELETES) then return nil end
+  local reg = ModelQuery.registry_scopes(source, model)
+  if reg and #reg > 0 then return nil end
   local sql = model._find_sql[source]
   if sql == nil then
     local cq = ModelQuery.new(model, source):where(model.table .. "." .. model.primary_key, 0):_compiled()
@@ -603,7 +606,7 @@ function Model:find(id, opts)
   local src = resolve(self, opts and opts.connection)
   local sql = id ~= nil and find_sql(self, src)
   if sql then
-    return src:_target(false):run(sql, { id }, "first", self:_hydration(src))
+    return src:_target(false):run(sql, { id }, "first", self._hyds[src] or self:_hydration(src))
   end
   return ModelQuery.new(self, src):find(id)
 end

@@ -24,11 +24,14 @@ local SOFT_DELETES = "soft_deletes"
 
 -- {==== construction ====}
 
--- The scope registry of a data source (nil for sources without one).
+-- The scopes registered for model on a data source's scope registry, or
+-- nil (none, or no registry).
 local function registry_scopes(source, model)
   local ctx = source.context
   local reg = ctx and ctx.scope_registry
-  return reg and reg:scopes_for(model) or nil
+  if reg == nil then return nil end
+  if reg._scopes then return reg:_scopes(model) end
+  return reg:scopes_for(model)
 end
 
 -- A query of `model` run through `source` (a DataSource or OrmConnection),
