@@ -232,20 +232,24 @@ local function load_relation(rel, parents, node, source)
   local single = rel:is_single()
   local keys, by_key = group_parents(parents, parent_attr(rel, k))
   for _, p in ipairs(parents) do mark_loaded(p, rel.name, (not single) and {} or nil) end
-  local all = {}
+  local all, name, pivot = {}, rel.name, rel.kind == "belongs_to_many"
   each_batch(source, keys, function(batch)
     local q, _, out = related_query(rel, source, batch)
     if node.constraint then node.constraint(q) end
     for _, inst in ipairs(q:get()) do
       all[#all + 1] = inst
-      local key = norm(rawget(inst, ATTRS)[out])
-      if rel.kind == "belongs_to_many" then take_pivot(rel, k, inst) end
-      for _, p in ipairs(by_key[key] or {}) do
-        if not single then
-          local list = rawget(p, rel.name)
-          list[#list + 1] = inst
-        elseif rawget(p, rel.name) == nil then
-          rawset(p, rel.name, inst)
+      -- a table key needs no norm(): Lua reads t[1.0] as t[1]
+      local owners = by_key[rawget(inst, ATTRS)[out]]
+      if pivot then take_pivot(rel, k, inst) end
+      if owners then
+        for i = 1, #owners do
+          local p = owners[i]
+          if not single then
+            local list = rawget(p, name)
+            list[#list + 1] = inst
+          elseif rawget(p, name) == nil then
+            rawset(p, name, inst)
+          end
         end
       end
     end
