@@ -61,7 +61,7 @@ asan-run:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(LUA_ENV) scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
 
-# make bench: the performance table of ARCHITECTURE.md (bench/README in
+# make bench: the performance table of ARCHITECTURE.md (method and results:
 # bench/RESULTS.md). BENCH_DRIVERS=sqlite runs SQLite only, without servers;
 # BENCH_REPS sets the repetitions per case (default 5).
 BENCH_DRIVERS ?= sqlite,postgres,mysql
