@@ -90,6 +90,19 @@ end
 
 local announced = false
 
+-- True when this run covers every named driver. A driver left out by
+-- ORMED_TEST_DRIVERS is reported on stderr, never skipped silently.
+function helper.covers(...)
+  for _, name in ipairs({ ... }) do
+    if not wanted(name) then
+      io.stderr:write("spec/helper: specs that need " .. table.concat({ ... }, " and ")
+        .. " left out by ORMED_TEST_DRIVERS=" .. os.getenv("ORMED_TEST_DRIVERS") .. "\n")
+      return false
+    end
+  end
+  return true
+end
+
 -- Runs fn(drv) inside describe("[driver] ...") for every driver.
 function helper.each_driver(fn)
   if not announced and os.getenv("ORMED_TEST_DRIVERS") then
