@@ -399,3 +399,31 @@ helper.each_driver(function(drv)
     end)
   end)
 end)
+
+describe("insert of many rows with a listener", function()
+  it("reads each row after the previous batch (and its listeners) has run", function()
+    local orm = require("ormed")
+    local ds = orm.DataSource({ name = "batch_listener", driver = orm.SqliteDriverAdapter.memory() }):init()
+    ds:schema():create_table("wide", function(t) t:string("a", 100); t:string("b", 100) end)
+    local per = 32766 // 2 -- rows per statement on SQLite with two columns
+    local rows = {}
+    for i = 1, per + 1 do
+      rows[i] = { a = ("a"):rep(50) .. i, b = ("b"):rep(50) .. i } -- long strings: owned by the row only
+    end
+    local batches = 0
+    ds:listen(function()
+      batches = batches + 1
+      -- a listener changes the row of the next batch and frees its old strings
+      rows[per + 1].a = "changed"
+      rows[per + 1].b = "changed too"
+      collectgarbage()
+      collectgarbage()
+    end)
+    ds:table("wide"):insert(rows)
+    assert.are.equal(2, batches)
+    assert.are.equal(per + 1, ds:table("wide"):count())
+    local last = ds:table("wide"):where("b", "changed too"):first()
+    assert.are.equal("changed", last and last.a)
+    ds:dispose()
+  end)
+end)

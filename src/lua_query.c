@@ -1395,22 +1395,23 @@ static void aux_rows_add(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x,
     if (!lua_istable(L, r))
         orm_lua_argerror(L, "%s: row %d must be a table, got %s", x->fname, i,
                          luaL_typename(L, r));
+    /* A full batch goes out before this row is read: sending it runs the
+     * listeners, which may change the rows still to come. */
+    if (x->pending >= x->per_stmt)
+        aux_rows_flush(L, u, s, x);
     if (aux_row_fast(L, x, r)) {
-        if (x->pending >= x->per_stmt)
-            aux_rows_flush(L, u, s, x);
+        /* read in the learned key order */
     } else if (!aux_row_fits(L, x, r)) {
         aux_rows_flush(L, u, s, x);
         aux_rows_begin(L, u, x, r, s->d->max_params);
         if (!aux_row_fits(L, x, r))
             orm_lua_argerror(L, "%s: row %d has a non-string key", x->fname, i);
         aux_row_learn(L, x, r);
-    } else {
+    } else
         aux_row_learn(L, x, r);
-        if (x->pending >= x->per_stmt)
-            aux_rows_flush(L, u, s, x);
-    }
     /* The row's strings are borrowed: the list of rows (on the stack)
-     * keeps them, and no Lua code runs until the batch is sent. */
+     * keeps them, and no Lua code runs until the batch is sent (a flush
+     * above re-reads this row after the listeners ran). */
     if (orm_query_write_values_ref(&u->q, x->tmp, x->ncols, &err) != ORM_OK)
         aux_raise(L, &err);
     if (orm_query_write_end_row(&u->q, &err) != ORM_OK)
