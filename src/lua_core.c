@@ -173,6 +173,24 @@ void orm_lua_pushvalue(lua_State *L, const orm_value *v)
     }
 }
 
+void orm_lua_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction gc)
+{
+    luaL_newmetatable(L, name);
+    if (methods != NULL) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    if (gc != NULL) {
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+}
+
 /* core.blob(s): marks a string to be bound as binary data. */
 static int core_blob(lua_State *L)
 {

@@ -56,6 +56,12 @@ void orm_lua_pushvalue(lua_State *L, const orm_value *v);
 /* Pushes orm.null (a light userdata NULL). */
 void orm_lua_pushnull(lua_State *L);
 
+/* Registers the metatable `name` of a userdata class: __index = methods
+ * (none when NULL), and `gc` (when not NULL) as both __gc and __close, so
+ * the one idempotent close serves both. Leaves the stack as it was. */
+void orm_lua_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction gc);
+
 /* {==== lua_pool.c ====} */
 
 /* The dialect of the target at tidx (raises when it is not a target or is

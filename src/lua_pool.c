@@ -662,12 +662,6 @@ static const luaL_Reg pool_methods[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg pool_meta[] = {
-    {"__gc", pool_close},
-    {"__close", pool_close},
-    {NULL, NULL},
-};
-
 static const luaL_Reg conn_methods[] = {
     {"run", target_run},         {"release", conn_release},
     {"begin", conn_begin},       {"commit", conn_commit},
@@ -676,27 +670,10 @@ static const luaL_Reg conn_methods[] = {
     {"dialect", target_dialect}, {NULL, NULL},
 };
 
-static const luaL_Reg conn_meta[] = {
-    {"__gc", conn_release},
-    {"__close", conn_release},
-    {NULL, NULL},
-};
-
-static void aux_newclass(lua_State *L, const char *name, const luaL_Reg *meta,
-                         const luaL_Reg *methods)
-{
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 void orm_lua_open_pool(lua_State *L)
 {
-    aux_newclass(L, ORM_LUA_POOL, pool_meta, pool_methods);
-    aux_newclass(L, ORM_LUA_CONN, conn_meta, conn_methods);
+    orm_lua_newclass(L, ORM_LUA_POOL, pool_methods, pool_close);
+    orm_lua_newclass(L, ORM_LUA_CONN, conn_methods, conn_release);
     lua_pushcfunction(L, pool_new);
     lua_setfield(L, -2, "pool_new");
 }

@@ -757,30 +757,11 @@ static const luaL_Reg schema_funcs[] = {
     {NULL, NULL},
 };
 
-/* A metatable `name` with __index = methods (may be NULL) and __gc. */
-static void aux_newclass(lua_State *L, const char *name,
-                         const luaL_Reg *methods, lua_CFunction gc)
-{
-    luaL_newmetatable(L, name);
-    if (methods != NULL) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    if (gc != NULL) {
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
-}
-
 void orm_lua_open_schema(lua_State *L)
 {
-    aux_newclass(L, ORM_LUA_BLUEPRINT, bp_methods, bp_gc);
-    aux_newclass(L, ORM_LUA_COLUMN, col_methods, NULL);
-    aux_newclass(L, ORM_LUA_SCRATCH, NULL, scratch_gc);
-    aux_newclass(L, ORM_LUA_DIR, NULL, dir_gc);
+    orm_lua_newclass(L, ORM_LUA_BLUEPRINT, bp_methods, bp_gc);
+    orm_lua_newclass(L, ORM_LUA_COLUMN, col_methods, NULL);
+    orm_lua_newclass(L, ORM_LUA_SCRATCH, NULL, scratch_gc);
+    orm_lua_newclass(L, ORM_LUA_DIR, NULL, dir_gc);
     luaL_setfuncs(L, schema_funcs, 0);
 }
