@@ -97,8 +97,18 @@ typedef struct my_stmt {
 } my_stmt;
 
 static const orm_dialect my_dialect = {
-    "mysql", '`', ORM_PH_QMARK, 0, ORM_UPSERT_ON_DUPLICATE, 65535,
-    "18446744073709551615", "START TRANSACTION",
+    .name = "mysql",
+    .quote = '`',
+    .placeholder = ORM_PH_QMARK,
+    .has_returning = 0,
+    .has_ilike = 0,
+    .upsert = ORM_UPSERT_ON_DUPLICATE,
+    .max_params = 65535,
+    .insert_batch = 16384,
+    .array_in_over = 0,
+    .limit_all = "18446744073709551615",
+    .begin_sql = "START TRANSACTION",
+    .empty_insert = " () VALUES ()",
 };
 
 /* {======================================================================

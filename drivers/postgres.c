@@ -32,6 +32,11 @@
 /* Room for a converted timestamp; longer values are returned as PG sent them. */
 #define PG_TS_MAX 64
 
+/* Parameters a statement may have: libpq 15 and 16 refuse a
+ * ParameterDescription message over 30,000 bytes (4 + 2 + 4 per
+ * parameter) and drop the connection. */
+#define PG_MAX_PARAMS 7498
+
 /* How a result column is turned into an orm_value. */
 typedef enum pg_ckind {
     PG_C_TEXT,
@@ -82,8 +87,21 @@ typedef struct pg_stmt {
 } pg_stmt;
 
 static const orm_dialect pg_dialect = {
-    "postgres", '"', ORM_PH_DOLLAR, 1, ORM_UPSERT_ON_CONFLICT, 65535, NULL,
-    "BEGIN",
+    .name = "postgres",
+    .quote = '"',
+    .placeholder = ORM_PH_DOLLAR,
+    .has_returning = 1,
+    .has_ilike = 1,
+    .upsert = ORM_UPSERT_ON_CONFLICT,
+    /* libpq before 17 drops the connection when the server describes more
+     * parameters than fit a 30,000-byte message (4 bytes each after a
+     * 6-byte header), and every prepared statement is described. */
+    .max_params = PG_MAX_PARAMS,
+    .insert_batch = 4096,
+    .array_in_over = 100,
+    .limit_all = NULL,
+    .begin_sql = "BEGIN",
+    .empty_insert = " DEFAULT VALUES",
 };
 
 /* {====================================================================
@@ -406,6 +424,22 @@ static int pg_alloc_params(pg_stmt *st, int n)
     return st->ptypes && st->pvals && st->plens && st->pfmts ? 0 : -1;
 }
 
+/* 1 when sql may refer to a parameter past PG_MAX_PARAMS: some `$n`
+ * with n over the limit, literals included (an over-estimate, so the
+ * server is never asked to describe more than libpq can read). */
+static int pg_too_many_params(const char *sql, size_t len)
+{
+    const char *p = sql, *end = sql + len;
+    while ((p = memchr(p, '$', (size_t)(end - p))) != NULL) {
+        long n = 0;
+        for (p++; p < end && *p >= '0' && *p <= '9' && n <= PG_MAX_PARAMS; p++)
+            n = n * 10 + (*p - '0');
+        if (n > PG_MAX_PARAMS)
+            return 1;
+    }
+    return 0;
+}
+
 static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
                       orm_error *err)
 {
@@ -420,6 +454,11 @@ static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
     if (memchr(sql, '\0', len) != NULL)
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "SQL text contains a NUL byte");
+    if (pg_too_many_params(sql, len))
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "the statement refers to a parameter past $%d; "
+                             "postgres takes at most %d in one statement",
+                             PG_MAX_PARAMS, PG_MAX_PARAMS);
     st = calloc(1, sizeof *st);
     if (st == NULL)
         return pg_nomem(err);

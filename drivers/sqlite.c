@@ -23,8 +23,18 @@ typedef struct sq_stmt {
 } sq_stmt;
 
 static const orm_dialect sq_dialect = {
-    "sqlite", '"', ORM_PH_QMARK, 1, ORM_UPSERT_ON_CONFLICT, 32766, "-1",
-    "BEGIN",
+    .name = "sqlite",
+    .quote = '"',
+    .placeholder = ORM_PH_QMARK,
+    .has_returning = 1,
+    .has_ilike = 0,
+    .upsert = ORM_UPSERT_ON_CONFLICT,
+    .max_params = 32766, /* SQLITE_MAX_VARIABLE_NUMBER since 3.32 */
+    .insert_batch = 4096,
+    .array_in_over = 0,
+    .limit_all = "-1",
+    .begin_sql = "BEGIN",
+    .empty_insert = " DEFAULT VALUES",
 };
 
 /* Maps an extended SQLite result code to an orm kind. */

@@ -1403,7 +1403,9 @@ static void aux_rows_add(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x,
         /* read in the learned key order */
     } else if (!aux_row_fits(L, x, r)) {
         aux_rows_flush(L, u, s, x);
-        aux_rows_begin(L, u, x, r, s->d->max_params);
+        aux_rows_begin(L, u, x, r, s->d->insert_batch < s->d->max_params
+                                       ? s->d->insert_batch
+                                       : s->d->max_params);
         if (!aux_row_fits(L, x, r))
             orm_lua_argerror(L, "%s: row %d has a non-string key", x->fname, i);
         aux_row_learn(L, x, r);

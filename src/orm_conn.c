@@ -224,6 +224,12 @@ int orm_conn_start(orm_conn *c, const char *sql, size_t len,
     if (c->broken)
         return orm_error_set(err, ORM_E_CONNECTION_LOST,
                              "connection was lost");
+    if (n > c->d->dialect->max_params)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "the statement has %d bound values; %s takes "
+                             "at most %d in one statement",
+                             n, c->d->dialect->name,
+                             c->d->dialect->max_params);
     rc = conn_prepare(c, sql, len, stmt, err);
     if (rc != ORM_OK)
         return rc;

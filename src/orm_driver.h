@@ -42,18 +42,28 @@ typedef enum orm_upsert_style {
     ORM_UPSERT_ON_DUPLICATE  /* INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c) */
 } orm_upsert_style;
 
-/* What differs between SQL dialects; the compiler reads only this. */
+/* What differs between SQL dialects; the compiler reads only this. Each
+ * driver defines one, with designated initializers, in its own file. */
 typedef struct orm_dialect {
     const char *name;              /* "sqlite", "postgres", "mysql" */
     char quote;                    /* identifier quote: '"' or '`' */
     orm_placeholder placeholder;
     int has_returning;             /* INSERT ... RETURNING supported */
+    int has_ilike;                 /* ILIKE exists (else LOWER(a) LIKE LOWER(b)) */
     orm_upsert_style upsert;
-    int max_params;                /* bound parameters per statement */
+    int max_params;                /* bound parameters one statement takes;
+                                      more raise invalid_argument */
+    int insert_batch;              /* bound values per multi-row INSERT: the
+                                      measured best statement size */
+    int array_in_over;             /* 0, or: a where_in list longer than this
+                                      goes as one array parameter
+                                      (col = ANY(?) / col <> ALL(?)) */
     const char *limit_all;         /* LIMIT value meaning "no limit" when only
                                       OFFSET is given, or NULL if OFFSET alone
                                       is valid (PostgreSQL) */
     const char *begin_sql;         /* "BEGIN" / "START TRANSACTION" */
+    const char *empty_insert;      /* what follows INSERT INTO t for a row
+                                      with no columns */
 } orm_dialect;
 
 /* Step results. */
