@@ -151,9 +151,9 @@ static int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
     }
     if (k == ORM_OK)
         k = ORM_E_QUERY;
-    err->code = 0;
+    pg_set_line(err, k, msg);
     orm_error_set_sqlstate(err, state);
-    return pg_set_line(err, k, msg);
+    return k;
 }
 
 static int pg_lost(orm_error *err)
@@ -338,6 +338,14 @@ static int pg_exec(void *conn, const char *sql, orm_error *err)
     res = PQexec(c->pg, sql);
     if (!pg_ok(res))
         rc = pg_fail(c, res, err);
+    else if (strcmp(sql, "COMMIT") == 0 &&
+             strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
+        /* COMMIT of a transaction a failed statement had aborted */
+        rc = orm_error_set(err, ORM_E_TX_ABORTED,
+                           "the transaction was rolled back, not committed: "
+                           "a statement inside it had failed");
+        orm_error_set_sqlstate(err, "25P02");
+    }
     PQclear(res);
     if (rc == ORM_OK)
         pg_flush_stale(c);

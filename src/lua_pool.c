@@ -608,13 +608,28 @@ static int conn_release(lua_State *L)
 
 typedef int (*conn_txfn)(orm_conn *, orm_error *);
 
+/* Runs one transaction step; the statement it sent (BEGIN, COMMIT,
+ * SAVEPOINT...) is counted and reported to listeners like any other. */
 static int aux_tx(lua_State *L, conn_txfn fn)
 {
     conn_ud *c = aux_checkconn(L, 1);
     orm_error err;
+    double t0, ms;
+    const char *sql;
+    int rc;
     orm_error_clear(&err);
-    if (fn(c->conn, &err) != ORM_OK)
-        return orm_lua_raise(L, &err, aux_name(L, 1), NULL);
+    t0 = orm_clock();
+    rc = fn(c->conn, &err);
+    ms = (orm_clock() - t0) * 1000.0;
+    sql = orm_conn_tx_sql(c->conn);
+    if (*sql != '\0') {
+        lua_pushstring(L, sql); /* the connection may change it meanwhile */
+        sql = lua_tostring(L, -1);
+        orm_pool_record(c->pool, ms, rc != ORM_OK);
+        run_notify(L, 1, sql, strlen(sql), NULL, 0, ms, 0, &err);
+    }
+    if (rc != ORM_OK)
+        return orm_lua_raise(L, &err, aux_name(L, 1), *sql ? sql : NULL);
     lua_pushinteger(L, orm_conn_depth(c->conn));
     return 1;
 }
@@ -654,6 +669,86 @@ static int conn_pool(lua_State *L)
     return 1;
 }
 
+/* {==== all-or-nothing groups of statements ====} */
+
+#define ORM_LUA_ATOMIC "ormed.atomic"
+
+/* A group's guard: its user value 1 is the connection target. */
+typedef struct atomic_ud {
+    int open;      /* begun, neither committed nor rolled back */
+    int acquired;  /* the connection was checked out for the group */
+} atomic_ud;
+
+/* Calls method m of the conn target at cidx with no arguments. */
+static void atomic_call(lua_State *L, int cidx, lua_CFunction m)
+{
+    lua_pushcfunction(L, m);
+    lua_pushvalue(L, cidx);
+    lua_call(L, 1, 0);
+}
+
+/* __close / __gc: rolls back a group still open, returns a connection
+ * checked out for it. Never raises. */
+static int atomic_close(lua_State *L)
+{
+    atomic_ud *a = luaL_checkudata(L, 1, ORM_LUA_ATOMIC);
+    lua_settop(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    if (a->open) {
+        a->open = 0;
+        lua_pushcfunction(L, conn_rollback);
+        lua_pushvalue(L, 2);
+        lua_pcall(L, 1, 0, 0);
+    }
+    if (a->acquired) {
+        a->acquired = 0;
+        lua_pushcfunction(L, conn_release);
+        lua_pushvalue(L, 2);
+        lua_pcall(L, 1, 0, 0);
+    }
+    return 0;
+}
+
+int orm_lua_atomic_new(lua_State *L)
+{
+    atomic_ud *a = lua_newuserdatauv(L, sizeof *a, 1);
+    a->open = a->acquired = 0;
+    luaL_setmetatable(L, ORM_LUA_ATOMIC);
+    lua_toclose(L, -1);
+    lua_pushnil(L);
+    return lua_gettop(L);
+}
+
+void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx)
+{
+    atomic_ud *a = luaL_checkudata(L, cidx - 1, ORM_LUA_ATOMIC);
+    if (a->open || a->acquired)
+        return;
+    if (luaL_testudata(L, tidx, ORM_LUA_CONN)) {
+        lua_pushvalue(L, tidx);
+    } else {
+        lua_pushcfunction(L, pool_acquire);
+        lua_pushvalue(L, tidx);
+        lua_call(L, 1, 1);
+        a->acquired = 1;
+    }
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, cidx - 1, 1);
+    lua_replace(L, cidx);
+    atomic_call(L, cidx, conn_begin);
+    a->open = 1;
+}
+
+void orm_lua_atomic_commit(lua_State *L, int cidx)
+{
+    atomic_ud *a = luaL_checkudata(L, cidx - 1, ORM_LUA_ATOMIC);
+    if (a->open) {
+        atomic_call(L, cidx, conn_commit);
+        a->open = 0;
+    }
+    lua_closeslot(L, cidx - 1);
+}
+
 static const luaL_Reg pool_methods[] = {
     {"run", target_run},       {"acquire", pool_acquire},
     {"stats", pool_stats},     {"ping", pool_ping},
@@ -674,6 +769,7 @@ void orm_lua_open_pool(lua_State *L)
 {
     orm_lua_newclass(L, ORM_LUA_POOL, pool_methods, pool_close);
     orm_lua_newclass(L, ORM_LUA_CONN, conn_methods, conn_release);
+    orm_lua_newclass(L, ORM_LUA_ATOMIC, NULL, atomic_close);
     lua_pushcfunction(L, pool_new);
     lua_setfield(L, -2, "pool_new");
 }

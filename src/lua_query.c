@@ -1197,6 +1197,9 @@ typedef struct aux_rows {
     int per_stmt;   /* rows per statement */
     int pending;    /* rows in the payload */
     orm_value *tmp; /* the values of the row being read */
+    int cidx;       /* 0, or the slot of an all-or-nothing group's
+                       connection (orm_lua_atomic_new) */
+    int tidx;       /* the caller's target */
     int unique;     /* upsert: stack index of unique_by */
     int update;     /* upsert: stack index of update_columns (may be nil) */
 } aux_rows;
@@ -1376,11 +1379,18 @@ static int aux_row_fast(lua_State *L, aux_rows *x, int r)
     return j == x->ncols;
 }
 
+/* Sends the payload. When rows remain after it (more), the statements of
+ * the list run as one group, all or nothing: in a transaction, or a
+ * savepoint when the target is already one. */
 static void aux_rows_flush(lua_State *L, query_ud *u, aux_sink *s,
-                           aux_rows *x)
+                           aux_rows *x, int more)
 {
     if (x->pending == 0)
         return;
+    if (more && x->cidx != 0 && s->tidx != x->cidx) {
+        orm_lua_atomic_begin(L, x->cidx, x->tidx);
+        s->tidx = x->cidx;
+    }
     aux_write_emit(L, u, s);
     orm_query_write_rows_reset(&u->q);
     x->pending = 0;
@@ -1398,11 +1408,11 @@ static void aux_rows_add(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x,
     /* A full batch goes out before this row is read: sending it runs the
      * listeners, which may change the rows still to come. */
     if (x->pending >= x->per_stmt)
-        aux_rows_flush(L, u, s, x);
+        aux_rows_flush(L, u, s, x, 1);
     if (aux_row_fast(L, x, r)) {
         /* read in the learned key order */
     } else if (!aux_row_fits(L, x, r)) {
-        aux_rows_flush(L, u, s, x);
+        aux_rows_flush(L, u, s, x, 1);
         aux_rows_begin(L, u, x, r, s->d->insert_batch < s->d->max_params
                                        ? s->d->insert_batch
                                        : s->d->max_params);
@@ -1447,6 +1457,8 @@ static void aux_rows_send(lua_State *L, query_ud *u, aux_sink *s,
     x->ncols = -1;
     x->pending = 0;
     n = (int)lua_rawlen(L, a);
+    x->tidx = s->tidx;
+    x->cidx = n > 1 && s->tidx != 0 ? orm_lua_atomic_new(L) : 0;
     if (n == 0 && aux_has_keys(L, a)) {
         aux_rows_add(L, u, s, x, a, 1);
     }
@@ -1455,7 +1467,9 @@ static void aux_rows_send(lua_State *L, query_ud *u, aux_sink *s,
         aux_rows_add(L, u, s, x, lua_gettop(L), i);
         lua_pop(L, 1);
     }
-    aux_rows_flush(L, u, s, x);
+    aux_rows_flush(L, u, s, x, 0);
+    if (x->cidx != 0)
+        orm_lua_atomic_commit(L, x->cidx);
 }
 
 static int aux_insert(lua_State *L, query_ud *u, aux_sink *s, int a)
