@@ -1013,13 +1013,13 @@ static void aux_numeric(lua_State *L)
 typedef enum aux_opkind {
     OP_GET, OP_FIRST, OP_COUNT, OP_SUM, OP_AVG, OP_MIN, OP_MAX, OP_EXISTS,
     OP_PLUCK, OP_PAGINATE, OP_CHUNK, OP_INSERT, OP_INSERT_GET_ID, OP_UPDATE,
-    OP_DELETE, OP_INCREMENT, OP_DECREMENT, OP_UPSERT
+    OP_DELETE, OP_INCREMENT, OP_DECREMENT, OP_UPSERT, OP_CHUNK_BY_ID
 } aux_opkind;
 
 static const char *const op_names[] = {
     "get", "first", "count", "sum", "avg", "min", "max", "exists", "pluck",
     "paginate", "chunk", "insert", "insert_get_id", "update", "delete",
-    "increment", "decrement", "upsert", NULL
+    "increment", "decrement", "upsert", "chunk_by_id", NULL
 };
 
 static int aux_get(lua_State *L, query_ud *u, aux_sink *s, int a)
@@ -1134,7 +1134,10 @@ static lua_Integer aux_chunk_compile(lua_State *L, query_ud *u, aux_sink *s,
                                      lua_Integer n, lua_Integer page)
 {
     orm_compile_opts o;
-    lua_Integer skip = (page - 1) * n, lim = n;
+    lua_Integer skip, lim = n;
+    if (page - 1 > LUA_MAXINTEGER / n)
+        return 0;
+    skip = (page - 1) * n;
     if (u->q.limit >= 0 && u->q.limit - skip < lim)
         lim = u->q.limit - skip > 0 ? u->q.limit - skip : 0;
     memset(&o, 0, sizeof o);
@@ -1146,24 +1149,96 @@ static lua_Integer aux_chunk_compile(lua_State *L, query_ud *u, aux_sink *s,
     return lim;
 }
 
-/* run: chunk(n, fn, hyd?); collect: chunk(n, page?) */
-static int aux_chunk(lua_State *L, query_ud *u, aux_sink *s, int a)
+/* Paging state of chunk / chunk_by_id. */
+typedef struct aux_pager {
+    lua_Integer n;       /* rows per chunk */
+    int fn;              /* stack index of the callback */
+    int hyd;             /* hydration table index, or 0 */
+    const char *key;     /* key column: pages by key (NULL: by OFFSET) */
+    int last;            /* stack slot holding the last key seen (nil) */
+    lua_Integer seen;    /* rows handed out so far */
+} aux_pager;
+
+/* 1 when chunk may page by `key`: the query is not ordered, or only by
+ * the key ascending, and has no OFFSET. */
+static int aux_keyset_ok(const query_ud *u, const char *key)
 {
-    lua_Integer n = aux_int(L, a, "chunk", "size", 1, 0), page, lim;
-    if (n == 0)
-        return orm_lua_argerror(L, "chunk: size must be an integer >= 1");
-    if (s->tidx == 0) {
-        aux_chunk_compile(L, u, s, n, aux_int(L, a + 1, "chunk", "page", 1, 1));
-        return aux_emit(L, u, s, ORM_LUA_ROWS, 0);
+    const orm_qorder *ord = u->q.orders.first;
+    const char *dot;
+    if (u->q.offset > 0 || u->q.groups.n > 0 || u->q.distinct)
+        return 0;
+    if (u->q.orders.n == 0)
+        return 1;
+    if (u->q.orders.n != 1 || ord->desc || ord->col == NULL)
+        return 0;
+    dot = strrchr(ord->col, '.');
+    return strcmp(dot ? dot + 1 : ord->col, key) == 0;
+}
+
+/* Compiles the next keyed page: rows after the last key seen. Returns
+ * the LIMIT used (0: past the query's own limit). */
+static lua_Integer aux_keyed_compile(lua_State *L, query_ud *u, aux_sink *s,
+                                     aux_pager *p)
+{
+    orm_compile_opts o;
+    orm_value after;
+    lua_Integer lim = p->n;
+    if (u->q.limit >= 0 && u->q.limit - p->seen < lim)
+        lim = u->q.limit - p->seen > 0 ? u->q.limit - p->seen : 0;
+    memset(&o, 0, sizeof o);
+    o.set_window = 1;
+    o.limit = lim;
+    o.offset = -1;
+    o.key_col = p->key;
+    if (!lua_isnil(L, p->last)) {
+        aux_value(L, p->last, "chunk", &after);
+        o.key_after = &after;
     }
-    luaL_checktype(L, a + 1, LUA_TFUNCTION);
-    for (page = 1; (lim = aux_chunk_compile(L, u, s, n, page)) > 0; page++) {
+    if (lim > 0)
+        aux_compile(L, u, s->d, &o);
+    return lim;
+}
+
+/* Keeps the key of the last row of the page on top in p->last. */
+static void aux_keep_last_key(lua_State *L, aux_pager *p, lua_Integer got)
+{
+    const char *dot = strrchr(p->key, '.');
+    lua_rawgeti(L, -1, got);
+    if (p->hyd) {
+        lua_getfield(L, p->hyd, "key");
+        if (!lua_isnil(L, -1)) {
+            lua_rawget(L, -2);
+            lua_remove(L, -2);
+        } else
+            lua_pop(L, 1);
+    }
+    lua_getfield(L, -1, dot ? dot + 1 : p->key);
+    if (lua_isnil(L, -1))
+        orm_lua_argerror(L, "chunk: the rows do not include the key column "
+                            "'%s' to page by", p->key);
+    lua_replace(L, p->last);
+    lua_pop(L, 1);
+}
+
+/* Runs the paging loop: fn(rows, page) per page; true, or false when fn
+ * returned false. */
+static int aux_page_loop(lua_State *L, query_ud *u, aux_sink *s, aux_pager *p)
+{
+    lua_Integer page, lim;
+    for (page = 1;; page++) {
         lua_Integer got;
-        aux_emit(L, u, s, ORM_LUA_ROWS, aux_hyd(L, a + 2));
+        lim = p->key ? aux_keyed_compile(L, u, s, p)
+                     : aux_chunk_compile(L, u, s, p->n, page);
+        if (lim <= 0)
+            break;
+        aux_emit(L, u, s, ORM_LUA_ROWS, p->hyd);
         got = (lua_Integer)lua_rawlen(L, -1);
         if (got == 0)
             break;
-        lua_pushvalue(L, a + 1);
+        p->seen += got;
+        if (p->key)
+            aux_keep_last_key(L, p, got);
+        lua_pushvalue(L, p->fn);
         lua_insert(L, -2);
         lua_pushinteger(L, page);
         lua_call(L, 2, 1);
@@ -1177,6 +1252,58 @@ static int aux_chunk(lua_State *L, query_ud *u, aux_sink *s, int a)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* run: chunk(n, fn, hyd?, key?); collect: chunk(n, page?). Pages by key
+ * (default "id") when the query allows it (aux_keyset_ok), else by
+ * OFFSET. */
+static int aux_chunk(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    aux_pager p;
+    memset(&p, 0, sizeof p);
+    p.n = aux_int(L, a, "chunk", "size", 1, 0);
+    if (p.n == 0)
+        return orm_lua_argerror(L, "chunk: size must be an integer >= 1");
+    if (s->tidx == 0) {
+        aux_chunk_compile(L, u, s, p.n, aux_int(L, a + 1, "chunk", "page", 1, 1));
+        return aux_emit(L, u, s, ORM_LUA_ROWS, 0);
+    }
+    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    p.fn = a + 1;
+    p.hyd = aux_hyd(L, a + 2);
+    p.key = lua_isnoneornil(L, a + 3) ? "id"
+                                      : aux_str(L, a + 3, "chunk", "key", NULL);
+    if (!aux_keyset_ok(u, p.key))
+        p.key = NULL;
+    lua_pushnil(L);
+    p.last = lua_gettop(L);
+    return aux_page_loop(L, u, s, &p);
+}
+
+/* chunk_by_id(n, fn, column?, hyd?): pages by the column (default "id"),
+ * ascending, whatever the query's order: rows that fn updates out of the
+ * query's filter never make it skip others. */
+static int aux_chunk_by_id(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    aux_pager p;
+    memset(&p, 0, sizeof p);
+    p.n = aux_int(L, a, "chunk_by_id", "size", 1, 0);
+    if (p.n == 0)
+        return orm_lua_argerror(L, "chunk_by_id: size must be an integer >= 1");
+    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    p.fn = a + 1;
+    p.key = lua_isnoneornil(L, a + 2)
+                ? "id"
+                : aux_str(L, a + 2, "chunk_by_id", "column name", NULL);
+    p.hyd = aux_hyd(L, a + 3);
+    if (u->q.offset > 0)
+        return orm_lua_argerror(L, "chunk_by_id: the query has an offset; "
+                                   "paging by key cannot honour it");
+    if (s->tidx == 0)
+        return orm_lua_argerror(L, "chunk_by_id: needs a target");
+    lua_pushnil(L);
+    p.last = lua_gettop(L);
+    return aux_page_loop(L, u, s, &p);
 }
 
 /* {==== writes ====} */
@@ -1628,7 +1755,7 @@ static int aux_increment(lua_State *L, query_ud *u, aux_sink *s, int a,
 static int aux_dispatch(lua_State *L, query_ud *u, aux_sink *s, aux_opkind k,
                         int a)
 {
-    lua_settop(L, a + 2); /* missing optional arguments become nil slots */
+    lua_settop(L, a + 3); /* missing optional arguments become nil slots */
     switch (k) {
     case OP_GET: return aux_get(L, u, s, a);
     case OP_FIRST: return aux_first(L, u, s, a);
@@ -1648,6 +1775,7 @@ static int aux_dispatch(lua_State *L, query_ud *u, aux_sink *s, aux_opkind k,
     case OP_INCREMENT: return aux_increment(L, u, s, a, ORM_QS_ADD);
     case OP_DECREMENT: return aux_increment(L, u, s, a, ORM_QS_SUB);
     case OP_UPSERT: return aux_upsert(L, u, s, a);
+    case OP_CHUNK_BY_ID: return aux_chunk_by_id(L, u, s, a);
     }
     return 0;
 }
@@ -1674,6 +1802,10 @@ static int query_exists(lua_State *L) { return aux_terminal(L, OP_EXISTS); }
 static int query_pluck(lua_State *L) { return aux_terminal(L, OP_PLUCK); }
 static int query_paginate(lua_State *L) { return aux_terminal(L, OP_PAGINATE); }
 static int query_chunk(lua_State *L) { return aux_terminal(L, OP_CHUNK); }
+static int query_chunk_by_id(lua_State *L)
+{
+    return aux_terminal(L, OP_CHUNK_BY_ID);
+}
 static int query_insert(lua_State *L) { return aux_terminal(L, OP_INSERT); }
 static int query_update(lua_State *L) { return aux_terminal(L, OP_UPDATE); }
 static int query_delete(lua_State *L) { return aux_terminal(L, OP_DELETE); }
@@ -1786,6 +1918,7 @@ static const luaL_Reg query_methods[] = {
     {"pluck", query_pluck},
     {"paginate", query_paginate},
     {"chunk", query_chunk},
+    {"chunk_by_id", query_chunk_by_id},
     {"insert", query_insert},
     {"insert_get_id", query_insert_get_id},
     {"update", query_update},

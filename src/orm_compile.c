@@ -189,6 +189,8 @@ typedef struct aux_c {
     orm_buf *b;
     orm_vlist *binds;
     orm_error *err;
+    const orm_query *top;          /* the query compiled (not a sub-query) */
+    const orm_compile_opts *o;     /* its options, or NULL */
     int rc;             /* first failure, ORM_OK until then */
 } aux_c;
 
@@ -473,9 +475,28 @@ static void aux_group(aux_c *c, const orm_qfilter *g)
     aux_group_flags(c, g, 0);
 }
 
+/* The key a page by key starts after, for the top query only. */
+static const orm_compile_opts *aux_keyed(const aux_c *c, const orm_query *q)
+{
+    return q == c->top && c->o && c->o->key_col ? c->o : NULL;
+}
+
 static void aux_where(aux_c *c, const orm_query *q)
 {
-    if (aux_filter_empty(&q->where))
+    const orm_compile_opts *k = aux_keyed(c, q);
+    int empty = aux_filter_empty(&q->where);
+    if (k && k->key_after) {
+        orm_buf_adds(c->b, empty ? " WHERE " : " WHERE (");
+        if (!empty) {
+            aux_group(c, &q->where);
+            orm_buf_adds(c->b, ") AND ");
+        }
+        aux_ident(c, k->key_col, 0);
+        orm_buf_adds(c->b, " > ");
+        aux_bind(c, k->key_after);
+        return;
+    }
+    if (empty)
         return;
     orm_buf_adds(c->b, " WHERE ");
     aux_group(c, &q->where);
@@ -543,6 +564,13 @@ static void aux_body(aux_c *c, const orm_query *q)
 static void aux_order(aux_c *c, const orm_query *q, const orm_compile_opts *o)
 {
     const orm_qorder *ord;
+    const orm_compile_opts *k = aux_keyed(c, q);
+    if (k) {
+        orm_buf_adds(c->b, " ORDER BY ");
+        aux_ident(c, k->key_col, 0);
+        orm_buf_adds(c->b, " ASC");
+        return;
+    }
     if (q->orders.n == 0) {
         if (o && o->default_order)
             orm_buf_adds(c->b, " ORDER BY 1");
@@ -678,6 +706,8 @@ static void aux_start(aux_c *c, const orm_dialect *d, orm_buf *sql,
     c->b = sql;
     c->binds = binds;
     c->err = err;
+    c->top = NULL;
+    c->o = NULL;
     c->rc = ORM_OK;
     orm_buf_reset(sql);
     orm_vlist_clear(binds);
@@ -701,6 +731,8 @@ int orm_compile_select(const orm_query *q, const orm_dialect *d,
 {
     aux_c c;
     aux_start(&c, d, sql, binds, err);
+    c.top = q;
+    c.o = opts;
     aux_select(&c, q, opts);
     return aux_finish(&c);
 }

@@ -382,6 +382,10 @@ typedef struct orm_compile_opts {
     int64_t limit;          /* with set_window: LIMIT, -1 = none */
     int64_t offset;         /* with set_window: OFFSET, -1 = none */
     int default_order;      /* 1: ORDER BY 1 when the query has no order */
+    const char *key_col;    /* paging by key: ORDER BY key_col ASC in place
+                               of the query's order, and, when key_after
+                               is set, the query's filters AND key_col > ? */
+    const orm_value *key_after;
 } orm_compile_opts;
 
 /* Identifier flags for orm_compile_ident. */
