@@ -108,6 +108,8 @@ static const orm_dialect my_dialect = {
     .array_in_over = 0,
     .limit_all = "18446744073709551615",
     .begin_sql = "START TRANSACTION",
+    .backslash_strings = 1,
+    .hash_comments = 1,
     .empty_insert = " () VALUES ()",
 };
 

@@ -101,6 +101,9 @@ static const orm_dialect pg_dialect = {
     .array_in_over = 100,
     .limit_all = NULL,
     .begin_sql = "BEGIN",
+    .escape_strings = 1,
+    .dollar_quotes = 1,
+    .nested_comments = 1,
     .empty_insert = " DEFAULT VALUES",
 };
 

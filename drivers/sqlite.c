@@ -116,19 +116,43 @@ static int sq_ping(void *conn, orm_error *err)
     return sq_exec(conn, "SELECT 1", err);
 }
 
+/* 1 when the text after a statement holds another one (not only white
+ * space, semicolons and comments). */
+static int sq_more_statements(sqlite3 *db, const char *tail, const char *end)
+{
+    sqlite3_stmt *next = NULL;
+    int rc;
+    if (tail == NULL || tail >= end)
+        return 0;
+    rc = sqlite3_prepare_v2(db, tail, (int)(end - tail), &next, NULL);
+    sqlite3_finalize(next);
+    return rc != SQLITE_OK || next != NULL;
+}
+
 static int sq_prepare(void *conn, const char *sql, size_t len, void **out,
                       orm_error *err)
 {
     sqlite3 *db = conn;
     sq_stmt *s;
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v3(db, sql, (int)len, SQLITE_PREPARE_PERSISTENT,
-                                &st, NULL);
+    const char *tail = NULL;
+    int rc;
     *out = NULL;
+    if (len > (size_t)INT32_MAX)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "SQL text is larger than 2 GB");
+    rc = sqlite3_prepare_v3(db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &st,
+                            &tail);
     if (rc != SQLITE_OK)
         return sq_fail(db, rc, err);
     if (st == NULL)
         return orm_error_set(err, ORM_E_QUERY, "empty statement");
+    if (sq_more_statements(db, tail, sql + len)) {
+        sqlite3_finalize(st);
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "the SQL holds more than one statement; run "
+                             "them one at a time");
+    }
     s = calloc(1, sizeof *s);
     if (s == NULL) {
         sqlite3_finalize(st);

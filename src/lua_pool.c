@@ -426,6 +426,9 @@ static const char *aux_portable_sql(lua_State *L, int tidx, const char *sql,
 {
     const orm_dialect *d = orm_lua_target_dialect(L, tidx);
     orm_buf *b;
+    if (memchr(sql, ';', *len) != NULL && orm_sql_more_statements(sql, *len, d))
+        orm_lua_argerror(L, "the SQL holds more than one statement; run them "
+                            "one at a time");
     if (d->placeholder == ORM_PH_QMARK && !aux_has_qq(sql, *len)) {
         /* nothing to rewrite: only `??` differs for `?` dialects */
         lua_pushvalue(L, 2);

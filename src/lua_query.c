@@ -113,13 +113,22 @@ static query_ud *aux_push(lua_State *L)
     return u;
 }
 
+/* The string at idx. Without n the caller reads it as a C string, so one
+ * holding a NUL byte (which would end it early) is refused. */
 static const char *aux_str(lua_State *L, int idx, const char *fname,
                            const char *what, size_t *n)
 {
+    size_t len;
+    const char *s;
     if (lua_type(L, idx) != LUA_TSTRING)
         orm_lua_argerror(L, "%s: %s must be a string, got %s", fname, what,
                          luaL_typename(L, idx));
-    return lua_tolstring(L, idx, n);
+    s = lua_tolstring(L, idx, &len);
+    if (n != NULL)
+        *n = len;
+    else if (strlen(s) != len)
+        orm_lua_argerror(L, "%s: %s contains a NUL byte", fname, what);
+    return s;
 }
 
 static orm_qop aux_op(lua_State *L, int idx, const char *fname)
@@ -1094,6 +1103,10 @@ static int aux_paginate(lua_State *L, query_ud *u, aux_sink *s, int a)
         return orm_lua_argerror(L, "paginate: expected { page =, per_page = }");
     page = aux_field_int(L, a, "page", 1);
     per = aux_field_int(L, a, "per_page", 15);
+    if (page - 1 > LUA_MAXINTEGER / per)
+        return orm_lua_argerror(L, "paginate: page %lld of %lld rows starts "
+                                   "past the largest offset",
+                                (long long)page, (long long)per);
     memset(&o, 0, sizeof o);
     o.agg = ORM_AGG_COUNT;
     o.set_window = 1;
@@ -1122,7 +1135,7 @@ static int aux_paginate(lua_State *L, query_ud *u, aux_sink *s, int a)
     lua_setfield(L, -2, "page");
     lua_pushinteger(L, per);
     lua_setfield(L, -2, "per_page");
-    lua_pushinteger(L, total > 0 ? (total + per - 1) / per : 1);
+    lua_pushinteger(L, total > 0 ? total / per + (total % per != 0) : 1);
     lua_setfield(L, -2, "last_page");
     return 1;
 }

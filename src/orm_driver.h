@@ -62,6 +62,12 @@ typedef struct orm_dialect {
                                       OFFSET is given, or NULL if OFFSET alone
                                       is valid (PostgreSQL) */
     const char *begin_sql;         /* "BEGIN" / "START TRANSACTION" */
+    /* How raw SQL text is scanned for placeholders (orm_sql.c): */
+    int backslash_strings;         /* \ escapes a quote in '...' and "..." */
+    int escape_strings;            /* E'...' strings take \ escapes */
+    int dollar_quotes;             /* $tag$...$tag$ strings */
+    int nested_comments;           /* block comments nest */
+    int hash_comments;             /* # starts a comment to the line end */
     const char *empty_insert;      /* what follows INSERT INTO t for a row
                                       with no columns */
 } orm_dialect;
