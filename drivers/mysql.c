@@ -943,4 +943,5 @@ const orm_driver orm_mysql_driver = {
     my_exec,    my_prepare,  my_nparams, my_bind,    my_step,
     my_ncols,   my_colname,  my_column,  my_changes, my_last_id,
     my_reset,   my_finalize, my_broken,
+    NULL,       NULL,        NULL, /* no bulk load */
 };

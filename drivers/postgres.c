@@ -14,7 +14,7 @@
 
 #include <libpq-fe.h>
 
-#include "orm_driver.h"
+#include "postgres.h"
 
 /* Type OIDs from the server's catalog (pg_type.dat); they never change. */
 #define PG_BOOLOID 16
@@ -47,16 +47,6 @@ typedef enum pg_ckind {
     PG_C_BYTEA,
     PG_C_TIMESTAMP
 } pg_ckind;
-
-typedef struct pg_conn {
-    PGconn *pg;             /* libpq connection, owned */
-    unsigned long next_id;  /* number of the last prepared statement name */
-    unsigned long *stale;   /* statements finalized inside an aborted
-                               transaction, to DEALLOCATE later */
-    int nstale;             /* entries in stale */
-    int stale_cap;          /* slots allocated in stale */
-    int broken;             /* 1 once the server is known to be gone */
-} pg_conn;
 
 typedef struct pg_col {
     pg_ckind kind;          /* conversion chosen from the column type OID */
@@ -104,6 +94,7 @@ static const orm_dialect pg_dialect = {
     .escape_strings = 1,
     .dollar_quotes = 1,
     .nested_comments = 1,
+    .copy_from_stdin = 1,
     .empty_insert = " DEFAULT VALUES",
 };
 
@@ -139,7 +130,7 @@ static int pg_state_lost(const char *s)
 
 /* Fills err from a failed result (or from the connection when res is
  * NULL) and returns the kind. A lost server marks the connection broken. */
-static int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
+int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -159,7 +150,7 @@ static int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
     return k;
 }
 
-static int pg_lost(orm_error *err)
+int pg_lost(orm_error *err)
 {
     err->code = 0;
     orm_error_set_sqlstate(err, NULL);
@@ -167,13 +158,13 @@ static int pg_lost(orm_error *err)
                          "the connection to the PostgreSQL server was lost");
 }
 
-static int pg_nomem(orm_error *err)
+int pg_nomem(orm_error *err)
 {
     return orm_error_set(err, ORM_E_NOMEM, "out of memory");
 }
 
 /* 1 when res is a successful command or query result. */
-static int pg_ok(const PGresult *res)
+int pg_ok(const PGresult *res)
 {
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
@@ -276,10 +267,11 @@ static void pg_close(void *conn)
         return;
     PQfinish(c->pg);
     free(c->stale);
+    pg_copy_free(&c->copy);
     free(c);
 }
 
-static int pg_broken(void *conn)
+int pg_broken(void *conn)
 {
     pg_conn *c = conn;
     if (!c->broken && PQstatus(c->pg) == CONNECTION_BAD)
@@ -319,6 +311,7 @@ static int pg_ping(void *conn, orm_error *err)
     pg_conn *c = conn;
     PGresult *res;
     int rc = ORM_OK;
+    pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
     res = PQexec(c->pg, "");
@@ -336,6 +329,7 @@ static int pg_exec(void *conn, const char *sql, orm_error *err)
     pg_conn *c = conn;
     PGresult *res;
     int rc = ORM_OK;
+    pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
     res = PQexec(c->pg, sql);
@@ -460,6 +454,7 @@ static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
     int i, rc = ORM_OK;
 
     *out = NULL;
+    pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
     if (memchr(sql, '\0', len) != NULL)
@@ -553,7 +548,7 @@ static int pg_param_size(const pg_stmt *st, int i, const orm_value *v,
 }
 
 /* Writes d in the shortest form that reads back as the same double. */
-static void pg_format_double(char *buf, size_t size, double d)
+void pg_format_double(char *buf, size_t size, double d)
 {
     int prec;
     if (isnan(d)) {
@@ -703,6 +698,7 @@ static int pg_execute(pg_stmt *st, orm_error *err)
     pg_conn *c = st->conn;
     PGresult *res;
     int rc;
+    pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
     res = PQexecPrepared(c->pg, st->name, st->nparams, st->pvals, st->plens,
@@ -946,5 +942,5 @@ const orm_driver orm_postgres_driver = {
     pg_open,    pg_close,   pg_ping,     pg_exec,    pg_prepare,
     pg_nparams, pg_bind,    pg_step,     pg_ncols,   pg_colname,
     pg_column,  pg_changes, pg_last_id,  pg_reset,   pg_finalize,
-    pg_broken,
+    pg_broken,  pg_copy_begin, pg_copy_rows, pg_copy_end,
 };

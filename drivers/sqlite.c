@@ -331,4 +331,5 @@ const orm_driver orm_sqlite_driver = {
     sq_exec,    sq_prepare,  sq_nparams, sq_bind,    sq_step,
     sq_ncols,   sq_colname,  sq_column,  sq_changes, sq_last_id,
     sq_reset,   sq_finalize, sq_broken,
+    NULL,       NULL,        NULL, /* no bulk load */
 };

@@ -92,6 +92,18 @@ int orm_lua_atomic_new(lua_State *L);
 void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx);
 void orm_lua_atomic_commit(lua_State *L, int cidx);
 
+/* Bulk load on the connection target at cidx (a dialect with
+ * copy_from_stdin): begin runs the probe and starts `copy`, returning the
+ * clock at the start; rows sends nrows rows; end finishes and returns the
+ * rows loaded, counting the load as one statement and telling listeners
+ * (sql = copy, no bindings). Each raises orm.Error on failure, after
+ * counting and reporting it; the load is then over. */
+double orm_lua_copy_begin(lua_State *L, int cidx, const char *probe,
+                          const char *copy, int ncols);
+void orm_lua_copy_rows(lua_State *L, int cidx, const char *copy, double t0,
+                       const orm_value *vals, int nrows);
+int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0);
+
 /* {==== registration: each file adds its functions to the module table
  * at the top of the stack ====} */
 void orm_lua_open_pool(lua_State *L);

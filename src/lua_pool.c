@@ -752,6 +752,57 @@ void orm_lua_atomic_commit(lua_State *L, int cidx)
     lua_closeslot(L, cidx - 1);
 }
 
+/* {==== bulk load ====} */
+
+/* Raises err for the load `copy` on the conn target at cidx, after
+ * counting it and telling the listeners. */
+static int copy_raise(lua_State *L, int cidx, const char *copy, double t0,
+                      const orm_error *err)
+{
+    conn_ud *c = aux_checkconn(L, cidx);
+    double ms = (orm_clock() - t0) * 1000.0;
+    orm_pool_record(c->pool, ms, 1);
+    run_notify(L, cidx, copy, strlen(copy), NULL, 0, ms, 0, err);
+    return orm_lua_raise(L, err, aux_name(L, cidx), copy);
+}
+
+double orm_lua_copy_begin(lua_State *L, int cidx, const char *probe,
+                          const char *copy, int ncols)
+{
+    orm_error err;
+    double t0 = orm_clock();
+    orm_error_clear(&err);
+    if (orm_conn_copy_begin(aux_checkconn(L, cidx)->conn, probe, copy, ncols,
+                            &err) != ORM_OK)
+        copy_raise(L, cidx, copy, t0, &err);
+    return t0;
+}
+
+void orm_lua_copy_rows(lua_State *L, int cidx, const char *copy, double t0,
+                       const orm_value *vals, int nrows)
+{
+    orm_error err;
+    orm_error_clear(&err);
+    if (orm_conn_copy_rows(aux_checkconn(L, cidx)->conn, vals, nrows, &err) !=
+        ORM_OK)
+        copy_raise(L, cidx, copy, t0, &err);
+}
+
+int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0)
+{
+    orm_error err;
+    conn_ud *c = aux_checkconn(L, cidx);
+    int64_t rows = 0;
+    double ms;
+    orm_error_clear(&err);
+    if (orm_conn_copy_end(c->conn, &rows, &err) != ORM_OK)
+        copy_raise(L, cidx, copy, t0, &err);
+    ms = (orm_clock() - t0) * 1000.0;
+    orm_pool_record(c->pool, ms, 0);
+    run_notify(L, cidx, copy, strlen(copy), NULL, 0, ms, rows, &err);
+    return rows;
+}
+
 static const luaL_Reg pool_methods[] = {
     {"run", target_run},       {"acquire", pool_acquire},
     {"stats", pool_stats},     {"ping", pool_ping},

@@ -1339,6 +1339,9 @@ typedef struct aux_rows {
     orm_value *tmp; /* the values of the row being read */
     int cidx;       /* 0, or the slot of an all-or-nothing group's
                        connection (orm_lua_atomic_new) */
+    int copy;       /* 1: rows go through the dialect's bulk load */
+    int copysql;    /* stack slot: the open load's COPY text, or nil */
+    double t0;      /* clock when the open load started */
     int tidx;       /* the caller's target */
     int unique;     /* upsert: stack index of unique_by */
     int update;     /* upsert: stack index of update_columns (may be nil) */
@@ -1519,6 +1522,51 @@ static int aux_row_fast(lua_State *L, aux_rows *x, int r)
     return j == x->ncols;
 }
 
+/* Starts a bulk load of the payload's columns on the group's connection. */
+static void aux_copy_begin(lua_State *L, query_ud *u, aux_sink *s,
+                           aux_rows *x)
+{
+    orm_buf copy, probe;
+    orm_error err;
+    int rc;
+    orm_buf_init(&copy);
+    orm_buf_init(&probe);
+    rc = orm_compile_copy(&u->q, s->d, &copy, &probe, &err);
+    if (rc == ORM_OK) {
+        lua_pushlstring(L, copy.p, copy.len);
+        lua_replace(L, x->copysql);
+        lua_pushlstring(L, probe.p, probe.len);
+    }
+    orm_buf_free(&copy);
+    orm_buf_free(&probe);
+    if (rc != ORM_OK)
+        aux_raise(L, &err);
+    x->t0 = orm_lua_copy_begin(L, s->tidx, lua_tostring(L, -1),
+                               lua_tostring(L, x->copysql), x->ncols);
+    lua_pop(L, 1);
+}
+
+/* Finishes the open bulk load, if any. */
+static void aux_copy_end(lua_State *L, aux_sink *s, aux_rows *x)
+{
+    if (!x->copy || lua_isnil(L, x->copysql))
+        return;
+    s->affected += (lua_Integer)orm_lua_copy_end(L, s->tidx,
+                                                 lua_tostring(L, x->copysql),
+                                                 x->t0);
+    lua_pushnil(L);
+    lua_replace(L, x->copysql);
+}
+
+/* Sends the payload through the open bulk load (opening it first). */
+static void aux_copy_send(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x)
+{
+    if (lua_isnil(L, x->copysql))
+        aux_copy_begin(L, u, s, x);
+    orm_lua_copy_rows(L, s->tidx, lua_tostring(L, x->copysql), x->t0,
+                      u->q.write.vals, u->q.write.nrows);
+}
+
 /* Sends the payload. When rows remain after it (more), the statements of
  * the list run as one group, all or nothing: in a transaction, or a
  * savepoint when the target is already one. */
@@ -1527,11 +1575,14 @@ static void aux_rows_flush(lua_State *L, query_ud *u, aux_sink *s,
 {
     if (x->pending == 0)
         return;
-    if (more && x->cidx != 0 && s->tidx != x->cidx) {
+    if ((more || x->copy) && x->cidx != 0 && s->tidx != x->cidx) {
         orm_lua_atomic_begin(L, x->cidx, x->tidx);
         s->tidx = x->cidx;
     }
-    aux_write_emit(L, u, s);
+    if (x->copy && x->ncols > 0)
+        aux_copy_send(L, u, s, x);
+    else
+        aux_write_emit(L, u, s);
     orm_query_write_rows_reset(&u->q);
     x->pending = 0;
 }
@@ -1553,6 +1604,7 @@ static void aux_rows_add(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x,
         /* read in the learned key order */
     } else if (!aux_row_fits(L, x, r)) {
         aux_rows_flush(L, u, s, x, 1);
+        aux_copy_end(L, s, x);
         aux_rows_begin(L, u, x, r, s->d->insert_batch < s->d->max_params
                                        ? s->d->insert_batch
                                        : s->d->max_params);
@@ -1569,6 +1621,22 @@ static void aux_rows_add(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x,
     if (orm_query_write_end_row(&u->q, &err) != ORM_OK)
         aux_raise(L, &err);
     x->pending++;
+}
+
+/* 1 when a list of n rows (at a) takes more than one INSERT, judged by
+ * its first row's columns: then a bulk load is worth its round trips. */
+static int aux_copy_pays(lua_State *L, const orm_dialect *d, int a, int n)
+{
+    int cols = 0;
+    if (lua_rawgeti(L, a, 1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            cols++;
+        }
+    }
+    lua_pop(L, 1);
+    return cols > 0 && (lua_Integer)n * cols > d->insert_batch;
 }
 
 static int aux_has_keys(lua_State *L, int t)
@@ -1596,9 +1664,13 @@ static void aux_rows_send(lua_State *L, query_ud *u, aux_sink *s,
     x->nordered = 0;
     x->ncols = -1;
     x->pending = 0;
+    lua_pushnil(L);
+    x->copysql = lua_gettop(L);
     n = (int)lua_rawlen(L, a);
     x->tidx = s->tidx;
     x->cidx = n > 1 && s->tidx != 0 ? orm_lua_atomic_new(L) : 0;
+    x->copy = x->cidx != 0 && x->kind == ORM_QW_INSERT &&
+              s->d->copy_from_stdin && aux_copy_pays(L, s->d, a, n);
     if (n == 0 && aux_has_keys(L, a)) {
         aux_rows_add(L, u, s, x, a, 1);
     }
@@ -1608,6 +1680,7 @@ static void aux_rows_send(lua_State *L, query_ud *u, aux_sink *s,
         lua_pop(L, 1);
     }
     aux_rows_flush(L, u, s, x, 0);
+    aux_copy_end(L, s, x);
     if (x->cidx != 0)
         orm_lua_atomic_commit(L, x->cidx);
 }

@@ -928,3 +928,33 @@ int orm_compile_write(const orm_query *q, const orm_dialect *d,
     aux_write(&c, q);
     return aux_finish(&c);
 }
+
+int orm_compile_copy(const orm_query *q, const orm_dialect *d, orm_buf *copy,
+                     orm_buf *probe, orm_error *err)
+{
+    aux_c c;
+    orm_vlist none;
+    orm_vlist_init(&none);
+    aux_start(&c, d, probe, &none, err);
+    if (!d->copy_from_stdin || !q->table || q->write.kind != ORM_QW_INSERT ||
+        q->write.cols.n == 0) {
+        aux_fail(&c, ORM_E_INVALID_ARGUMENT,
+                 "COPY needs an insert with columns on a dialect that has it");
+        return aux_finish(&c);
+    }
+    orm_buf_adds(probe, "SELECT ");
+    aux_names(&c, &q->write.cols, 0);
+    orm_buf_adds(probe, " FROM ");
+    aux_ident(&c, q->table, ORM_ID_ALIAS | ORM_ID_BARE);
+    orm_buf_adds(probe, " WHERE 1 = 0");
+    c.b = copy;
+    orm_buf_reset(copy);
+    orm_buf_adds(copy, "COPY ");
+    aux_ident(&c, q->table, ORM_ID_ALIAS | ORM_ID_BARE);
+    orm_buf_adds(copy, " (");
+    aux_names(&c, &q->write.cols, 0);
+    orm_buf_adds(copy, ") FROM STDIN");
+    if (c.rc == ORM_OK && probe->oom)
+        aux_fail(&c, ORM_E_NOMEM, "out of memory compiling a query");
+    return aux_finish(&c);
+}

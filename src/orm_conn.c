@@ -350,6 +350,43 @@ int orm_conn_rollback(orm_conn *c, orm_error *err)
     return conn_end(c, 0, err);
 }
 
+static int conn_no_copy(orm_error *err)
+{
+    return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                         "this driver has no bulk load");
+}
+
+int orm_conn_copy_begin(orm_conn *c, const char *probe, const char *copy,
+                        int ncols, orm_error *err)
+{
+    int rc;
+    if (c->d->copy_begin == NULL)
+        return conn_no_copy(err);
+    if (c->broken)
+        return orm_error_set(err, ORM_E_CONNECTION_LOST, "connection was lost");
+    rc = c->d->copy_begin(c->h, probe, copy, ncols, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+int orm_conn_copy_rows(orm_conn *c, const orm_value *vals, int nrows,
+                       orm_error *err)
+{
+    int rc;
+    if (c->d->copy_rows == NULL)
+        return conn_no_copy(err);
+    rc = c->d->copy_rows(c->h, vals, nrows, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err)
+{
+    int rc;
+    if (c->d->copy_end == NULL)
+        return conn_no_copy(err);
+    rc = c->d->copy_end(c->h, rows, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
 int orm_conn_depth(const orm_conn *c)
 {
     return c->depth;

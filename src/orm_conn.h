@@ -61,6 +61,15 @@ int orm_conn_depth(const orm_conn *c);
  * sent ("" when it sent none), for listeners and statistics. */
 const char *orm_conn_tx_sql(const orm_conn *c);
 
+/* Bulk load through the driver's copy_* calls (orm_driver.h); NULL
+ * calls (a driver without them) give invalid_argument. A failure marks a
+ * lost connection broken, like a statement's. */
+int orm_conn_copy_begin(orm_conn *c, const char *probe, const char *copy,
+                        int ncols, orm_error *err);
+int orm_conn_copy_rows(orm_conn *c, const orm_value *vals, int nrows,
+                       orm_error *err);
+int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err);
+
 /* 1 when the connection was lost and must not be reused. */
 int orm_conn_broken(const orm_conn *c);
 

@@ -68,6 +68,8 @@ typedef struct orm_dialect {
     int dollar_quotes;             /* $tag$...$tag$ strings */
     int nested_comments;           /* block comments nest */
     int hash_comments;             /* # starts a comment to the line end */
+    int copy_from_stdin;           /* COPY t (cols) FROM STDIN bulk loads,
+                                      through the driver's copy_* calls */
     const char *empty_insert;      /* what follows INSERT INTO t for a row
                                       with no columns */
 } orm_dialect;
@@ -146,6 +148,20 @@ typedef struct orm_driver {
     /* 1 when the connection is known to be unusable (lost); the pool then
      * discards it instead of reusing it. */
     int (*broken)(void *conn);
+
+    /* Bulk load, for dialects with copy_from_stdin (NULL elsewhere).
+     * copy_begin runs `probe` (a SELECT of the target columns returning no
+     * row, to learn their types) and starts `copy` (COPY ... FROM STDIN);
+     * copy_rows sends nrows rows of ncols values (row by row, ncols as
+     * given to copy_begin), encoded for each column's type; copy_end
+     * finishes the load and stores the rows loaded in *rows. After any
+     * failure the load is over (the driver ends it with the server), and
+     * any other call on the connection first ends a load left open. */
+    int (*copy_begin)(void *conn, const char *probe, const char *copy,
+                      int ncols, orm_error *err);
+    int (*copy_rows)(void *conn, const orm_value *vals, int nrows,
+                     orm_error *err);
+    int (*copy_end)(void *conn, int64_t *rows, orm_error *err);
 } orm_driver;
 
 /* Drivers built into the engine (drivers/registry.c). */

@@ -417,4 +417,12 @@ int orm_compile_select(const orm_query *q, const orm_dialect *d,
 int orm_compile_write(const orm_query *q, const orm_dialect *d,
                       orm_buf *sql, orm_vlist *binds, orm_error *err);
 
+/* Compiles q's INSERT payload as a bulk load for a dialect with
+ * copy_from_stdin: `copy` gets COPY t (cols) FROM STDIN, `probe` a SELECT
+ * of those columns that returns no row (it tells their types). Both are
+ * reset first. ORM_E_INVALID_ARGUMENT when the dialect has no COPY or the
+ * payload is not an insert with columns. */
+int orm_compile_copy(const orm_query *q, const orm_dialect *d, orm_buf *copy,
+                     orm_buf *probe, orm_error *err);
+
 #endif
