@@ -1,0 +1,121 @@
+/*
+ * lua_query.h: what the three files of the query userdata share:
+ * lua_query.c (the builder: life cycle, filters, shape, registration),
+ * lua_query_run.c (compiling, running, reads, paging, simple writes) and
+ * lua_rows.c (lists of rows sent in batches or bulk loads).
+ */
+#ifndef LUA_QUERY_H
+#define LUA_QUERY_H
+
+#include "lua_ormed.h"
+#include "orm_query.h"
+
+/* Compiled SQL and its bindings (borrowing the query's bytes). */
+typedef struct query_out {
+    orm_buf sql;
+    orm_vlist binds;
+} query_out;
+
+/* The output buffers every compile of one Lua state shares (an upvalue of
+ * the methods), so a fresh query allocates none; a statement being run
+ * holds them (busy) and compiles meanwhile use the query's own. */
+typedef struct query_scratch {
+    query_out out;
+    int busy;
+} query_scratch;
+
+typedef struct query_ud {
+    orm_query q;        /* the model; never moves (userdata memory) */
+    query_out own;      /* used while the shared scratch is busy */
+    query_out *out;     /* where the last compile went */
+    int running;        /* statements of this query in orm_lua_run */
+    int holds_scratch;  /* a running statement of this query holds it */
+    int closed;         /* 1 after __close */
+} query_ud;
+
+typedef struct lq_key {
+    const char *s;
+    size_t n;
+} lq_key;
+
+/* Where a compiled statement goes: run on a target (tidx != 0), or
+ * collected as sql, bindings pairs into the list at `out`. */
+typedef struct lq_sink {
+    int tidx;               /* target stack index, or 0 to collect */
+    int out;                /* collect: stack index of the list */
+    const orm_dialect *d;
+    lua_Integer affected;   /* writes: sum of affected_rows */
+    int has_id;
+    lua_Integer last_id;    /* writes: last last_insert_id seen */
+} lq_sink;
+
+/* {==== lua_query.c ====} */
+
+/* Raises err as an orm.Error. Never returns. */
+int lq_raise(lua_State *L, const orm_error *err);
+
+/* The open query at idx; raises invalid_argument for anything else. */
+query_ud *lq_check(lua_State *L, int idx);
+
+/* The string at idx. Without n the caller reads it as a C string, so one
+ * holding a NUL byte (which would end it early) is refused. */
+const char *lq_str(lua_State *L, int idx, const char *fname,
+                   const char *what, size_t *n);
+
+/* The Lua value at idx as an orm_value (strings borrowed); raises
+ * invalid_argument naming fname for a value no column can hold. */
+void lq_value(lua_State *L, int idx, const char *fname, orm_value *v);
+
+/* Integer argument >= min; nil gives dflt. */
+lua_Integer lq_int(lua_State *L, int idx, const char *fname,
+                   const char *what, lua_Integer min,
+                   lua_Integer dflt);
+
+/* The length of the plain list at idx (keys exactly 1..n), or -1. */
+int lq_list_len(lua_State *L, int idx);
+
+/* The string keys of table t, sorted (a userdata pushed on the stack;
+ * the table keeps the strings alive). Integer keys are skipped when
+ * skip_ints is set; any other key raises. */
+lq_key *lq_keys(lua_State *L, int t, int skip_ints, int *n,
+                const char *fname);
+
+/* The dialect named or carried by the value at idx (nil = sqlite). */
+const orm_dialect *lq_dialect(lua_State *L, int idx);
+
+/* The compile buffers this Lua state shares (the methods' upvalue 1). */
+query_scratch *lq_scratch(lua_State *L);
+
+/* {==== lua_query_run.c ====} */
+
+/* Runs u's compiled statement and pushes its result (returns 1), or
+ * collects it (returns 0, pushes nothing). While it runs, the query (at
+ * index 1) sits in a to-be-closed slot whose __close drops u->running,
+ * whichever way orm_lua_run exits. */
+int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
+            int hyd);
+
+/* Compiles u's write payload and runs (or collects) it, adding its
+ * affected rows and last id to s. */
+void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s);
+
+/* Compiles u's write payload for d into u's output; raises on error. */
+void lq_compile_write(lua_State *L, query_ud *u, const orm_dialect *d);
+
+/* idx when it holds a hydration table, else 0. */
+int lq_hyd(lua_State *L, int idx);
+
+/* The terminal methods (reads, writes, to_sql), registered with the
+ * builder's upvalues. */
+extern const luaL_Reg lq_terminal_methods[];
+
+/* {==== lua_rows.c ====} */
+
+/* insert(row | rows) with the row or list at a: runs (pushing
+ * { affected_rows, last_insert_id? }, returns 1) or collects (returns 0). */
+int lq_insert(lua_State *L, query_ud *u, lq_sink *s, int a);
+
+/* upsert(rows, unique_by, update_columns?) */
+int lq_upsert(lua_State *L, query_ud *u, lq_sink *s, int a);
+
+#endif

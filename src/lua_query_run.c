@@ -1,0 +1,676 @@
+/*
+ * lua_query_run.c: the terminal methods of the query userdata: compiling
+ * for the target's dialect, running through orm_lua_run, reads, counts and
+ * aggregates, paginate, chunk and chunk_by_id (by key or by OFFSET),
+ * single-statement writes, and to_sql. Lists of rows: lua_rows.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_query.h"
+
+/* {==== compiling and running ====} */
+
+
+/* A compile must not overwrite the SQL a running statement of this query
+ * still reads (a listener calling back into the query). */
+static void lqr_idle(lua_State *L, query_ud *u)
+{
+    if (u->running > 0)
+        orm_lua_argerror(L, "query is in use by a running statement");
+}
+
+/* Picks the output of the next compile: the shared scratch when free. */
+static query_out *lqr_out(lua_State *L, query_ud *u)
+{
+    query_scratch *sc = lq_scratch(L);
+    lqr_idle(L, u);
+    u->out = sc->busy ? &u->own : &sc->out;
+    return u->out;
+}
+
+static void lqr_compile(lua_State *L, query_ud *u, const orm_dialect *d,
+                        const orm_compile_opts *o)
+{
+    orm_error err;
+    query_out *out = lqr_out(L, u);
+    if (orm_compile_select(&u->q, d, o, &out->sql, &out->binds, &err) !=
+        ORM_OK)
+        lq_raise(L, &err);
+}
+
+void lq_compile_write(lua_State *L, query_ud *u, const orm_dialect *d)
+{
+    orm_error err;
+    query_out *out = lqr_out(L, u);
+    if (orm_compile_write(&u->q, d, &out->sql, &out->binds, &err) != ORM_OK)
+        lq_raise(L, &err);
+}
+
+static void lqr_push_binds(lua_State *L, const orm_vlist *b)
+{
+    int i;
+    lua_createtable(L, b->n, 0);
+    for (i = 0; i < b->n; i++) {
+        if (b->v[i].type == ORM_NULL)
+            orm_lua_pushnull(L);
+        else
+            orm_lua_pushvalue(L, &b->v[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/* Runs u's compiled statement and pushes its result (returns 1), or
+ * collects it (returns 0, pushes nothing). While it runs, the query (at
+ * index 1) sits in a to-be-closed slot whose __close drops u->running,
+ * whichever way orm_lua_run exits. */
+int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
+            int hyd)
+{
+    query_out *o = u->out;
+    int g;
+    if (s->tidx == 0) {
+        int n = (int)lua_rawlen(L, s->out);
+        lua_pushlstring(L, o->sql.p, o->sql.len);
+        lua_rawseti(L, s->out, n + 1);
+        lqr_push_binds(L, &o->binds);
+        lua_rawseti(L, s->out, n + 2);
+        return 0;
+    }
+    g = lua_gettop(L) + 1;
+    lua_pushvalue(L, 1);
+    lua_toclose(L, g);
+    u->running++;
+    if (o != &u->own) {
+        lq_scratch(L)->busy = 1;
+        u->holds_scratch = 1;
+    }
+    orm_lua_run(L, s->tidx, o->sql.p, o->sql.len, o->binds.v, o->binds.n,
+                mode, hyd);
+    lua_closeslot(L, g);
+    lua_remove(L, g);
+    return 1;
+}
+
+/* Adds the { affected_rows, last_insert_id } on top to s and pops it. */
+static void lqr_absorb(lua_State *L, lq_sink *s)
+{
+    lua_getfield(L, -1, "affected_rows");
+    s->affected += lua_tointeger(L, -1);
+    lua_getfield(L, -2, "last_insert_id");
+    if (!lua_isnil(L, -1)) {
+        s->has_id = 1;
+        s->last_id = lua_tointeger(L, -1);
+    }
+    lua_pop(L, 3);
+}
+
+void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s)
+{
+    lq_compile_write(L, u, s->d);
+    if (lq_emit(L, u, s, ORM_LUA_EXEC, 0))
+        lqr_absorb(L, s);
+}
+
+int lq_hyd(lua_State *L, int idx)
+{
+    return lua_istable(L, idx) ? idx : 0;
+}
+
+/* A numeric string on top (decimals from PostgreSQL / MySQL) becomes a
+ * number. */
+static void lqr_numeric(lua_State *L)
+{
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        lua_stringtonumber(L, lua_tostring(L, -1)) != 0)
+        lua_remove(L, -2);
+}
+
+/* {==== reads ====} */
+
+typedef enum lqr_opkind {
+    OP_GET, OP_FIRST, OP_COUNT, OP_SUM, OP_AVG, OP_MIN, OP_MAX, OP_EXISTS,
+    OP_PLUCK, OP_PAGINATE, OP_CHUNK, OP_INSERT, OP_INSERT_GET_ID, OP_UPDATE,
+    OP_DELETE, OP_INCREMENT, OP_DECREMENT, OP_UPSERT, OP_CHUNK_BY_ID
+} lqr_opkind;
+
+static const char *const op_names[] = {
+    "get", "first", "count", "sum", "avg", "min", "max", "exists", "pluck",
+    "paginate", "chunk", "insert", "insert_get_id", "update", "delete",
+    "increment", "decrement", "upsert", "chunk_by_id", NULL
+};
+
+static int lqr_get(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    lqr_compile(L, u, s->d, NULL);
+    return lq_emit(L, u, s, ORM_LUA_ROWS, lq_hyd(L, a));
+}
+
+static int lqr_first(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    orm_compile_opts o;
+    memset(&o, 0, sizeof o);
+    o.set_window = 1;
+    o.limit = 1;
+    o.offset = u->q.offset;
+    lqr_compile(L, u, s->d, &o);
+    return lq_emit(L, u, s, ORM_LUA_FIRST, lq_hyd(L, a));
+}
+
+/* count / sum / avg / min / max / exists, column at a. */
+static int lqr_aggregate(lua_State *L, query_ud *u, lq_sink *s, int a,
+                         orm_qagg agg)
+{
+    orm_compile_opts o;
+    const char *fname = op_names[OP_COUNT + (agg - ORM_AGG_COUNT)];
+    memset(&o, 0, sizeof o);
+    o.agg = agg;
+    if (agg != ORM_AGG_EXISTS && (agg != ORM_AGG_COUNT || !lua_isnoneornil(L, a)))
+        o.agg_col = lq_str(L, a, fname, "column name", NULL);
+    lqr_compile(L, u, s->d, &o);
+    if (!lq_emit(L, u, s, ORM_LUA_VALUE, 0))
+        return 0;
+    lqr_numeric(L);
+    if (agg == ORM_AGG_EXISTS)
+        lua_pushboolean(L, lua_isnumber(L, -1) ? lua_tonumber(L, -1) != 0
+                                                : lua_toboolean(L, -1));
+    else if ((agg == ORM_AGG_COUNT || agg == ORM_AGG_SUM) && lua_isnil(L, -1))
+        lua_pushinteger(L, 0);
+    else
+        return 1;
+    lua_remove(L, -2);
+    return 1;
+}
+
+static int lqr_pluck(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    orm_compile_opts o;
+    memset(&o, 0, sizeof o);
+    o.only_col = lq_str(L, a, "pluck", "column name", NULL);
+    lqr_compile(L, u, s->d, &o);
+    return lq_emit(L, u, s, ORM_LUA_COLUMN, 0);
+}
+
+static lua_Integer lqr_field_int(lua_State *L, int t, const char *k,
+                                 lua_Integer dflt)
+{
+    lua_Integer v;
+    if (lua_isnoneornil(L, t))
+        return dflt;
+    lua_getfield(L, t, k);
+    v = lq_int(L, -1, "paginate", k, 1, dflt);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* paginate({ page =, per_page = }, hyd?) */
+static int lqr_paginate(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    orm_compile_opts o;
+    lua_Integer page, per, total;
+    if (!lua_isnoneornil(L, a) && !lua_istable(L, a))
+        return orm_lua_argerror(L, "paginate: expected { page =, per_page = }");
+    page = lqr_field_int(L, a, "page", 1);
+    per = lqr_field_int(L, a, "per_page", 15);
+    if (page - 1 > LUA_MAXINTEGER / per)
+        return orm_lua_argerror(L, "paginate: page %lld of %lld rows starts "
+                                   "past the largest offset",
+                                (long long)page, (long long)per);
+    memset(&o, 0, sizeof o);
+    o.agg = ORM_AGG_COUNT;
+    o.set_window = 1;
+    o.limit = o.offset = -1;
+    lqr_compile(L, u, s->d, &o);
+    if (lq_emit(L, u, s, ORM_LUA_VALUE, 0)) {
+        lqr_numeric(L);
+        total = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    } else {
+        total = 0;
+    }
+    memset(&o, 0, sizeof o);
+    o.set_window = 1;
+    o.limit = per;
+    o.offset = (page - 1) * per;
+    lqr_compile(L, u, s->d, &o);
+    if (!lq_emit(L, u, s, ORM_LUA_ROWS, lq_hyd(L, a + 1)))
+        return 0;
+    lua_createtable(L, 0, 5);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "items");
+    lua_pushinteger(L, total);
+    lua_setfield(L, -2, "total");
+    lua_pushinteger(L, page);
+    lua_setfield(L, -2, "page");
+    lua_pushinteger(L, per);
+    lua_setfield(L, -2, "per_page");
+    lua_pushinteger(L, total > 0 ? total / per + (total % per != 0) : 1);
+    lua_setfield(L, -2, "last_page");
+    return 1;
+}
+
+/* Compiles chunk number `page` (from 1) of n rows, ordered by the query's
+ * order or else by the first column. Returns the LIMIT used (0: past the
+ * query's own limit). */
+static lua_Integer lqr_chunk_compile(lua_State *L, query_ud *u, lq_sink *s,
+                                     lua_Integer n, lua_Integer page)
+{
+    orm_compile_opts o;
+    lua_Integer skip, lim = n;
+    if (page - 1 > LUA_MAXINTEGER / n)
+        return 0;
+    skip = (page - 1) * n;
+    if (u->q.limit >= 0 && u->q.limit - skip < lim)
+        lim = u->q.limit - skip > 0 ? u->q.limit - skip : 0;
+    memset(&o, 0, sizeof o);
+    o.set_window = 1;
+    o.limit = lim;
+    o.offset = (u->q.offset > 0 ? u->q.offset : 0) + skip;
+    o.default_order = 1;
+    lqr_compile(L, u, s->d, &o);
+    return lim;
+}
+
+/* Paging state of chunk / chunk_by_id. */
+typedef struct lqr_pager {
+    lua_Integer n;       /* rows per chunk */
+    int fn;              /* stack index of the callback */
+    int hyd;             /* hydration table index, or 0 */
+    const char *key;     /* key column: pages by key (NULL: by OFFSET) */
+    int last;            /* stack slot holding the last key seen (nil) */
+    lua_Integer seen;    /* rows handed out so far */
+} lqr_pager;
+
+/* 1 when chunk may page by `key`: the query is not ordered, or only by
+ * the key ascending, and has no OFFSET. */
+static int lqr_keyset_ok(const query_ud *u, const char *key)
+{
+    const orm_qorder *ord = u->q.orders.first;
+    const char *dot;
+    if (u->q.offset > 0 || u->q.groups.n > 0 || u->q.distinct)
+        return 0;
+    if (u->q.orders.n == 0)
+        return 1;
+    if (u->q.orders.n != 1 || ord->desc || ord->col == NULL)
+        return 0;
+    dot = strrchr(ord->col, '.');
+    return strcmp(dot ? dot + 1 : ord->col, key) == 0;
+}
+
+/* Compiles the next keyed page: rows after the last key seen. Returns
+ * the LIMIT used (0: past the query's own limit). */
+static lua_Integer lqr_keyed_compile(lua_State *L, query_ud *u, lq_sink *s,
+                                     lqr_pager *p)
+{
+    orm_compile_opts o;
+    orm_value after;
+    lua_Integer lim = p->n;
+    if (u->q.limit >= 0 && u->q.limit - p->seen < lim)
+        lim = u->q.limit - p->seen > 0 ? u->q.limit - p->seen : 0;
+    memset(&o, 0, sizeof o);
+    o.set_window = 1;
+    o.limit = lim;
+    o.offset = -1;
+    o.key_col = p->key;
+    if (!lua_isnil(L, p->last)) {
+        lq_value(L, p->last, "chunk", &after);
+        o.key_after = &after;
+    }
+    if (lim > 0)
+        lqr_compile(L, u, s->d, &o);
+    return lim;
+}
+
+/* Keeps the key of the last row of the page on top in p->last. */
+static void lqr_keep_last_key(lua_State *L, lqr_pager *p, lua_Integer got)
+{
+    const char *dot = strrchr(p->key, '.');
+    lua_rawgeti(L, -1, got);
+    if (p->hyd) {
+        lua_getfield(L, p->hyd, "key");
+        if (!lua_isnil(L, -1)) {
+            lua_rawget(L, -2);
+            lua_remove(L, -2);
+        } else
+            lua_pop(L, 1);
+    }
+    lua_getfield(L, -1, dot ? dot + 1 : p->key);
+    if (lua_isnil(L, -1))
+        orm_lua_argerror(L, "chunk: the rows do not include the key column "
+                            "'%s' to page by", p->key);
+    lua_replace(L, p->last);
+    lua_pop(L, 1);
+}
+
+/* Runs the paging loop: fn(rows, page) per page; true, or false when fn
+ * returned false. */
+static int lqr_page_loop(lua_State *L, query_ud *u, lq_sink *s, lqr_pager *p)
+{
+    lua_Integer page, lim;
+    for (page = 1;; page++) {
+        lua_Integer got;
+        lim = p->key ? lqr_keyed_compile(L, u, s, p)
+                     : lqr_chunk_compile(L, u, s, p->n, page);
+        if (lim <= 0)
+            break;
+        lq_emit(L, u, s, ORM_LUA_ROWS, p->hyd);
+        got = (lua_Integer)lua_rawlen(L, -1);
+        if (got == 0)
+            break;
+        p->seen += got;
+        if (p->key)
+            lqr_keep_last_key(L, p, got);
+        lua_pushvalue(L, p->fn);
+        lua_insert(L, -2);
+        lua_pushinteger(L, page);
+        lua_call(L, 2, 1);
+        if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        lua_pop(L, 1);
+        if (got < lim)
+            break;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* run: chunk(n, fn, hyd?, key?); collect: chunk(n, page?). Pages by key
+ * (default "id") when the query allows it (lqr_keyset_ok), else by
+ * OFFSET. */
+static int lqr_chunk(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    lqr_pager p;
+    memset(&p, 0, sizeof p);
+    p.n = lq_int(L, a, "chunk", "size", 1, 0);
+    if (p.n == 0)
+        return orm_lua_argerror(L, "chunk: size must be an integer >= 1");
+    if (s->tidx == 0) {
+        lqr_chunk_compile(L, u, s, p.n, lq_int(L, a + 1, "chunk", "page", 1, 1));
+        return lq_emit(L, u, s, ORM_LUA_ROWS, 0);
+    }
+    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    p.fn = a + 1;
+    p.hyd = lq_hyd(L, a + 2);
+    p.key = lua_isnoneornil(L, a + 3) ? "id"
+                                      : lq_str(L, a + 3, "chunk", "key", NULL);
+    if (!lqr_keyset_ok(u, p.key))
+        p.key = NULL;
+    lua_pushnil(L);
+    p.last = lua_gettop(L);
+    return lqr_page_loop(L, u, s, &p);
+}
+
+/* chunk_by_id(n, fn, column?, hyd?): pages by the column (default "id"),
+ * ascending, whatever the query's order: rows that fn updates out of the
+ * query's filter never make it skip others. */
+static int lqr_chunk_by_id(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    lqr_pager p;
+    memset(&p, 0, sizeof p);
+    p.n = lq_int(L, a, "chunk_by_id", "size", 1, 0);
+    if (p.n == 0)
+        return orm_lua_argerror(L, "chunk_by_id: size must be an integer >= 1");
+    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    p.fn = a + 1;
+    p.key = lua_isnoneornil(L, a + 2)
+                ? "id"
+                : lq_str(L, a + 2, "chunk_by_id", "column name", NULL);
+    p.hyd = lq_hyd(L, a + 3);
+    if (u->q.offset > 0)
+        return orm_lua_argerror(L, "chunk_by_id: the query has an offset; "
+                                   "paging by key cannot honour it");
+    if (s->tidx == 0)
+        return orm_lua_argerror(L, "chunk_by_id: needs a target");
+    lua_pushnil(L);
+    p.last = lua_gettop(L);
+    return lqr_page_loop(L, u, s, &p);
+}
+
+/* Appends `col = value` for every key of the table at t, sorted. */
+static void lqr_sets(lua_State *L, query_ud *u, int t, const char *fname)
+{
+    orm_error err;
+    int i, n;
+    lq_key *k = lq_keys(L, t, 0, &n, fname);
+    for (i = 0; i < n; i++) {
+        orm_value v;
+        lua_pushlstring(L, k[i].s, k[i].n);
+        lua_rawget(L, t);
+        lq_value(L, -1, fname, &v);
+        if (orm_query_write_set(&u->q, k[i].s, k[i].n, ORM_QS_VALUE, &v,
+                                &err) != ORM_OK)
+            lq_raise(L, &err);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* insert_get_id(row, pk?) */
+static int lqr_insert_get_id(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    orm_error err;
+    size_t pn = 2;
+    const char *pk = "id";
+    int i, n, returning = s->d->has_returning;
+    lq_key *k;
+    luaL_checktype(L, a, LUA_TTABLE);
+    if (!lua_isnoneornil(L, a + 1))
+        pk = lq_str(L, a + 1, "insert_get_id", "key name", &pn);
+    orm_query_write_begin(&u->q, ORM_QW_INSERT);
+    k = lq_keys(L, a, 0, &n, "insert_get_id");
+    for (i = 0; i < n && orm_query_write_column(&u->q, k[i].s, k[i].n, &err)
+                             == ORM_OK; i++)
+        ;
+    if (i < n)
+        return lq_raise(L, &err);
+    for (i = 0; i < n; i++) {
+        orm_value v;
+        lua_pushlstring(L, k[i].s, k[i].n);
+        lua_rawget(L, a);
+        lq_value(L, -1, "insert_get_id", &v);
+        if (orm_query_write_value(&u->q, &v, &err) != ORM_OK)
+            return lq_raise(L, &err);
+        lua_pop(L, 1);
+    }
+    if (orm_query_write_end_row(&u->q, &err) != ORM_OK ||
+        orm_query_write_returning(&u->q, pk, pn, &err) != ORM_OK)
+        return lq_raise(L, &err);
+    lq_compile_write(L, u, s->d);
+    if (!lq_emit(L, u, s, returning ? ORM_LUA_VALUE : ORM_LUA_EXEC, 0))
+        return 0;
+    if (!returning)
+        lua_getfield(L, -1, "last_insert_id");
+    return 1;
+}
+
+static int lqr_affected(lua_State *L, lq_sink *s)
+{
+    if (s->tidx == 0)
+        return 0;
+    lua_pushinteger(L, s->affected);
+    return 1;
+}
+
+/* update(values) */
+static int lqr_update(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    if (!lua_istable(L, a))
+        return orm_lua_argerror(L, "update: expected a table of column = "
+                                   "value, got %s", luaL_typename(L, a));
+    orm_query_write_begin(&u->q, ORM_QW_UPDATE);
+    lqr_sets(L, u, a, "update");
+    lq_write_emit(L, u, s);
+    return lqr_affected(L, s);
+}
+
+static int lqr_delete(lua_State *L, query_ud *u, lq_sink *s)
+{
+    orm_query_write_begin(&u->q, ORM_QW_DELETE);
+    lq_write_emit(L, u, s);
+    return lqr_affected(L, s);
+}
+
+/* increment(col, by?, extra?) / decrement(...) */
+static int lqr_increment(lua_State *L, query_ud *u, lq_sink *s, int a,
+                         orm_qset_kind kind)
+{
+    const char *fname = kind == ORM_QS_ADD ? "increment" : "decrement";
+    orm_error err;
+    orm_value by = orm_value_int(1);
+    size_t n;
+    const char *col = lq_str(L, a, fname, "column name", &n);
+    if (!lua_isnoneornil(L, a + 1)) {
+        if (lua_type(L, a + 1) != LUA_TNUMBER)
+            return orm_lua_argerror(L, "%s: amount must be a number, got %s",
+                                    fname, luaL_typename(L, a + 1));
+        lq_value(L, a + 1, fname, &by);
+    }
+    if (!lua_isnoneornil(L, a + 2) && !lua_istable(L, a + 2))
+        return orm_lua_argerror(L, "%s: extra values must be a table", fname);
+    orm_query_write_begin(&u->q, ORM_QW_UPDATE);
+    if (orm_query_write_set(&u->q, col, n, kind, &by, &err) != ORM_OK)
+        return lq_raise(L, &err);
+    if (lua_istable(L, a + 2))
+        lqr_sets(L, u, a + 2, fname);
+    lq_write_emit(L, u, s);
+    return lqr_affected(L, s);
+}
+
+/* {==== dispatch ====} */
+
+/* Runs (or collects) terminal operation k; its arguments start at a. */
+static int lqr_dispatch(lua_State *L, query_ud *u, lq_sink *s, lqr_opkind k,
+                        int a)
+{
+    lua_settop(L, a + 3); /* missing optional arguments become nil slots */
+    switch (k) {
+    case OP_GET: return lqr_get(L, u, s, a);
+    case OP_FIRST: return lqr_first(L, u, s, a);
+    case OP_COUNT: return lqr_aggregate(L, u, s, a, ORM_AGG_COUNT);
+    case OP_SUM: return lqr_aggregate(L, u, s, a, ORM_AGG_SUM);
+    case OP_AVG: return lqr_aggregate(L, u, s, a, ORM_AGG_AVG);
+    case OP_MIN: return lqr_aggregate(L, u, s, a, ORM_AGG_MIN);
+    case OP_MAX: return lqr_aggregate(L, u, s, a, ORM_AGG_MAX);
+    case OP_EXISTS: return lqr_aggregate(L, u, s, a, ORM_AGG_EXISTS);
+    case OP_PLUCK: return lqr_pluck(L, u, s, a);
+    case OP_PAGINATE: return lqr_paginate(L, u, s, a);
+    case OP_CHUNK: return lqr_chunk(L, u, s, a);
+    case OP_INSERT: return lq_insert(L, u, s, a);
+    case OP_INSERT_GET_ID: return lqr_insert_get_id(L, u, s, a);
+    case OP_UPDATE: return lqr_update(L, u, s, a);
+    case OP_DELETE: return lqr_delete(L, u, s);
+    case OP_INCREMENT: return lqr_increment(L, u, s, a, ORM_QS_ADD);
+    case OP_DECREMENT: return lqr_increment(L, u, s, a, ORM_QS_SUB);
+    case OP_UPSERT: return lq_upsert(L, u, s, a);
+    case OP_CHUNK_BY_ID: return lqr_chunk_by_id(L, u, s, a);
+    }
+    return 0;
+}
+
+/* q:<k>(target, ...) */
+static int lqr_terminal(lua_State *L, lqr_opkind k)
+{
+    query_ud *u = lq_check(L, 1);
+    lq_sink s;
+    memset(&s, 0, sizeof s);
+    s.tidx = 2;
+    s.d = orm_lua_target_dialect(L, 2);
+    return lqr_dispatch(L, u, &s, k, 3);
+}
+
+static int query_get(lua_State *L) { return lqr_terminal(L, OP_GET); }
+static int query_first(lua_State *L) { return lqr_terminal(L, OP_FIRST); }
+static int query_count(lua_State *L) { return lqr_terminal(L, OP_COUNT); }
+static int query_sum(lua_State *L) { return lqr_terminal(L, OP_SUM); }
+static int query_avg(lua_State *L) { return lqr_terminal(L, OP_AVG); }
+static int query_min(lua_State *L) { return lqr_terminal(L, OP_MIN); }
+static int query_max(lua_State *L) { return lqr_terminal(L, OP_MAX); }
+static int query_exists(lua_State *L) { return lqr_terminal(L, OP_EXISTS); }
+static int query_pluck(lua_State *L) { return lqr_terminal(L, OP_PLUCK); }
+static int query_paginate(lua_State *L) { return lqr_terminal(L, OP_PAGINATE); }
+static int query_chunk(lua_State *L) { return lqr_terminal(L, OP_CHUNK); }
+static int query_chunk_by_id(lua_State *L)
+{
+    return lqr_terminal(L, OP_CHUNK_BY_ID);
+}
+static int query_insert(lua_State *L) { return lqr_terminal(L, OP_INSERT); }
+static int query_update(lua_State *L) { return lqr_terminal(L, OP_UPDATE); }
+static int query_delete(lua_State *L) { return lqr_terminal(L, OP_DELETE); }
+static int query_upsert(lua_State *L) { return lqr_terminal(L, OP_UPSERT); }
+
+static int query_insert_get_id(lua_State *L)
+{
+    return lqr_terminal(L, OP_INSERT_GET_ID);
+}
+
+static int query_increment(lua_State *L)
+{
+    return lqr_terminal(L, OP_INCREMENT);
+}
+
+static int query_decrement(lua_State *L)
+{
+    return lqr_terminal(L, OP_DECREMENT);
+}
+
+/* to_sql(dialect?) -> sql, bindings */
+static int query_to_sql(lua_State *L)
+{
+    query_ud *u = lq_check(L, 1);
+    lqr_compile(L, u, lq_dialect(L, 2), NULL);
+    lua_pushlstring(L, u->out->sql.p, u->out->sql.len);
+    lqr_push_binds(L, &u->out->binds);
+    return 2;
+}
+
+/* to_sql_for(kind, dialect, ...) -> sql, bindings[, sql, bindings ...] */
+static int query_to_sql_for(lua_State *L)
+{
+    query_ud *u = lq_check(L, 1);
+    lq_sink s;
+    size_t n;
+    const char *kind = lq_str(L, 2, "to_sql_for", "kind", &n);
+    int k, i, len;
+    for (k = 0; op_names[k] && strcmp(op_names[k], kind) != 0; k++)
+        ;
+    if (!op_names[k])
+        return orm_lua_argerror(L, "to_sql_for: unknown kind '%s'", kind);
+    memset(&s, 0, sizeof s);
+    s.d = lq_dialect(L, 3);
+    lua_newtable(L);
+    lua_replace(L, 2); /* the kind is no longer needed */
+    s.out = 2;
+    lqr_dispatch(L, u, &s, (lqr_opkind)k, 4);
+    len = (int)lua_rawlen(L, s.out);
+    luaL_checkstack(L, len, "too many statements");
+    for (i = 1; i <= len; i++)
+        lua_rawgeti(L, s.out, i);
+    return len;
+}
+
+const luaL_Reg lq_terminal_methods[] = {
+    {"get", query_get},
+    {"first", query_first},
+    {"count", query_count},
+    {"sum", query_sum},
+    {"avg", query_avg},
+    {"min", query_min},
+    {"max", query_max},
+    {"exists", query_exists},
+    {"pluck", query_pluck},
+    {"paginate", query_paginate},
+    {"chunk", query_chunk},
+    {"chunk_by_id", query_chunk_by_id},
+    {"insert", query_insert},
+    {"insert_get_id", query_insert_get_id},
+    {"update", query_update},
+    {"delete", query_delete},
+    {"increment", query_increment},
+    {"decrement", query_decrement},
+    {"upsert", query_upsert},
+    {"to_sql", query_to_sql},
+    {"to_sql_for", query_to_sql_for},
+    {NULL, NULL},
+};

@@ -1,0 +1,417 @@
+/*
+ * lua_rows.c: insert and upsert of one row or a list of rows: rows read
+ * straight from Lua tables into batches of the dialect's best statement
+ * size, a new statement when the columns change, the whole list all or
+ * nothing (one transaction or savepoint), and, where the dialect has it,
+ * a bulk load (COPY) instead of multi-row INSERTs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_query.h"
+
+/* {==== writes ====} */
+
+/* State of an insert / upsert of many rows, sent in batches that share
+ * one column set and stay under the dialect's parameter limit. */
+typedef struct lqw_rows {
+    orm_qwrite_kind kind;
+    const char *fname;
+    int cols;       /* stack slot: list of the current columns (strings) */
+    int tmpslot;    /* stack slot: userdata holding tmp, ckey, okey, perm */
+    const void **ckey; /* ckey[c]: the string object of cols[c] (kept by
+                          cols) */
+    const void **okey; /* the keys in the order the last row listed them */
+    int *perm;      /* perm[j]: index in cols of okey[j] */
+    int nordered;   /* entries in okey; 0 when unknown */
+    int ncols;      /* -1 before the first row */
+    int per_stmt;   /* rows per statement */
+    int pending;    /* rows in the payload */
+    orm_value *tmp; /* the values of the row being read */
+    int cidx;       /* 0, or the slot of an all-or-nothing group's
+                       connection (orm_lua_atomic_new) */
+    int copy;       /* 1: rows go through the dialect's bulk load */
+    int copysql;    /* stack slot: the open load's COPY text, or nil */
+    double t0;      /* clock when the open load started */
+    int tidx;       /* the caller's target */
+    int unique;     /* upsert: stack index of unique_by */
+    int update;     /* upsert: stack index of update_columns (may be nil) */
+} lqw_rows;
+
+/* A string or a list of strings at idx (nil allowed when opt): calls
+ * add for each. */
+static void lqw_name_args(lua_State *L, query_ud *u, int idx,
+                          int (*add)(orm_query *, const char *, size_t,
+                                     orm_error *),
+                          const char *fname, const char *what)
+{
+    orm_error err;
+    size_t n;
+    int i, len;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *s = lua_tolstring(L, idx, &n);
+        if (add(&u->q, s, n, &err) != ORM_OK)
+            lq_raise(L, &err);
+        return;
+    }
+    len = lq_list_len(L, idx);
+    if (len < 0)
+        orm_lua_argerror(L, "%s: %s must be a column name or a list of them",
+                         fname, what);
+    for (i = 1; i <= len; i++) {
+        lua_rawgeti(L, idx, i);
+        const char *s = lq_str(L, -1, fname, "column name", &n);
+        if (add(&u->q, s, n, &err) != ORM_OK)
+            lq_raise(L, &err);
+        lua_pop(L, 1);
+    }
+}
+
+/* 1 when the string at -1 is one of the unique_by names. */
+static int lqw_is_unique(lua_State *L, lqw_rows *x)
+{
+    int i, len, hit = 0;
+    if (lua_type(L, x->unique) == LUA_TSTRING)
+        return lua_rawequal(L, -1, x->unique);
+    len = (int)lua_rawlen(L, x->unique);
+    for (i = 1; i <= len && !hit; i++) {
+        lua_rawgeti(L, x->unique, i);
+        hit = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+    }
+    return hit;
+}
+
+static void lqw_upsert_cols(lua_State *L, query_ud *u, lqw_rows *x)
+{
+    orm_error err;
+    int i;
+    lqw_name_args(L, u, x->unique, orm_query_write_unique, x->fname,
+                  "unique_by");
+    if (!lua_isnoneornil(L, x->update)) {
+        lqw_name_args(L, u, x->update, orm_query_write_update, x->fname,
+                      "update_columns");
+        return;
+    }
+    for (i = 1; i <= x->ncols; i++) {
+        size_t n;
+        const char *s;
+        lua_rawgeti(L, x->cols, i);
+        s = lua_tolstring(L, -1, &n);
+        if (!lqw_is_unique(L, x) &&
+            orm_query_write_update(&u->q, s, n, &err) != ORM_OK)
+            lq_raise(L, &err);
+        lua_pop(L, 1);
+    }
+}
+
+/* Starts a payload for the sorted columns of the row at r. */
+static void lqw_rows_begin(lua_State *L, query_ud *u, lqw_rows *x, int r,
+                           int max_params)
+{
+    orm_error err;
+    int i, n;
+    lq_key *k = lq_keys(L, r, 0, &n, x->fname);
+    x->tmp = lua_newuserdatauv(L, (sizeof(orm_value) + 2 * sizeof(char *) +
+                                   sizeof(int)) * (size_t)(n ? n : 1), 0);
+    x->ckey = (const void **)(x->tmp + (n ? n : 1));
+    x->okey = x->ckey + (n ? n : 1);
+    x->perm = (int *)(x->okey + (n ? n : 1));
+    lua_replace(L, x->tmpslot);
+    x->nordered = 0;
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        lua_pushlstring(L, k[i].s, k[i].n);
+        x->ckey[i] = lua_topointer(L, -1);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_replace(L, x->cols);
+    x->ncols = n;
+    orm_query_write_begin(&u->q, x->kind);
+    for (i = 0; i < n; i++)
+        if (orm_query_write_column(&u->q, k[i].s, k[i].n, &err) != ORM_OK)
+            lq_raise(L, &err);
+    lua_pop(L, 1); /* the keys */
+    if (x->kind == ORM_QW_UPSERT)
+        lqw_upsert_cols(L, u, x);
+    x->per_stmt = n > 0 && max_params / n > 0 ? max_params / n : 1;
+    x->pending = 0;
+}
+
+/* 1 when the row at r has exactly the current columns; fills x->tmp
+ * (strings borrowed from the row). */
+static int lqw_row_fits(lua_State *L, lqw_rows *x, int r)
+{
+    int i, count = 0;
+    if (x->ncols < 0)
+        return 0;
+    lua_pushnil(L);
+    while (lua_next(L, r)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    if (count != x->ncols)
+        return 0;
+    for (i = 0; i < x->ncols; i++) {
+        lua_rawgeti(L, x->cols, i + 1);
+        if (lua_rawget(L, r) == LUA_TNIL) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        lq_value(L, -1, x->fname, &x->tmp[i]);
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* Notes the order in which the row at r (which fits) lists its keys, so
+ * the next rows built alike are read in one pass (lqw_row_fast). Keys are
+ * matched by their string object: a short string is one object in a Lua
+ * state; rows keyed by long strings (over 40 bytes) keep the general
+ * path. */
+static void lqw_row_learn(lua_State *L, lqw_rows *x, int r)
+{
+    int j = 0;
+    x->nordered = 0;
+    lua_pushnil(L);
+    while (lua_next(L, r)) { /* key value */
+        const void *k;
+        int c;
+        lua_pop(L, 1);
+        k = lua_topointer(L, -1);
+        for (c = 0; c < x->ncols && x->ckey[c] != k; c++)
+            ;
+        if (c == x->ncols || j == x->ncols) {
+            lua_pop(L, 1);
+            return;
+        }
+        x->okey[j] = k;
+        x->perm[j++] = c;
+    }
+    x->nordered = j;
+}
+
+/* 1 when the row at r lists exactly the learned keys in the learned order
+ * and every value converts; fills x->tmp (strings borrowed from the row).
+ * 0 leaves the row to lqw_row_fits, which also reports what is wrong. */
+static int lqw_row_fast(lua_State *L, lqw_rows *x, int r)
+{
+    orm_error err;
+    int j = 0;
+    if (x->nordered == 0 || x->nordered != x->ncols)
+        return 0;
+    lua_pushnil(L);
+    while (lua_next(L, r)) { /* key value */
+        if (j == x->ncols || lua_topointer(L, -2) != x->okey[j] ||
+            orm_lua_tovalue(L, -1, &x->tmp[x->perm[j]], &err) != ORM_OK) {
+            lua_pop(L, 2);
+            return 0;
+        }
+        lua_pop(L, 1); /* the row keeps strings alive */
+        j++;
+    }
+    return j == x->ncols;
+}
+
+/* Starts a bulk load of the payload's columns on the group's connection. */
+static void lqw_copy_begin(lua_State *L, query_ud *u, lq_sink *s,
+                           lqw_rows *x)
+{
+    orm_buf copy, probe;
+    orm_error err;
+    int rc;
+    orm_buf_init(&copy);
+    orm_buf_init(&probe);
+    rc = orm_compile_copy(&u->q, s->d, &copy, &probe, &err);
+    if (rc == ORM_OK) {
+        lua_pushlstring(L, copy.p, copy.len);
+        lua_replace(L, x->copysql);
+        lua_pushlstring(L, probe.p, probe.len);
+    }
+    orm_buf_free(&copy);
+    orm_buf_free(&probe);
+    if (rc != ORM_OK)
+        lq_raise(L, &err);
+    x->t0 = orm_lua_copy_begin(L, s->tidx, lua_tostring(L, -1),
+                               lua_tostring(L, x->copysql), x->ncols);
+    lua_pop(L, 1);
+}
+
+/* Finishes the open bulk load, if any. */
+static void lqw_copy_end(lua_State *L, lq_sink *s, lqw_rows *x)
+{
+    if (!x->copy || lua_isnil(L, x->copysql))
+        return;
+    s->affected += (lua_Integer)orm_lua_copy_end(L, s->tidx,
+                                                 lua_tostring(L, x->copysql),
+                                                 x->t0);
+    lua_pushnil(L);
+    lua_replace(L, x->copysql);
+}
+
+/* Sends the payload through the open bulk load (opening it first). */
+static void lqw_copy_send(lua_State *L, query_ud *u, lq_sink *s, lqw_rows *x)
+{
+    if (lua_isnil(L, x->copysql))
+        lqw_copy_begin(L, u, s, x);
+    orm_lua_copy_rows(L, s->tidx, lua_tostring(L, x->copysql), x->t0,
+                      u->q.write.vals, u->q.write.nrows);
+}
+
+/* Sends the payload. When rows remain after it (more), the statements of
+ * the list run as one group, all or nothing: in a transaction, or a
+ * savepoint when the target is already one. */
+static void lqw_rows_flush(lua_State *L, query_ud *u, lq_sink *s,
+                           lqw_rows *x, int more)
+{
+    if (x->pending == 0)
+        return;
+    if ((more || x->copy) && x->cidx != 0 && s->tidx != x->cidx) {
+        orm_lua_atomic_begin(L, x->cidx, x->tidx);
+        s->tidx = x->cidx;
+    }
+    if (x->copy && x->ncols > 0)
+        lqw_copy_send(L, u, s, x);
+    else
+        lq_write_emit(L, u, s);
+    orm_query_write_rows_reset(&u->q);
+    x->pending = 0;
+}
+
+/* Adds the row at r to the payload, flushing first when the columns
+ * change or the batch is full. */
+static void lqw_rows_add(lua_State *L, query_ud *u, lq_sink *s, lqw_rows *x,
+                         int r, int i)
+{
+    orm_error err;
+    if (!lua_istable(L, r))
+        orm_lua_argerror(L, "%s: row %d must be a table, got %s", x->fname, i,
+                         luaL_typename(L, r));
+    /* A full batch goes out before this row is read: sending it runs the
+     * listeners, which may change the rows still to come. */
+    if (x->pending >= x->per_stmt)
+        lqw_rows_flush(L, u, s, x, 1);
+    if (lqw_row_fast(L, x, r)) {
+        /* read in the learned key order */
+    } else if (!lqw_row_fits(L, x, r)) {
+        lqw_rows_flush(L, u, s, x, 1);
+        lqw_copy_end(L, s, x);
+        lqw_rows_begin(L, u, x, r, s->d->insert_batch < s->d->max_params
+                                       ? s->d->insert_batch
+                                       : s->d->max_params);
+        if (!lqw_row_fits(L, x, r))
+            orm_lua_argerror(L, "%s: row %d has a non-string key", x->fname, i);
+        lqw_row_learn(L, x, r);
+    } else
+        lqw_row_learn(L, x, r);
+    /* The row's strings are borrowed: the list of rows (on the stack)
+     * keeps them, and no Lua code runs until the batch is sent (a flush
+     * above re-reads this row after the listeners ran). */
+    if (orm_query_write_values_ref(&u->q, x->tmp, x->ncols, &err) != ORM_OK)
+        lq_raise(L, &err);
+    if (orm_query_write_end_row(&u->q, &err) != ORM_OK)
+        lq_raise(L, &err);
+    x->pending++;
+}
+
+/* 1 when a list of n rows (at a) takes more than one INSERT, judged by
+ * its first row's columns: then a bulk load is worth its round trips. */
+static int lqw_copy_pays(lua_State *L, const orm_dialect *d, int a, int n)
+{
+    int cols = 0;
+    if (lua_rawgeti(L, a, 1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            cols++;
+        }
+    }
+    lua_pop(L, 1);
+    return cols > 0 && (lua_Integer)n * cols > d->insert_batch;
+}
+
+static int lqw_has_keys(lua_State *L, int t)
+{
+    lua_pushnil(L);
+    if (!lua_next(L, t))
+        return 0;
+    lua_pop(L, 2);
+    return 1;
+}
+
+/* Sends one row or a list of rows (the table at a; a table with a
+ * non-empty array part is a list). */
+static void lqw_rows_send(lua_State *L, query_ud *u, lq_sink *s,
+                          lqw_rows *x, int a)
+{
+    int i, n;
+    if (!lua_istable(L, a))
+        orm_lua_argerror(L, "%s: expected a row or a list of rows, got %s",
+                         x->fname, luaL_typename(L, a));
+    lua_pushnil(L);
+    x->cols = lua_gettop(L);
+    lua_pushnil(L);
+    x->tmpslot = lua_gettop(L);
+    x->nordered = 0;
+    x->ncols = -1;
+    x->pending = 0;
+    lua_pushnil(L);
+    x->copysql = lua_gettop(L);
+    n = (int)lua_rawlen(L, a);
+    x->tidx = s->tidx;
+    x->cidx = n > 1 && s->tidx != 0 ? orm_lua_atomic_new(L) : 0;
+    x->copy = x->cidx != 0 && x->kind == ORM_QW_INSERT &&
+              s->d->copy_from_stdin && lqw_copy_pays(L, s->d, a, n);
+    if (n == 0 && lqw_has_keys(L, a)) {
+        lqw_rows_add(L, u, s, x, a, 1);
+    }
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, a, i);
+        lqw_rows_add(L, u, s, x, lua_gettop(L), i);
+        lua_pop(L, 1);
+    }
+    lqw_rows_flush(L, u, s, x, 0);
+    lqw_copy_end(L, s, x);
+    if (x->cidx != 0)
+        orm_lua_atomic_commit(L, x->cidx);
+}
+
+int lq_insert(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    lqw_rows x;
+    memset(&x, 0, sizeof x);
+    x.kind = ORM_QW_INSERT;
+    x.fname = "insert";
+    lqw_rows_send(L, u, s, &x, a);
+    if (s->tidx == 0)
+        return 0;
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, s->affected);
+    lua_setfield(L, -2, "affected_rows");
+    if (s->has_id) {
+        lua_pushinteger(L, s->last_id);
+        lua_setfield(L, -2, "last_insert_id");
+    }
+    return 1;
+}
+
+/* upsert(rows, unique_by, update_columns?) */
+int lq_upsert(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    lqw_rows x;
+    memset(&x, 0, sizeof x);
+    x.kind = ORM_QW_UPSERT;
+    x.fname = "upsert";
+    x.unique = a + 1;
+    x.update = a + 2;
+    if (lua_type(L, x.unique) != LUA_TSTRING && lq_list_len(L, x.unique) < 1)
+        return orm_lua_argerror(L, "upsert: unique_by must be a column name "
+                                   "or a non-empty list of them");
+    if (!lua_isnoneornil(L, x.update) && lq_list_len(L, x.update) < 0)
+        return orm_lua_argerror(L, "upsert: update_columns must be a list");
+    lqw_rows_send(L, u, s, &x, a);
+    if (s->tidx == 0)
+        return 0;
+    lua_pushinteger(L, s->affected);
+    return 1;
+}
