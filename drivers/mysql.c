@@ -19,6 +19,7 @@
 
 #include <mysql.h>
 
+#include "orm_decode.h"
 #include "orm_driver.h"
 
 #if !defined(MARIADB_PACKAGE_VERSION_ID) && MYSQL_VERSION_ID >= 80000
@@ -68,7 +69,7 @@ typedef struct my_col {
         float f;
         MYSQL_TIME t;
     } num;               /* fixed-size columns land here */
-    char fmt[48];        /* formatted number / date of the current row */
+    char fmt[ORM_DATETIME_MAX]; /* formatted number / date of the current row */
 } my_col;
 
 typedef union my_param {
@@ -792,72 +793,6 @@ static double my_float_value(float f)
     return (double)f;
 }
 
-/* Parses the digits of a decimal integer part into *out; 0 when it fits
- * int64, -1 when it overflows. */
-static int my_parse_int(const char *p, size_t n, int neg, int64_t *out)
-{
-    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (lim - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    if (neg)
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    else
-        *out = (int64_t)v;
-    return 0;
-}
-
-/* A DECIMAL's text (NUL-terminated) as an exact int, a double that holds
- * it exactly (at most 15 significant digits), or else the text itself. */
-static void my_decimal_value(const char *s, size_t n, orm_value *out)
-{
-    const char *p = s, *end = s + n, *ip, *fp = NULL;
-    size_t in = 0, fn = 0, lead, sig;
-    int neg = 0;
-    int64_t iv;
-
-    *out = orm_value_text(s, n);
-    if (p < end && (*p == '-' || *p == '+'))
-        neg = *p++ == '-';
-    ip = p;
-    while (p < end && *p >= '0' && *p <= '9')
-        p++, in++;
-    if (p < end && *p == '.') {
-        fp = ++p;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++, fn++;
-    }
-    if (p != end || in + fn == 0)
-        return; /* not a plain decimal: keep the text */
-    while (fn > 0 && fp[fn - 1] == '0')
-        fn--;
-    if (fn == 0 && my_parse_int(ip, in, neg, &iv) == 0) {
-        *out = orm_value_int(iv);
-        return;
-    }
-    for (lead = 0; lead < in && ip[lead] == '0'; lead++)
-        ;
-    if (fn == 0) {
-        size_t e = in;
-        while (e > lead && ip[e - 1] == '0')
-            e--;
-        sig = e - lead;
-    } else if (lead == in) {
-        size_t z = 0;
-        while (z < fn && fp[z] == '0')
-            z++;
-        sig = fn - z;
-    } else {
-        sig = (in - lead) + fn;
-    }
-    if (sig <= 15)
-        *out = orm_value_double(strtod(s, NULL));
-}
-
 static void my_time_text(my_col *col, orm_value *out)
 {
     const MYSQL_TIME *t = &col->num.t;
@@ -866,17 +801,13 @@ static void my_time_text(my_col *col, orm_value *out)
         n = snprintf(col->fmt, sizeof col->fmt, "%04u-%02u-%02u", t->year,
                      t->month, t->day);
     } else {
-        n = snprintf(col->fmt, sizeof col->fmt, "%04u-%02u-%02uT%02u:%02u:%02u",
-                     t->year, t->month, t->day, t->hour, t->minute, t->second);
-        if (col->decimals > 0) {
-            unsigned long frac = t->second_part % 1000000;
-            unsigned d;
-            for (d = col->decimals; d < 6; d++)
-                frac /= 10;
-            n += snprintf(col->fmt + n, sizeof col->fmt - (size_t)n, ".%0*lu",
-                          (int)col->decimals, frac);
-        }
-        n += snprintf(col->fmt + n, sizeof col->fmt - (size_t)n, "Z");
+        char raw[ORM_DATETIME_MAX];
+        int m = snprintf(raw, sizeof raw, "%04u-%02u-%02u %02u:%02u:%02u.%06lu",
+                         t->year, t->month, t->day, t->hour, t->minute,
+                         t->second, t->second_part % 1000000);
+        n = m > 0 ? orm_decode_datetime(raw, (size_t)m, col->fmt) : -1;
+        if (n < 0) /* cannot happen for a MYSQL_TIME; keep it readable */
+            n = snprintf(col->fmt, sizeof col->fmt, "%s", raw);
     }
     *out = orm_value_text(col->fmt, (size_t)n);
 }
@@ -911,7 +842,7 @@ static void my_column(void *stmt, int i, orm_value *out)
         *out = orm_value_double(col->num.d);
         break;
     case MY_C_DECIMAL:
-        my_decimal_value(col->buf, len, out);
+        orm_decode_decimal(col->buf, len, out);
         break;
     case MY_C_DATETIME:
     case MY_C_DATE:

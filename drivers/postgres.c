@@ -14,6 +14,7 @@
 
 #include <libpq-fe.h>
 
+#include "orm_decode.h"
 #include "postgres.h"
 
 /* Type OIDs from the server's catalog (pg_type.dat); they never change. */
@@ -29,8 +30,6 @@
 #define PG_TIMESTAMPTZOID 1184
 #define PG_NUMERICOID 1700
 
-/* Room for a converted timestamp; longer values are returned as PG sent them. */
-#define PG_TS_MAX 64
 
 /* Parameters a statement may have: libpq 15 and 16 refuse a
  * ParameterDescription message over 30,000 bytes (4 + 2 + 4 per
@@ -52,7 +51,7 @@ typedef struct pg_col {
     pg_ckind kind;          /* conversion chosen from the column type OID */
     unsigned char *bin;     /* bytea of the current row (PQfreemem) or NULL */
     size_t binlen;          /* bytes in bin */
-    char ts[PG_TS_MAX];     /* timestamp of the current row, ISO 8601 */
+    char ts[ORM_DATETIME_MAX];     /* timestamp of the current row, ISO 8601 */
 } pg_col;
 
 typedef struct pg_stmt {
@@ -758,112 +757,6 @@ static const char *pg_colname(void *stmt, int i)
     return PQfname(st->res, i);
 }
 
-/* 1 when the decimal text s ([-]digits[.digits], as numeric_out writes it)
- * reads as a double that prints back to the same significant digits, so
- * nothing is lost; *d receives the double. */
-static int pg_decimal_exact(const char *s, double *d)
-{
-    const char *p = s + (*s == '-' || *s == '+');
-    const char *dot = strchr(p, '.');
-    size_t intlen = dot ? (size_t)(dot - p) : strlen(p);
-    size_t total = strlen(p) - (dot != NULL), k;
-    long first = -1, last = -1;
-    char back[48], *end, *q;
-    int n, exp10;
-
-    errno = 0;
-    *d = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE)
-        return 0;
-    if (isnan(*d) || isinf(*d))
-        return 1; /* NaN, Infinity, -Infinity */
-    for (k = 0; k < total; k++) {
-        char ch = k < intlen ? p[k] : p[k + 1];
-        if (ch < '0' || ch > '9')
-            return 0;
-        if (ch != '0') {
-            if (first < 0)
-                first = (long)k;
-            last = (long)k;
-        }
-    }
-    if (first < 0)
-        return 1; /* zero */
-    n = (int)(last - first + 1);
-    if (n > 17)
-        return 0;
-    exp10 = (int)intlen - (int)first - 1;
-    snprintf(back, sizeof back, "%.*e", n - 1, fabs(*d));
-    q = back;
-    for (k = (size_t)first; k <= (size_t)last; k++, q++) {
-        char ch = k < intlen ? p[k] : p[k + 1];
-        if (*q == '.')
-            q++;
-        if (*q != ch)
-            return 0;
-    }
-    if (*q == '.')
-        q++;
-    return *q == 'e' && atoi(q + 1) == exp10;
-}
-
-/* numeric: an int64 when integral and in range, a double when one holds it
- * exactly, the text otherwise. */
-static void pg_numeric(const char *s, int len, orm_value *out)
-{
-    char *end;
-    double d;
-    if (strchr(s, '.') == NULL) {
-        long long v;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno == 0 && end == s + len && end != s) {
-            *out = orm_value_int((int64_t)v);
-            return;
-        }
-    }
-    if (pg_decimal_exact(s, &d))
-        *out = orm_value_double(d);
-    else
-        *out = orm_value_text(s, (size_t)len);
-}
-
-/* Rewrites PG's ISO timestamp "YYYY-MM-DD HH:MM:SS[.f][+HH[:MM]]" as
- * "YYYY-MM-DDTHH:MM:SS[.f]Z" (or a "+HH:MM" offset when not UTC) into buf.
- * Returns the length, or -1 to keep PG's text (infinity, BC, odd forms). */
-static int pg_iso_timestamp(const char *s, int len, char *buf)
-{
-    const char *sp = memchr(s, ' ', (size_t)len);
-    const char *off;
-    int n, i;
-    if (sp == NULL || len + 8 > PG_TS_MAX || memchr(sp + 1, ' ', (size_t)(len - (sp + 1 - s))))
-        return -1;
-    for (off = sp + 1; off < s + len && *off != '+' && *off != '-'; off++)
-        ;
-    n = (int)(off - s);
-    memcpy(buf, s, (size_t)n);
-    buf[sp - s] = 'T';
-    if (off == s + len) {
-        buf[n++] = 'Z';
-        buf[n] = '\0';
-        return n;
-    }
-    for (i = 1; off + i < s + len && (off[i] == '0' || off[i] == ':'); i++)
-        ;
-    if (off + i == s + len) {
-        buf[n++] = 'Z';
-    } else {
-        memcpy(buf + n, off, (size_t)(s + len - off));
-        n += (int)(s + len - off);
-        if (s + len - off == 3) { /* "+05" -> "+05:00" */
-            memcpy(buf + n, ":00", 3);
-            n += 3;
-        }
-    }
-    buf[n] = '\0';
-    return n;
-}
-
 static void pg_column(void *stmt, int i, orm_value *out)
 {
     pg_stmt *st = stmt;
@@ -898,13 +791,13 @@ static void pg_column(void *stmt, int i, orm_value *out)
         *out = orm_value_double(strtod(s, NULL));
         return;
     case PG_C_NUMERIC:
-        pg_numeric(s, len, out);
+        orm_decode_decimal(s, (size_t)len, out);
         return;
     case PG_C_BYTEA:
         *out = orm_value_blob(col->bin ? (const char *)col->bin : "", col->binlen);
         return;
     case PG_C_TIMESTAMP:
-        n = pg_iso_timestamp(s, len, col->ts);
+        n = orm_decode_datetime(s, (size_t)len, col->ts);
         if (n >= 0) {
             *out = orm_value_text(col->ts, (size_t)n);
             return;
