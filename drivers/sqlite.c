@@ -18,6 +18,7 @@ typedef struct sq_stmt {
     int started;        /* step() has executed it since the last reset */
     int ncols;
     unsigned char *isbool; /* per column: declared BOOLEAN/BOOL */
+    int reprepared;     /* SQLITE_STMTSTATUS_REPREPARE when ncols was read */
     int64_t changes;
     int64_t last_id;
 } sq_stmt;
@@ -172,12 +173,17 @@ static int sq_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
     return ORM_OK;
 }
 
-/* Notes which result columns are declared BOOLEAN, once per statement. */
+/* Notes which result columns are declared BOOLEAN: once per statement, and
+ * again after SQLite prepared it anew because the schema changed (a cached
+ * SELECT * then has the table's new columns). */
 static int sq_columns(sq_stmt *s)
 {
-    int i;
-    if (s->ncols >= 0)
+    int i, re = sqlite3_stmt_status(s->st, SQLITE_STMTSTATUS_REPREPARE, 0);
+    if (s->ncols >= 0 && re == s->reprepared)
         return 0;
+    free(s->isbool);
+    s->isbool = NULL;
+    s->reprepared = re;
     s->ncols = sqlite3_column_count(s->st);
     if (s->ncols == 0)
         return 0;
@@ -198,10 +204,10 @@ static int sq_step(void *stmt, orm_error *err)
 {
     sq_stmt *s = stmt;
     int rc;
-    if (sq_columns(s) != 0)
+    rc = sqlite3_step(s->st);
+    if (!s->started && sq_columns(s) != 0) /* after a re-prepare by step */
         return orm_error_set(err, ORM_E_NOMEM, "out of memory"),
                ORM_STEP_ERROR;
-    rc = sqlite3_step(s->st);
     if (!s->started) {
         s->started = 1;
         s->changes = sqlite3_changes64(s->db);

@@ -69,6 +69,9 @@ static void aux_params(lua_State *L, int t, orm_params *p)
     p->path = aux_optstr(L, t, "path", NULL);
     p->memory = aux_optbool(L, t, "memory");
     p->timeout = (int)aux_optnum(L, t, "timeout", 0);
+    lua_getfield(L, t, "prepared_statements");
+    p->unnamed = lua_toboolean(L, -1) == 0 && !lua_isnil(L, -1);
+    lua_pop(L, 1);
 }
 
 /* {==== targets ====} */
