@@ -155,6 +155,20 @@ describe_pg("behind PgBouncer (transaction mode, 2 server connections)", functio
     assert.equal(2, c:table("pgb_items"):where("owner", "tb"):count())
   end)
 
+  it("keeps each client's session settings on shared server connections", function()
+    -- ormed sets TimeZone = UTC when it connects; PgBouncer tracks it per
+    -- client, so another client's TimeZone never leaks into its results
+    local z = source(PGB .. "?prepared_statements=false", { max = 1, min = 1 })
+    z:execute("SET TimeZone = 'Asia/Tokyo'")
+    local sql = "SELECT current_setting('TimeZone') AS tz, "
+      .. "TIMESTAMPTZ '2024-01-01 00:00:00+00' AS t"
+    for _ = 1, 4 do
+      assert.same({ tz = "UTC", t = "2024-01-01T00:00:00Z" }, a:select(sql)[1])
+      assert.same({ tz = "Asia/Tokyo", t = "2024-01-01T09:00:00+09:00" }, z:select(sql)[1])
+    end
+    z:dispose()
+  end)
+
   it("binds and reads every type, including bytea with NUL bytes", function()
     local blob = orm.blob("\0\1\2\255 bytes")
     a:execute("INSERT INTO pgb_items (owner, n, flag, data, price, at) VALUES (?, ?, ?, ?, ?, ?)",
