@@ -83,6 +83,8 @@ typedef struct my_stmt {
     my_conn *conn;
     char *sql;             /* the SQL text, to prepare again after DDL */
     size_t sqllen;         /* bytes in sql */
+    int unprepared;        /* 1 when preparing it again failed: retried at
+                              the next run */
     struct my_stmt *prev, *next; /* in conn->stmts */
     int nparams;
     MYSQL_BIND *pbind;     /* nparams parameter binds */
@@ -456,6 +458,7 @@ static void my_bind_one(MYSQL_BIND *b, my_param *slot, unsigned long *len,
 }
 
 static void my_reset(void *stmt);
+static int my_reprepare(my_stmt *s, orm_error *err);
 
 static int my_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
 {
@@ -463,6 +466,8 @@ static int my_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
     int i;
     if (s->started)
         my_reset(s);
+    if (s->unprepared && my_reprepare(s, err) != ORM_OK)
+        return err->kind;
     if (n != s->nparams)
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "statement expects %d bindings, got %d",
@@ -710,14 +715,16 @@ static int my_reprepare(my_stmt *s, orm_error *err)
 {
     MYSQL_STMT *st;
     my_bool on = 1;
+    s->unprepared = 1;
     if (s->meta != NULL) {
         mysql_free_result(s->meta);
         s->meta = NULL;
     }
-    mysql_stmt_close(s->st);
-    s->st = st = mysql_stmt_init(s->conn->db);
+    st = mysql_stmt_init(s->conn->db);
     if (st == NULL)
-        return my_conn_fail(s->conn, err);
+        return my_nomem(err); /* the old handle stays, unprepared is retried */
+    mysql_stmt_close(s->st);
+    s->st = st;
     mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &on);
     if (mysql_stmt_prepare(st, s->sql, (unsigned long)s->sqllen) != 0)
         return my_stmt_fail(s, err);
@@ -725,12 +732,15 @@ static int my_reprepare(my_stmt *s, orm_error *err)
         return orm_error_set(err, ORM_E_QUERY, "statement changed its parameters");
     if (s->nparams > 0 && mysql_stmt_bind_param(st, s->pbind) != 0)
         return my_stmt_fail(s, err);
+    s->unprepared = 0;
     return ORM_OK;
 }
 
 /* Runs the statement. A reading statement whose result columns DDL changed
  * since it was prepared (the library's error 2057, or the same number of
- * columns under other names) is prepared again and run once more. */
+ * columns under other names) is prepared again and run once more; a writing
+ * one (INSERT ... RETURNING) has run already: its 2057 is raised and it is
+ * prepared again at its next run. */
 static int my_execute(my_stmt *s, orm_error *err)
 {
     my_ulonglong rows;
@@ -739,9 +749,16 @@ static int my_execute(my_stmt *s, orm_error *err)
         return my_lost(err);
 again:
     if (mysql_stmt_execute(s->st) != 0) {
-        if (mysql_stmt_errno(s->st) != MY_NEW_STMT_METADATA || tries++ > 0 ||
-            !my_reads_only(s))
+        if (mysql_stmt_errno(s->st) != MY_NEW_STMT_METADATA || tries++ > 0)
             return my_stmt_fail(s, err);
+        if (!my_reads_only(s)) { /* it ran: raise, prepare at the next run */
+            my_stmt_fail(s, err);
+            s->unprepared = 1;
+            return orm_error_set(err, err->kind, "the statement ran, but DDL "
+                                 "changed its result columns since it was "
+                                 "prepared; it is prepared again at its next "
+                                 "run");
+        }
         if (my_reprepare(s, err) != ORM_OK)
             return err->kind;
         goto again;

@@ -492,9 +492,10 @@ static int pg_unnamed_describe(pg_conn *c, pg_stmt *st, orm_error *err)
             break;
         }
     }
-    PQexitPipelineMode(c->pg);
+    if (!PQexitPipelineMode(c->pg) || !synced)
+        c->broken = 1; /* the connection is not in a usable state */
     if (bad != NULL || !synced || desc == NULL) {
-        rc = pg_fail(c, bad, err);
+        rc = pg_fail(c, c->broken ? NULL : bad, err);
         PQclear(bad);
         PQclear(desc);
         return rc;

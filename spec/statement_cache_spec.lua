@@ -109,7 +109,31 @@ helper.each_driver(function(drv)
       assert.equal(0, #ds:select(sql, { 11, 0 }))
     end)
 
+    if drv.name == "mysql" then
+      it("never runs a writing statement twice: raises its 2057, then recovers", function()
+        local sql = "INSERT INTO cache_items (a, b) VALUES (?, ?) RETURNING *"
+        assert.equal(1, #ds:select(sql, { 1, 1 }))
+        ds:execute("ALTER TABLE cache_items ADD COLUMN g integer DEFAULT 6")
+        local err = helper.error_of(ds.select, ds, sql, { 2, 2 })
+        assert.equal(2057, err.code)
+        assert.matches("prepared again at its next run", err.message, 1, true)
+        assert.equal(6, ds:select(sql, { 3, 3 })[1].g)
+        -- the failed call inserted its row once, never twice
+        assert.same({ 1, 2, 3 }, ds:table("cache_items"):where("a", "<", 10)
+          :order_by("a"):pluck("a"))
+      end)
+    end
+
     if drv.name == "postgres" then
+      it("retries a writing statement: the server refused it before it ran", function()
+        local sql = "INSERT INTO cache_items (a, b) VALUES (?, ?) RETURNING *"
+        assert.equal(1, #ds:select(sql, { 1, 1 }))
+        ds:execute("ALTER TABLE cache_items ADD COLUMN g integer DEFAULT 6")
+        assert.equal(6, ds:select(sql, { 2, 2 })[1].g)
+        assert.same({ 1, 2 }, ds:table("cache_items"):where("a", "<", 10)
+          :order_by("a"):pluck("a"))
+      end)
+
       it("re-prepares a statement the server lost (26000) outside a transaction", function()
         local small = drv:data_source(nil, { max = 1, min = 1 })
         local errors = {}
