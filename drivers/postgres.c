@@ -274,15 +274,15 @@ static int pg_broken(void *conn)
     return c->broken;
 }
 
-/* 1 when a DEALLOCATE can run now: the connection is up and not inside
- * an aborted transaction (where every command but ROLLBACK fails). */
+/* 1 when a DEALLOCATE can run now: the connection is up and outside a
+ * transaction. Inside one it waits: a statement the server lost (26000,
+ * after a failover or a pooler changed the session) would make DEALLOCATE
+ * fail and abort the caller's transaction. */
 static int pg_can_deallocate(pg_conn *c)
 {
-    PGTransactionStatusType ts;
     if (pg_broken(c))
         return 0;
-    ts = PQtransactionStatus(c->pg);
-    return ts == PQTRANS_IDLE || ts == PQTRANS_INTRANS;
+    return PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 }
 
 static void pg_deallocate(pg_conn *c, unsigned long id)

@@ -147,6 +147,24 @@ helper.each_driver(function(drv)
         small:dispose()
       end)
 
+      it("evicts statements the server lost without aborting a transaction", function()
+        local small = drv:data_source(nil, { max = 1, min = 1 })
+        assert.equal(1, #small:select(SELECT))
+        small:execute("DEALLOCATE ALL")
+        small:transaction(function()
+          -- more new statements than the cache holds (128): the lost ones
+          -- are evicted inside the transaction
+          for i = 1, 140 do
+            assert.equal(i, small:select("SELECT " .. i .. " AS v")[1].v)
+          end
+          small:execute("INSERT INTO cache_items (a, b) VALUES (?, ?)", { 77, 77 })
+        end)
+        assert.equal(1, ds:table("cache_items"):where("a", 77):count())
+        assert.same({}, small:select("SELECT name FROM pg_prepared_statements "
+          .. "WHERE statement LIKE 'SELECT 1 AS v%'"))
+        small:dispose()
+      end)
+
       it("leaves a lost statement's error inside a transaction, and recovers after", function()
         local small = drv:data_source(nil, { max = 1, min = 1 })
         assert.equal(1, #small:select(SELECT))
