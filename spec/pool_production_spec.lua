@@ -139,3 +139,32 @@ helper.each_driver(function(drv)
     end)
   end)
 end)
+
+-- The jitter is the pool's own (the same for every driver), so one SQLite
+-- file, whose connections open in well under a millisecond, shows it: twenty
+-- connections opened together get deadlines spread over the last 10% of
+-- max_lifetime, so halfway through that window some are gone and some not.
+local describe_sqlite = helper.covers("sqlite") and describe or function() end
+
+describe_sqlite("[sqlite] pool.max_lifetime jitter", function()
+  it("staggers the deadlines of connections opened together", function()
+    local core = require("ormed.core")
+    local orm = require("ormed")
+    local path = (os.getenv("ORMED_TEST_TMP") or "/tmp") .. "/ormed_jitter_" .. os.time() .. ".sqlite"
+    local t0 = core.clock()
+    local ds = orm.DataSource({ name = "jitter", driver = orm.SqliteDriverAdapter.file(path),
+      pool = { max = 20, min = 20, max_lifetime = 2, idle_timeout = 0 } }):init()
+    local opened = core.clock()
+    assert.is_true(opened - t0 < 0.05, "opening 20 SQLite connections took too long")
+    while core.clock() < t0 + 1.9 do sleep(0.01) end
+    for _ = 1, 4 do ds:select("SELECT 1 AS one") end -- each use closes up to 8 old ones
+    local at = core.clock() - t0
+    local expired = ds:stats().expired
+    ds:dispose()
+    os.remove(path)
+    -- deadlines lie in [1.8, 2.0] s: at 1.9 s about half have passed
+    assert.is_true(at < 1.97, "the check ran late (" .. at .. " s)")
+    assert.is_true(expired > 0 and expired < 20,
+      expired .. " of 20 connections expired at " .. at .. " s")
+  end)
+end)
