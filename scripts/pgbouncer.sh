@@ -74,7 +74,7 @@ do_stop() {
     [ -n "${PGB:-}" ] || return 0
     pid_running || return 0
     pid=$(cat "$PGB/pgbouncer.pid")
-    kill -INT "$pid" 2>/dev/null
+    kill -TERM "$pid" 2>/dev/null
     for i in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
