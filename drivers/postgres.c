@@ -442,7 +442,8 @@ static int pg_count_params(const char *sql)
 /* Unnamed mode: parses st->sql as the unnamed statement and describes it in
  * one round trip under one Sync (a pipeline), so a pooler in transaction
  * mode keeps both on the same server connection; keeps the parameter types
- * for every later run (PQexecParams). A statement with more than
+ * to format the values of every later run (PQexecParams, where the server
+ * infers the types again). A statement with more than
  * PG_DESCRIBE_MAX parameters is not described: the server infers its types
  * at each run, and blobs are sent as bytea. */
 static int pg_unnamed_describe(pg_conn *c, pg_stmt *st, orm_error *err)
@@ -816,9 +817,9 @@ static int pg_execute(pg_stmt *st, orm_error *err)
     if (pg_broken(c))
         return pg_lost(err);
     for (;;) {
-        if (c->unnamed)
-            res = PQexecParams(c->pg, st->sql, st->nparams, st->ptypes,
-                               st->pvals, st->plens, st->pfmts, 0);
+        if (c->unnamed) /* types inferred anew: DDL may have changed them */
+            res = PQexecParams(c->pg, st->sql, st->nparams, NULL, st->pvals,
+                               st->plens, st->pfmts, 0);
         else
             res = PQexecPrepared(c->pg, st->name, st->nparams, st->pvals,
                                  st->plens, st->pfmts, 0);

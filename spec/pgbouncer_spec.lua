@@ -195,6 +195,24 @@ describe_pg("behind PgBouncer (transaction mode, 2 server connections)", functio
     assert.equal(1, b:select("SELECT 1 AS one")[1].one)
   end)
 
+  it("sees DDL from another data source in its cached statements", function()
+    local insert = "INSERT INTO pgb_items (owner, n, extra) VALUES (?, ?, ?)"
+    local select = "SELECT * FROM pgb_items WHERE owner = ? ORDER BY n"
+    a:execute("ALTER TABLE pgb_items ADD COLUMN extra text")
+    a:execute(insert, { "ddl", 1, "7" })
+    assert.equal("7", a:select(select, { "ddl" })[1].extra)
+    b:execute("ALTER TABLE pgb_items ALTER COLUMN extra TYPE integer USING extra::integer")
+    b:execute("ALTER TABLE pgb_items ADD COLUMN more integer DEFAULT 5")
+    for _ = 1, 3 do -- on whichever server connection PgBouncer gives
+      a:execute(insert, { "ddl", 2, 8 })
+      local rows = a:select(select, { "ddl" })
+      assert.same({ 7, 5 }, { rows[1].extra, rows[1].more })
+      a:execute("DELETE FROM pgb_items WHERE owner = 'ddl' AND n = 2")
+    end
+    b:execute("ALTER TABLE pgb_items DROP COLUMN more")
+    b:execute("ALTER TABLE pgb_items DROP COLUMN extra")
+  end)
+
   it("runs a statement with more parameters than libpq can describe", function()
     local rows = {}
     for i = 1, 1500 do -- 1500 rows x 5 columns = 7500 parameters
