@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <mysql.h>
 
@@ -81,6 +82,10 @@ typedef union my_param {
 typedef struct my_stmt {
     MYSQL_STMT *st;
     my_conn *conn;
+    char *sql;             /* the SQL text, to prepare again after DDL */
+    size_t sqllen;         /* bytes in sql */
+    int unprepared;        /* 1 when preparing it again failed: retried at
+                              the next run */
     struct my_stmt *prev, *next; /* in conn->stmts */
     int nparams;
     MYSQL_BIND *pbind;     /* nparams parameter binds */
@@ -363,6 +368,7 @@ static void my_stmt_free(my_stmt *s)
     free(s->pbind);
     free(s->pval);
     free(s->plen);
+    free(s->sql);
     free(s);
 }
 
@@ -399,6 +405,14 @@ static int my_prepare(void *conn, const char *sql, size_t len, void **out,
         goto cleanup;
     }
     mysql_stmt_attr_set(s->st, STMT_ATTR_UPDATE_MAX_LENGTH, &on);
+    s->sql = malloc(len + 1);
+    if (s->sql == NULL) {
+        rc = my_nomem(err);
+        goto cleanup;
+    }
+    memcpy(s->sql, sql, len);
+    s->sql[len] = '\0';
+    s->sqllen = len;
     if (mysql_stmt_prepare(s->st, sql, (unsigned long)len) != 0) {
         rc = my_stmt_fail(s, err);
         goto cleanup;
@@ -457,6 +471,7 @@ static void my_bind_one(MYSQL_BIND *b, my_param *slot, unsigned long *len,
 }
 
 static void my_reset(void *stmt);
+static int my_reprepare(my_stmt *s, orm_error *err);
 
 static int my_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
 {
@@ -464,6 +479,8 @@ static int my_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
     int i;
     if (s->started)
         my_reset(s);
+    if (s->unprepared && my_reprepare(s, err) != ORM_OK)
+        return err->kind;
     if (n != s->nparams)
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "statement expects %d bindings, got %d",
@@ -666,17 +683,117 @@ static int my_bind_result(my_stmt *s, orm_error *err)
     return ORM_OK;
 }
 
+#define MY_NEW_STMT_METADATA 2057 /* CR_NEW_STMT_METADATA */
+
+/* 1 when the statement only reads, so running it twice changes nothing. */
+static int my_reads_only(const my_stmt *s)
+{
+    static const char *const heads[] = {"SELECT", "WITH", "SHOW", "VALUES",
+                                        "TABLE", "(", NULL};
+    const char *p = s->sql;
+    int i;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    for (i = 0; heads[i] != NULL; i++)
+        if (strncasecmp(p, heads[i], strlen(heads[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when the result the server just sent names its columns differently
+ * from the statement's metadata: the server re-prepared it after DDL
+ * replaced a column, and the client library updates types but keeps the
+ * old names (it only notices a changed column count, as error 2057). */
+static int my_names_changed(my_stmt *s)
+{
+    MYSQL *db = s->conn->db;
+    MYSQL_FIELD *was;
+    unsigned int i, n;
+    if (s->meta == NULL || db->fields == NULL)
+        return 0;
+    n = mysql_num_fields(s->meta);
+    if (db->field_count != n)
+        return 0;
+    was = mysql_fetch_fields(s->meta);
+    for (i = 0; i < n; i++)
+        if (db->fields[i].name == NULL || was[i].name == NULL ||
+            strcmp(db->fields[i].name, was[i].name) != 0)
+            return 1;
+    return 0;
+}
+
+/* Prepares the statement again from its SQL text (the server changed its
+ * result columns) and binds the same parameters. */
+static int my_reprepare(my_stmt *s, orm_error *err)
+{
+    MYSQL_STMT *st;
+    my_bool on = 1;
+    s->unprepared = 1;
+    if (s->meta != NULL) {
+        mysql_free_result(s->meta);
+        s->meta = NULL;
+    }
+    st = mysql_stmt_init(s->conn->db);
+    if (st == NULL)
+        return my_nomem(err); /* the old handle stays, unprepared is retried */
+    mysql_stmt_close(s->st);
+    s->st = st;
+    mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &on);
+    if (mysql_stmt_prepare(st, s->sql, (unsigned long)s->sqllen) != 0)
+        return my_stmt_fail(s, err);
+    if ((int)mysql_stmt_param_count(st) != s->nparams)
+        return orm_error_set(err, ORM_E_QUERY, "statement changed its parameters");
+    if (s->nparams > 0 && mysql_stmt_bind_param(st, s->pbind) != 0)
+        return my_stmt_fail(s, err);
+    s->unprepared = 0;
+    return ORM_OK;
+}
+
+/* Runs the statement. A reading statement whose result columns DDL changed
+ * since it was prepared (the library's error 2057, or the same number of
+ * columns under other names) is prepared again and run once more; a writing
+ * one (INSERT ... RETURNING) has run already: its 2057 is raised and it is
+ * prepared again at its next run. */
 static int my_execute(my_stmt *s, orm_error *err)
 {
     my_ulonglong rows;
+    int tries = 0;
     if (s->conn->broken)
         return my_lost(err);
-    if (mysql_stmt_execute(s->st) != 0)
-        return my_stmt_fail(s, err);
+again:
+    if (mysql_stmt_execute(s->st) != 0) {
+        if (mysql_stmt_errno(s->st) != MY_NEW_STMT_METADATA || tries++ > 0)
+            return my_stmt_fail(s, err);
+        if (!my_reads_only(s)) { /* it ran: raise, prepare at the next run */
+            char state[6];
+            int code;
+            orm_kind k = (orm_kind)my_stmt_fail(s, err);
+            code = err->code;
+            memcpy(state, err->sqlstate, sizeof state);
+            s->unprepared = 1;
+            orm_error_set(err, k, "the statement ran, but DDL changed its "
+                          "result columns since it was prepared; it is "
+                          "prepared again at its next run");
+            err->code = code;
+            orm_error_set_sqlstate(err, state);
+            return k;
+        }
+        if (my_reprepare(s, err) != ORM_OK)
+            return err->kind;
+        goto again;
+    }
     rows = mysql_stmt_affected_rows(s->st);
     s->changes = rows == (my_ulonglong)~0ULL ? 0 : (int64_t)rows;
     s->last_id = (int64_t)mysql_stmt_insert_id(s->st);
     s->meta = mysql_stmt_result_metadata(s->st);
+    if (s->meta != NULL && tries == 0 && my_names_changed(s) &&
+        my_reads_only(s)) {
+        tries++;
+        mysql_stmt_store_result(s->st);
+        if (my_reprepare(s, err) != ORM_OK)
+            return err->kind;
+        goto again;
+    }
     if (s->meta == NULL) {
         s->done = 1;
         return mysql_stmt_errno(s->st) != 0 ? my_stmt_fail(s, err) : ORM_OK;

@@ -1,7 +1,9 @@
 /*
  * drivers/postgres.c: the PostgreSQL driver (libpq). Owns connections (a
  * PGconn, its statement-name counter and broken flag), server-side prepared
- * statements with their bound parameters and current result, the mapping of
+ * statements (or unnamed ones, for poolers in transaction mode; a named one
+ * the server lost or DDL invalidated is prepared again) with their bound
+ * parameters and current result, the mapping of
  * PostgreSQL types to orm_value (timestamps as ISO 8601 UTC, numeric without
  * silent precision loss, bytea as blobs), the mapping of SQLSTATEs and lost
  * connections to orm kinds, and the PostgreSQL dialect.
@@ -58,7 +60,10 @@ typedef struct pg_stmt {
     pg_conn *conn;          /* connection it was prepared on (outlives it) */
     unsigned long id;       /* number in the name, "orm_s<id>" */
     char name[32];          /* server-side prepared statement name */
+    char *sql;              /* the SQL text (unnamed runs, re-prepares) */
     int prepared;           /* 1 once the server knows `name` */
+    int typed;              /* 0 = parameter types not described (unnamed
+                               statements with too many parameters) */
     int nparams;            /* parameters the statement expects */
     Oid *ptypes;            /* nparams parameter type OIDs */
     const char **pvals;     /* nparams values for PQexecPrepared (NULL = SQL NULL) */
@@ -247,6 +252,7 @@ static int pg_open(const orm_params *p, void **out, orm_error *err)
     }
     PQclear(res);
     c->pg = pg;
+    c->unnamed = p->unnamed;
     *out = c;
     return ORM_OK;
 
@@ -278,15 +284,15 @@ int pg_broken(void *conn)
     return c->broken;
 }
 
-/* 1 when a DEALLOCATE can run now: the connection is up and not inside
- * an aborted transaction (where every command but ROLLBACK fails). */
+/* 1 when a DEALLOCATE can run now: the connection is up and outside a
+ * transaction. Inside one it waits: a statement the server lost (26000,
+ * after a failover or a pooler changed the session) would make DEALLOCATE
+ * fail and abort the caller's transaction. */
 static int pg_can_deallocate(pg_conn *c)
 {
-    PGTransactionStatusType ts;
     if (pg_broken(c))
         return 0;
-    ts = PQtransactionStatus(c->pg);
-    return ts == PQTRANS_IDLE || ts == PQTRANS_INTRANS;
+    return PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 }
 
 static void pg_deallocate(pg_conn *c, unsigned long id)
@@ -413,6 +419,7 @@ static void pg_finalize(void *stmt)
     free(st->pfmts);
     free(st->scratch);
     free(st->cols);
+    free(st->sql);
     free(st);
 }
 
@@ -444,6 +451,94 @@ static int pg_too_many_params(const char *sql, size_t len)
     return 0;
 }
 
+/* The highest $n in sql: the parameter count of a statement the server
+ * does not describe. */
+static int pg_count_params(const char *sql)
+{
+    const char *p = sql;
+    long n = 0, v;
+    while ((p = strchr(p, '$')) != NULL) {
+        char *end;
+        p++;
+        if (*p < '0' || *p > '9')
+            continue;
+        v = strtol(p, &end, 10);
+        if (v > n && v <= 65535)
+            n = v;
+        p = end;
+    }
+    return (int)n;
+}
+
+/* Unnamed mode: parses st->sql as the unnamed statement and describes it in
+ * one round trip under one Sync (a pipeline), so a pooler in transaction
+ * mode keeps both on the same server connection; keeps the parameter types
+ * to format the values of every later run (PQexecParams, where the server
+ * infers the types again). A statement with more than
+ * PG_MAX_PARAMS parameters is not described: the server infers its types
+ * at each run, and blobs are sent as bytea. */
+static int pg_unnamed_describe(pg_conn *c, pg_stmt *st, orm_error *err)
+{
+    PGresult *res, *desc = NULL, *bad = NULL;
+    int n = pg_count_params(st->sql), k = 0, nulls = 0, synced = 0, i, rc;
+    if (n > PG_MAX_PARAMS) {
+        st->typed = 0;
+        return pg_alloc_params(st, n) == 0 ? ORM_OK : pg_nomem(err);
+    }
+    if (!PQenterPipelineMode(c->pg))
+        return pg_fail(c, NULL, err);
+    if (!PQsendPrepare(c->pg, "", st->sql, 0, NULL) ||
+        !PQsendDescribePrepared(c->pg, "") || !PQpipelineSync(c->pg)) {
+        rc = pg_fail(c, NULL, err);
+        PQexitPipelineMode(c->pg);
+        return rc;
+    }
+    while (!synced) {
+        res = PQgetResult(c->pg);
+        if (res == NULL) {
+            if (PQstatus(c->pg) == CONNECTION_BAD || ++nulls > 2)
+                break;
+            continue;
+        }
+        nulls = 0;
+        switch (PQresultStatus(res)) {
+        case PGRES_PIPELINE_SYNC:
+            synced = 1;
+            PQclear(res);
+            break;
+        case PGRES_COMMAND_OK:
+            if (++k == 2 && desc == NULL) {
+                desc = res;
+                break;
+            }
+            PQclear(res);
+            break;
+        case PGRES_PIPELINE_ABORTED:
+            PQclear(res);
+            break;
+        default:
+            if (bad == NULL)
+                bad = res;
+            else
+                PQclear(res);
+            break;
+        }
+    }
+    if (!PQexitPipelineMode(c->pg) || !synced)
+        c->broken = 1; /* the connection is not in a usable state */
+    if (bad != NULL || !synced || desc == NULL) {
+        rc = pg_fail(c, c->broken ? NULL : bad, err);
+        PQclear(bad);
+        PQclear(desc);
+        return rc;
+    }
+    rc = pg_alloc_params(st, PQnparams(desc)) == 0 ? ORM_OK : pg_nomem(err);
+    for (i = 0; rc == ORM_OK && i < st->nparams; i++)
+        st->ptypes[i] = PQparamtype(desc, i);
+    PQclear(desc);
+    return rc;
+}
+
 static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
                       orm_error *err)
 {
@@ -470,6 +565,20 @@ static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
     pg_flush_stale(c);
     st->conn = c;
     st->row = -1;
+    st->typed = 1;
+    st->sql = malloc(len + 1);
+    if (st->sql == NULL) {
+        rc = pg_nomem(err);
+        goto fail;
+    }
+    memcpy(st->sql, sql, len + 1);
+    if (c->unnamed) {
+        rc = pg_unnamed_describe(c, st, err);
+        if (rc != ORM_OK)
+            goto fail;
+        *out = st;
+        return ORM_OK;
+    }
     st->id = ++c->next_id;
     snprintf(st->name, sizeof st->name, "orm_s%lu", st->id);
     res = PQprepare(c->pg, st->name, sql, 0, NULL);
@@ -618,6 +727,8 @@ static int pg_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
                              "statement expects %d parameters, got %d",
                              st->nparams, n);
     for (i = 0; i < n; i++) {
+        if (!st->typed) /* not described: blobs go as bytea, the rest inferred */
+            st->ptypes[i] = vals[i].type == ORM_BLOB ? PG_BYTEAOID : 0;
         rc = pg_param_size(st, i, &vals[i], &size, err);
         if (rc != ORM_OK)
             return rc;
@@ -692,18 +803,73 @@ static int pg_take_result(pg_stmt *st, PGresult *res, orm_error *err)
     return ORM_OK;
 }
 
+/* 1 when a named statement failed because the server no longer has it as
+ * prepared (26000: the session changed under a pooler or a failover) or
+ * because DDL changed its result columns (0A000 "cached plan must not
+ * change result type", raised by RevalidateCachedQuery). *gone tells the
+ * first case. */
+static int pg_stale(const PGresult *res, int *gone)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *fn = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    *gone = state != NULL && strcmp(state, "26000") == 0;
+    if (*gone)
+        return 1;
+    return state != NULL && strcmp(state, "0A000") == 0 &&
+           ((fn != NULL && strcmp(fn, "RevalidateCachedQuery") == 0) ||
+            (msg != NULL && strstr(msg, "cached plan must not change") != NULL));
+}
+
+/* Prepares st again under a new name (its old one deallocated unless the
+ * server lost it), with the parameter types it had: no new description. */
+static int pg_reprepare(pg_stmt *st, int gone, orm_error *err)
+{
+    pg_conn *c = st->conn;
+    PGresult *res;
+    int rc = ORM_OK;
+    if (st->prepared && !gone)
+        pg_deallocate(c, st->id);
+    st->prepared = 0;
+    st->id = ++c->next_id;
+    snprintf(st->name, sizeof st->name, "orm_s%lu", st->id);
+    res = PQprepare(c->pg, st->name, st->sql, st->nparams, st->ptypes);
+    if (pg_ok(res))
+        st->prepared = 1;
+    else
+        rc = pg_fail(c, res, err);
+    PQclear(res);
+    return rc;
+}
+
+/* Runs the statement: unnamed (PQexecParams: parse, bind and execute in one
+ * round trip) or by name. A named statement the server lost or whose plan
+ * DDL invalidated is prepared again and run once more, outside a
+ * transaction only (inside one the failure has aborted it). */
 static int pg_execute(pg_stmt *st, orm_error *err)
 {
     pg_conn *c = st->conn;
     PGresult *res;
-    int rc;
+    int rc, gone, tries = 0;
     pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
-    res = PQexecPrepared(c->pg, st->name, st->nparams, st->pvals, st->plens,
-                         st->pfmts, 0);
-    if (pg_ok(res))
-        return pg_take_result(st, res, err);
+    for (;;) {
+        if (c->unnamed) /* types inferred anew: DDL may have changed them */
+            res = PQexecParams(c->pg, st->sql, st->nparams, NULL, st->pvals,
+                               st->plens, st->pfmts, 0);
+        else
+            res = PQexecPrepared(c->pg, st->name, st->nparams, st->pvals,
+                                 st->plens, st->pfmts, 0);
+        if (pg_ok(res))
+            return pg_take_result(st, res, err);
+        if (c->unnamed || tries++ > 0 || res == NULL || !pg_stale(res, &gone) ||
+            PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+            break;
+        PQclear(res);
+        if (pg_reprepare(st, gone, err) != ORM_OK)
+            return err->kind;
+    }
     rc = pg_fail(c, res, err);
     PQclear(res);
     return rc;

@@ -27,11 +27,13 @@ typedef struct pg_copy {
 typedef struct pg_conn {
     PGconn *pg;             /* libpq connection, owned */
     unsigned long next_id;  /* number of the last prepared statement name */
-    unsigned long *stale;   /* statements finalized inside an aborted
-                               transaction, to DEALLOCATE later */
+    unsigned long *stale;   /* statements finalized inside a transaction,
+                               to DEALLOCATE once none is open */
     int nstale;             /* entries in stale */
     int stale_cap;          /* slots allocated in stale */
     int broken;             /* 1 once the server is known to be gone */
+    int unnamed;            /* 1 = unnamed statements only (prepared_statements
+                               = false): nothing stays on the server */
     pg_copy copy;           /* bulk load state */
 } pg_conn;
 

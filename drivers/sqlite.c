@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include "orm_decode.h"
 #include "orm_driver.h"
 
 typedef struct sq_stmt {
@@ -17,7 +18,9 @@ typedef struct sq_stmt {
     sqlite3 *db;
     int started;        /* step() has executed it since the last reset */
     int ncols;
-    unsigned char *isbool; /* per column: declared BOOLEAN/BOOL */
+    unsigned char *kind;   /* per column: SQ_K_*, from the declared type */
+    char (*dt)[ORM_DATETIME_MAX]; /* per column: its decoded datetime */
+    int reprepared;     /* SQLITE_STMTSTATUS_REPREPARE when ncols was read */
     int64_t changes;
     int64_t last_id;
 } sq_stmt;
@@ -206,25 +209,48 @@ static int sq_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
     return ORM_OK;
 }
 
-/* Notes which result columns are declared BOOLEAN, once per statement. */
+/* How a column's values are read, from its declared type: BOOLEAN as
+ * booleans; DECIMAL / NUMERIC and DATETIME / TIMESTAMP held as text
+ * through the engine's one decoder (orm_decode.h). */
+enum { SQ_K_PLAIN, SQ_K_BOOL, SQ_K_DECIMAL, SQ_K_DATETIME };
+
+/* Notes how each result column is read (sq_kind_of): once per statement, and
+ * again after SQLite prepared it anew because the schema changed (a cached
+ * SELECT * then has the table's new columns). */
+static int sq_kind_of(const char *t)
+{
+    if (t == NULL)
+        return SQ_K_PLAIN;
+    if (strcasecmp(t, "BOOLEAN") == 0 || strcasecmp(t, "BOOL") == 0)
+        return SQ_K_BOOL;
+    if (strncasecmp(t, "NUMERIC", 7) == 0 || strncasecmp(t, "DECIMAL", 7) == 0)
+        return SQ_K_DECIMAL;
+    if (strncasecmp(t, "DATETIME", 8) == 0 || strncasecmp(t, "TIMESTAMP", 9) == 0)
+        return SQ_K_DATETIME;
+    return SQ_K_PLAIN;
+}
+
 static int sq_columns(sq_stmt *s)
 {
-    int i;
-    if (s->ncols >= 0)
+    int i, re = sqlite3_stmt_status(s->st, SQLITE_STMTSTATUS_REPREPARE, 0);
+    if (s->ncols >= 0 && re == s->reprepared)
         return 0;
+    free(s->kind);
+    free(s->dt);
+    s->kind = NULL;
+    s->dt = NULL;
+    s->reprepared = re;
     s->ncols = sqlite3_column_count(s->st);
     if (s->ncols == 0)
         return 0;
-    s->isbool = calloc((size_t)s->ncols, 1);
-    if (s->isbool == NULL) {
+    s->kind = calloc((size_t)s->ncols, 1);
+    s->dt = calloc((size_t)s->ncols, sizeof *s->dt);
+    if (s->kind == NULL || s->dt == NULL) {
         s->ncols = -1;
         return -1;
     }
-    for (i = 0; i < s->ncols; i++) {
-        const char *t = sqlite3_column_decltype(s->st, i);
-        s->isbool[i] = t && (strcasecmp(t, "BOOLEAN") == 0 ||
-                             strcasecmp(t, "BOOL") == 0);
-    }
+    for (i = 0; i < s->ncols; i++)
+        s->kind[i] = (unsigned char)sq_kind_of(sqlite3_column_decltype(s->st, i));
     return 0;
 }
 
@@ -232,10 +258,10 @@ static int sq_step(void *stmt, orm_error *err)
 {
     sq_stmt *s = stmt;
     int rc;
-    if (sq_columns(s) != 0)
+    rc = sqlite3_step(s->st);
+    if (!s->started && sq_columns(s) != 0) /* after a re-prepare by step */
         return orm_error_set(err, ORM_E_NOMEM, "out of memory"),
                ORM_STEP_ERROR;
-    rc = sqlite3_step(s->st);
     if (!s->started) {
         s->started = 1;
         s->changes = sqlite3_changes64(s->db);
@@ -269,7 +295,7 @@ static void sq_column(void *stmt, int i, orm_value *out)
     sqlite3_stmt *st = s->st;
     switch (sqlite3_column_type(st, i)) {
     case SQLITE_INTEGER:
-        if (s->isbool && s->isbool[i])
+        if (s->kind && s->kind[i] == SQ_K_BOOL)
             *out = orm_value_bool(sqlite3_column_int64(st, i) != 0);
         else
             *out = orm_value_int(sqlite3_column_int64(st, i));
@@ -279,7 +305,15 @@ static void sq_column(void *stmt, int i, orm_value *out)
         break;
     case SQLITE_TEXT: {
         const char *p = (const char *)sqlite3_column_text(st, i);
-        *out = orm_value_text(p, (size_t)sqlite3_column_bytes(st, i));
+        size_t n = (size_t)sqlite3_column_bytes(st, i);
+        int k = s->kind && i < s->ncols ? s->kind[i] : SQ_K_PLAIN, len;
+        if (k == SQ_K_DECIMAL) {
+            orm_decode_decimal(p, n, out);
+        } else if (k == SQ_K_DATETIME &&
+                   (len = orm_decode_datetime(p, n, s->dt[i])) >= 0) {
+            *out = orm_value_text(s->dt[i], (size_t)len);
+        } else
+            *out = orm_value_text(p, n);
         break;
     }
     case SQLITE_BLOB: {
@@ -316,7 +350,8 @@ static void sq_finalize(void *stmt)
     if (s == NULL)
         return;
     sqlite3_finalize(s->st);
-    free(s->isbool);
+    free(s->kind);
+    free(s->dt);
     free(s);
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs a command (the spec suite) with throwaway PostgreSQL and MariaDB
 # servers on loopback ports, exported as ORMED_TEST_POSTGRES / ORMED_TEST_MYSQL,
-# and stops them afterwards whatever happened. A URL already set in the
-# environment selects an existing server instead. With CI=true a server that
+# plus a PgBouncer in transaction mode in front of that PostgreSQL
+# (ORMED_TEST_PGBOUNCER), and stops them afterwards whatever happened. A URL
+# already set in the environment selects an existing server instead. With CI=true a server that
 # cannot start fails the run; otherwise the specs of that driver fail loudly.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,8 +11,10 @@ dir=$(mktemp -d /tmp/ormed-test.XXXXXX)
 chmod 755 "$dir"
 started_pg=""
 started_my=""
+started_pgb=""
 
 cleanup() {
+  [ -n "$started_pgb" ] && "$here/pgbouncer.sh" stop "$dir" >/dev/null 2>&1
   [ -n "$started_pg" ] && "$here/pg-server.sh" stop "$dir" >/dev/null 2>&1
   [ -n "$started_my" ] && "$here/mysql-server.sh" stop "$dir" >/dev/null 2>&1
   rm -rf "$dir"
@@ -30,6 +33,11 @@ if want postgres && [ -z "${ORMED_TEST_POSTGRES:-}" ]; then
   if url=$("$here/pg-server.sh" start "$dir"); then
     export ORMED_TEST_POSTGRES="$url"; started_pg=1
   else fail_start PostgreSQL; fi
+fi
+if want postgres && [ -n "${ORMED_TEST_POSTGRES:-}" ] && [ -z "${ORMED_TEST_PGBOUNCER:-}" ]; then
+  if url=$("$here/pgbouncer.sh" start "$dir" "$ORMED_TEST_POSTGRES"); then
+    export ORMED_TEST_PGBOUNCER="$url"; started_pgb=1
+  else fail_start PgBouncer; fi
 fi
 if want mysql && [ -z "${ORMED_TEST_MYSQL:-}" ]; then
   if url=$("$here/mysql-server.sh" start "$dir"); then

@@ -69,6 +69,9 @@ static void aux_params(lua_State *L, int t, orm_params *p)
     p->path = aux_optstr(L, t, "path", NULL);
     p->memory = aux_optbool(L, t, "memory");
     p->timeout = (int)aux_optnum(L, t, "timeout", 0);
+    lua_getfield(L, t, "prepared_statements");
+    p->unnamed = lua_toboolean(L, -1) == 0 && !lua_isnil(L, -1);
+    lua_pop(L, 1);
 }
 
 /* {==== targets ====} */
@@ -484,6 +487,7 @@ static int pool_new(lua_State *L)
         o.acquire_timeout = aux_optnum(L, 2, "acquire_timeout", 5);
         o.idle_timeout = aux_optnum(L, 2, "idle_timeout", 60);
         o.health_check = aux_optnum(L, 2, "health_check", 2);
+        o.max_lifetime = aux_optnum(L, 2, "max_lifetime", 0);
     } else {
         o.max = 10;
         o.acquire_timeout = 5;
@@ -498,6 +502,13 @@ static int pool_new(lua_State *L)
     orm_error_clear(&err);
     if (orm_pool_new(d, &p, &o, &u->pool, &err) != ORM_OK)
         return orm_lua_raise(L, &err, NULL, NULL);
+    return 1;
+}
+
+/* core.clock(): the engine's monotonic clock in seconds (leak detection). */
+static int pool_clock(lua_State *L)
+{
+    lua_pushnumber(L, orm_clock());
     return 1;
 }
 
@@ -565,6 +576,7 @@ static int pool_stats(lua_State *L)
     aux_setint(L, "queries", s.queries);
     aux_setint(L, "errors", s.errors);
     aux_setint(L, "prepared", s.prepares);
+    aux_setint(L, "expired", s.expired);
     lua_pushnumber(L, s.total_ms);
     lua_setfield(L, -2, "total_ms");
     return 1;
@@ -826,4 +838,6 @@ void orm_lua_open_pool(lua_State *L)
     orm_lua_newclass(L, ORM_LUA_ATOMIC, NULL, atomic_close);
     lua_pushcfunction(L, pool_new);
     lua_setfield(L, -2, "pool_new");
+    lua_pushcfunction(L, pool_clock);
+    lua_setfield(L, -2, "clock");
 }

@@ -34,6 +34,7 @@ struct orm_conn {
     int broken;
     int64_t prepares;
     double last_used;
+    double expires;                 /* max_lifetime deadline, 0 = none */
 };
 
 double orm_clock(void)
@@ -400,6 +401,16 @@ int orm_conn_broken(const orm_conn *c)
 int64_t orm_conn_prepares(const orm_conn *c)
 {
     return c->prepares;
+}
+
+double orm_conn_expires(const orm_conn *c)
+{
+    return c->expires;
+}
+
+void orm_conn_set_expires(orm_conn *c, double at)
+{
+    c->expires = at;
 }
 
 double orm_conn_last_used(const orm_conn *c)

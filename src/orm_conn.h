@@ -76,6 +76,11 @@ int orm_conn_broken(const orm_conn *c);
 /* How many statements this connection has prepared (cache misses). */
 int64_t orm_conn_prepares(const orm_conn *c);
 
+/* Monotonic time (seconds) after which the pool closes the connection
+ * instead of reusing it (max_lifetime); 0 = never. Set by the pool. */
+double orm_conn_expires(const orm_conn *c);
+void orm_conn_set_expires(orm_conn *c, double at);
+
 /* Monotonic time (seconds) of last use, maintained by the pool. */
 double orm_conn_last_used(const orm_conn *c);
 void orm_conn_touch(orm_conn *c, double now);

@@ -30,6 +30,10 @@ typedef struct orm_params {
     const char *path;     /* sqlite file path */
     int memory;           /* sqlite: 1 = private in-memory database */
     int timeout;          /* connect timeout in seconds, 0 = driver default */
+    int unnamed;          /* postgres: 1 = no named prepared statements (every
+                             statement goes unnamed, nothing stays on the
+                             server between statements: for PgBouncer in
+                             transaction mode) */
 } orm_params;
 
 typedef enum orm_placeholder {

@@ -24,8 +24,9 @@ struct orm_pool {
     int in_use;
     int closed;
     int refs;
-    int64_t waits, timeouts, queries, errors, prepares_closed;
+    int64_t waits, timeouts, queries, errors, prepares_closed, expired;
     double total_ms;
+    uint64_t rng;        /* xorshift state for the max_lifetime jitter */
 };
 
 static char *pool_strdup(const char *s, int *oom)
@@ -78,6 +79,31 @@ static void pool_discard(orm_pool *p, orm_conn *c)
     orm_conn_close(c);
 }
 
+/* Gives a newly opened connection its max_lifetime deadline, shortened by
+ * up to 10% at random so connections opened together do not all reconnect
+ * at once. */
+static void pool_set_lifetime(orm_pool *p, orm_conn *c)
+{
+    double jitter;
+    if (p->opts.max_lifetime <= 0)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->rng ^= p->rng << 13;
+    p->rng ^= p->rng >> 7;
+    p->rng ^= p->rng << 17;
+    jitter = (double)(p->rng >> 11) / 9007199254740992.0; /* [0, 1) */
+    pthread_mutex_unlock(&p->mu);
+    orm_conn_set_expires(c, orm_clock() +
+                                p->opts.max_lifetime * (1.0 - 0.1 * jitter));
+}
+
+/* 1 when c is past its max_lifetime deadline. */
+static int pool_too_old(const orm_conn *c, double now)
+{
+    double at = orm_conn_expires(c);
+    return at > 0 && now >= at;
+}
+
 static void pool_destroy(orm_pool *p)
 {
     int i;
@@ -102,6 +128,7 @@ int orm_pool_new(const orm_driver *d, const orm_params *params,
     pthread_cond_init(&p->cv, NULL);
     p->d = d;
     p->refs = 1;
+    p->rng = ((uint64_t)(uintptr_t)p ^ (uint64_t)(orm_clock() * 1e9)) | 1;
     p->opts = *opts;
     if (p->opts.max < 1)
         p->opts.max = 1;
@@ -123,6 +150,7 @@ int orm_pool_new(const orm_driver *d, const orm_params *params,
             pool_destroy(p);
             return rc;
         }
+        pool_set_lifetime(p, c);
         p->idle[p->nidle++] = c;
         p->open++;
     }
@@ -150,18 +178,23 @@ void orm_pool_unref(orm_pool *p)
 }
 
 /* Takes idle connections unused for longer than idle_timeout (keeping min
- * open) off the stack; the caller closes them outside the lock. */
+ * open), and those past max_lifetime, off the stack; the caller closes
+ * them outside the lock. */
 static int pool_expire(orm_pool *p, double now, orm_conn **out, int max)
 {
-    int i, j, n = 0;
-    if (p->opts.idle_timeout <= 0)
+    int i, j, n = 0, old;
+    if (p->opts.idle_timeout <= 0 && p->opts.max_lifetime <= 0)
         return 0;
     for (i = 0, j = 0; i < p->nidle; i++) {
         orm_conn *c = p->idle[i];
-        if (n < max && p->open > p->opts.min &&
-            now - orm_conn_last_used(c) > p->opts.idle_timeout) {
+        old = pool_too_old(c, now);
+        if (n < max && (old || (p->opts.idle_timeout > 0 &&
+                                p->open > p->opts.min &&
+                                now - orm_conn_last_used(c) >
+                                    p->opts.idle_timeout))) {
             out[n++] = c;
             p->open--;
+            p->expired += old;
         } else
             p->idle[j++] = c;
     }
@@ -183,12 +216,15 @@ static void pool_deadline(struct timespec *ts, double secs)
 }
 
 /* Pings a connection taken from the idle stack when it has rested a while.
- * Returns 0 when it is fit to hand out. */
+ * Returns 0 when it is fit to hand out, -1 when broken, -2 when past its
+ * max_lifetime. */
 static int pool_healthy(orm_conn *c, double now, double after)
 {
     orm_error e;
     if (orm_conn_broken(c))
         return -1;
+    if (pool_too_old(c, now))
+        return -2;
     if (after > 0 && now - orm_conn_last_used(c) < after)
         return 0;
     return orm_conn_ping(c, &e) == ORM_OK ? 0 : -1;
@@ -198,7 +234,9 @@ static int pool_healthy(orm_conn *c, double now, double after)
 static int pool_open_slot(orm_pool *p, orm_conn **out, orm_error *err)
 {
     int rc = orm_conn_open(p->d, &p->params, out, err);
-    if (rc != ORM_OK) {
+    if (rc == ORM_OK)
+        pool_set_lifetime(p, *out);
+    else {
         pthread_mutex_lock(&p->mu);
         p->open--;
         p->in_use--;
@@ -223,9 +261,11 @@ int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
         if (p->nidle > 0) {
             orm_conn *c = p->idle[--p->nidle];
             double now = orm_clock();
+            int fit;
             p->in_use++;
             pthread_mutex_unlock(&p->mu);
-            if (pool_healthy(c, now, p->opts.health_check) == 0) {
+            fit = pool_healthy(c, now, p->opts.health_check);
+            if (fit == 0) {
                 *out = c;
                 return ORM_OK;
             }
@@ -233,6 +273,7 @@ int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
             pthread_mutex_lock(&p->mu);
             p->open--;
             p->in_use--;
+            p->expired += fit == -2;
             continue;
         }
         if (p->open < p->opts.max) {
@@ -261,7 +302,7 @@ int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
 void orm_pool_release(orm_pool *p, orm_conn *c)
 {
     orm_conn *expired[8];
-    int n, i, drop;
+    int n, i, drop, old;
     double now = orm_clock();
     orm_error e;
     if (c == NULL)
@@ -269,10 +310,12 @@ void orm_pool_release(orm_pool *p, orm_conn *c)
     while (!orm_conn_broken(c) && orm_conn_depth(c) > 0)
         if (orm_conn_rollback(c, &e) != ORM_OK)
             break;
-    drop = orm_conn_broken(c) || orm_conn_depth(c) > 0;
+    old = pool_too_old(c, now);
+    drop = orm_conn_broken(c) || orm_conn_depth(c) > 0 || old;
     orm_conn_touch(c, now);
     pthread_mutex_lock(&p->mu);
     p->in_use--;
+    p->expired += old && !orm_conn_broken(c);
     if (drop || p->closed)
         p->open--;
     else
@@ -308,6 +351,7 @@ void orm_pool_stats_get(orm_pool *p, orm_pool_stats *out)
     out->errors = p->errors;
     out->total_ms = p->total_ms;
     out->prepares = p->prepares_closed;
+    out->expired = p->expired;
     for (i = 0; i < p->nidle; i++)
         out->prepares += orm_conn_prepares(p->idle[i]);
     pthread_mutex_unlock(&p->mu);

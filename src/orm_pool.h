@@ -19,6 +19,9 @@ typedef struct orm_pool_opts {
                                (0 = never) */
     double health_check;    /* seconds idle after which a checkout pings the
                                connection first (0 = every checkout) */
+    double max_lifetime;    /* seconds after its opening when a connection
+                               is closed instead of reused, less up to 10%
+                               random jitter per connection (0 = never) */
 } orm_pool_opts;
 
 typedef struct orm_pool_stats {
@@ -30,6 +33,7 @@ typedef struct orm_pool_stats {
     int64_t queries;    /* statements recorded */
     int64_t errors;     /* failed statements recorded */
     int64_t prepares;   /* statements prepared (cache misses), all conns */
+    int64_t expired;    /* connections closed for reaching max_lifetime */
     double total_ms;    /* time spent in recorded statements */
 } orm_pool_stats;
 
@@ -45,14 +49,15 @@ void orm_pool_ref(orm_pool *p);
 void orm_pool_unref(orm_pool *p);
 
 /* Checks out a connection: an idle one (pinged first when it has been idle
- * health_check seconds or more; discarded and replaced when the ping fails), a new one while
+ * health_check seconds or more; discarded and replaced when the ping fails
+ * or it is past max_lifetime), a new one while
  * fewer than max are open, or waits up to acquire_timeout
  * (ORM_E_POOL_TIMEOUT). A failed open returns connection_failed and leaves
  * the pool usable. ORM_E_NOT_INITIALIZED after orm_pool_close. */
 int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err);
 
-/* Returns a connection. A broken one, or one left inside a transaction
- * (rolled back first), is closed instead of reused. */
+/* Returns a connection. A broken one, one past max_lifetime, or one left
+ * inside a transaction (rolled back first), is closed instead of reused. */
 void orm_pool_release(orm_pool *p, orm_conn *c);
 
 /* Records one statement for the statistics. */

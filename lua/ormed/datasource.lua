@@ -84,8 +84,13 @@ function DataSource.new(opts)
     manager = opts.manager or ConnectionManager.instance,
     context = { scope_registry = new_scope_registry() },
     _listeners = {},
+    _held = setmetatable({}, { __mode = "k" }), -- weak: a collected conn goes back
     _pool = nil,
   }, DataSource)
+  local leak = self.pool_options.leak_timeout
+  errors.check(leak == nil or (type(leak) == "number" and leak > 0),
+    "pool.leak_timeout must be a positive number of seconds")
+  self._leak_timeout = leak
   return self
 end
 
@@ -138,6 +143,31 @@ function DataSource:connection_name()
   return self.name
 end
 
+-- Leak detection (pool.leak_timeout): every connection a transaction takes
+-- is noted in self._held with when (core.clock) and where (a traceback);
+-- whenever the data source is used (each statement, transaction, stats())
+-- and when a connection goes back, one held longer than leak_timeout is
+-- reported once to the listeners as { event = "leak", connection, held,
+-- traceback }.
+local function check_leaks(self)
+  local held = self._held
+  if next(held) == nil then return end
+  local now, limit, found = core.clock(), self._leak_timeout, nil
+  for _, h in pairs(held) do
+    if not h.reported and now - h.taken > limit then
+      h.reported = true
+      found = found or {}
+      found[#found + 1] = { event = "leak", connection = self.name, held = now - h.taken,
+        traceback = h.traceback }
+    end
+  end
+  if found then
+    for _, event in ipairs(found) do
+      for _, fn in ipairs(self._listeners) do fn(event) end
+    end
+  end
+end
+
 local function pool_of(self)
   local pool = self._pool
   if pool == nil then
@@ -145,6 +175,7 @@ local function pool_of(self)
       message = string.format("data source '%s' is not initialised (call init() first)",
         self.name) }), 3)
   end
+  if self._leak_timeout then check_leaks(self) end
   return pool
 end
 
@@ -229,11 +260,19 @@ function DataSource:transaction(fn)
     conn = pool:acquire()
     active[co] = active[co] or {}
     active[co][self] = conn
+    if self._leak_timeout then
+      self._held[conn] = { taken = core.clock(),
+        traceback = debug.traceback("connection taken by a transaction", 2) }
+    end
   end
   local function close_outer()
     if outer then
       active[co][self] = nil
       if next(active[co]) == nil then active[co] = nil end
+      if self._leak_timeout then
+        check_leaks(self)
+        self._held[conn] = nil
+      end
       conn:release()
     end
   end
@@ -258,14 +297,17 @@ function DataSource:transaction(fn)
 end
 
 -- listen(fn): fn(event) after every statement, event = { connection, sql,
--- bindings, duration_ms, rows, error }. Returns a function that removes it.
+-- bindings, duration_ms, rows, error }, and once per leaked connection
+-- (pool.leak_timeout), event = { event = "leak", connection, held,
+-- traceback }. Returns a function that removes it.
 function DataSource:listen(fn)
   errors.check(type(fn) == "function", "listen(fn) needs a function")
   return util.add_handler(self._listeners, fn)
 end
 
 -- stats(): { open, in_use, idle, waits, timeouts, queries, errors,
--- prepared, total_ms }.
+-- prepared, expired, total_ms } (expired: connections closed for reaching
+-- pool.max_lifetime). Also checks for leaked connections.
 function DataSource:stats()
   return pool_of(self):stats()
 end

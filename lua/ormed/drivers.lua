@@ -28,9 +28,25 @@ function M.DatabaseConfig(t)
   return { driver = t.driver, options = t.options or {} }
 end
 
+-- prepared_statements: true/false, or "true"/"false"/"1"/"0" from a URL.
+local function flag(driver, v)
+  if v == nil then return nil end
+  if v == true or v == "true" or v == "1" then return true end
+  if v == false or v == "false" or v == "0" then
+    if driver ~= "postgres" then
+      errors.raise("invalid_argument", "prepared_statements = false is a PostgreSQL "
+        .. "option (for PgBouncer in transaction mode)")
+    end
+    return false
+  end
+  errors.raise("invalid_argument", "prepared_statements must be true or false, got '%s'",
+    tostring(v))
+end
+
 local function copy_server_params(driver, t)
   errors.check(type(t) == "table", "%s adapter expects a table of options", driver)
   return {
+    prepared_statements = flag(driver, t.prepared_statements),
     driver = driver,
     host = t.host,
     port = t.port,

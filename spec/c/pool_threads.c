@@ -70,7 +70,7 @@ static void *work(void *arg)
 int main(int argc, char **argv)
 {
     orm_params p;
-    orm_pool_opts o = {3, 1, 30.0, 0.0, 2.0};
+    orm_pool_opts o = {3, 1, 30.0, 0.0, 2.0, 0.0};
     orm_pool *pool;
     orm_conn *c;
     orm_error err;
