@@ -3,16 +3,24 @@
 LUA      ?= lua5.4
 BUSTED   ?= $(LUA) /usr/bin/busted
 PREFIX   ?= /usr/local
+# Where `make install` puts the Lua modules, ormed/core.so and the command:
+# the luarocks layout under PREFIX. luarocks passes its own (see the rockspec).
+LUADIR   ?= $(PREFIX)/share/lua/5.4
+LIBDIR   ?= $(PREFIX)/lib/lua/5.4
+BINDIR   ?= $(PREFIX)/bin
+# Lua's headers: luarocks passes LUA_INCDIR; pkg-config lua5.4 otherwise.
+LUA_INCDIR ?=
 BUILD    ?= build
 PKGS      = lua5.4 sqlite3 libpq mysqlclient
 DEBS      = lua5.4 liblua5.4-dev lua-busted libsqlite3-dev libpq-dev \
             default-libmysqlclient-dev postgresql mariadb-server pkg-config \
-            lua-sql-sqlite3 lua-sql-postgres lua-sql-mysql lua-check
+            lua-sql-sqlite3 lua-sql-postgres lua-sql-mysql lua-check \
+            luarocks lua-cjson lua-ldoc
 
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror
 ALLCFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC $(WARN) \
-            -Isrc $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+            -Isrc $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
 LDLIBS    = $(shell pkg-config --libs sqlite3 libpq mysqlclient) -lpthread -lm
 
 SRCS      = $(wildcard src/*.c drivers/*.c)
@@ -89,13 +97,15 @@ embed: all
 lint:
 	luacheck lua spec examples bench
 
+# make install [PREFIX=/usr/local] [DESTDIR=...]; luarocks runs it with its
+# LUADIR, LIBDIR and BINDIR (ormed-*.rockspec). The command learns where its
+# modules are from the @LUADIR@ / @LIBDIR@ it is given here.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/ormed $(DESTDIR)$(PREFIX)/lib/lua/5.4/ormed
-	install -m 644 lua/ormed/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/ormed/
-	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/5.4/ormed/core.so
-	install -d $(DESTDIR)$(PREFIX)/bin
-	sed 's|@PREFIX@|$(PREFIX)|' bin/ormed > $(DESTDIR)$(PREFIX)/bin/ormed
-	chmod 755 $(DESTDIR)$(PREFIX)/bin/ormed
+	install -d $(DESTDIR)$(LUADIR)/ormed $(DESTDIR)$(LIBDIR)/ormed $(DESTDIR)$(BINDIR)
+	install -m 644 lua/ormed/*.lua $(DESTDIR)$(LUADIR)/ormed/
+	install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/ormed/core.so
+	sed -e 's|@LUADIR@|$(LUADIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' bin/ormed > $(DESTDIR)$(BINDIR)/ormed
+	chmod 755 $(DESTDIR)$(BINDIR)/ormed
 
 clean:
 	rm -rf build build-asan
