@@ -10,6 +10,11 @@
 --   runner:status()               -> { { id, name, applied, batch, applied_at,
 --                                       changed, missing }, ... } oldest first
 --
+-- orm.Migrator{ ..., on_migration = fn } calls fn(event) after each
+-- migration ran or failed, as it happens: event = { id, name, direction =
+-- "up" | "down", ok = bool, ms = wall time in milliseconds, error = the
+-- orm.Error when it failed } (the `ormed` command prints one line from it).
+--
 -- A migration is a file YYYYMMDDHHMMSS_name.lua in `path` returning
 -- { up = function(schema, ds) end, down = function(schema, ds) end }.
 -- The ledger table (id, checksum, batch, applied_at) records what ran; the
@@ -66,7 +71,8 @@ local function message_of(err)
   return tostring(err)
 end
 
--- orm.Migrator{ data_source, path = "migrations", table = "orm_migrations" }
+-- orm.Migrator{ data_source, path = "migrations", table = "orm_migrations",
+--               on_migration = fn(event)? }
 function Migrator.new(opts)
   errors.check(type(opts) == "table", "Migrator expects a table of options")
   local ds = opts.data_source
@@ -76,7 +82,9 @@ function Migrator.new(opts)
   errors.check(type(path) == "string" and path ~= "", "Migrator: path must be a folder name")
   local tbl = opts.table or "orm_migrations"
   errors.check(type(tbl) == "string" and tbl ~= "", "Migrator: table must be a table name")
-  return setmetatable({ ds = ds, path = path, table = tbl,
+  errors.check(opts.on_migration == nil or type(opts.on_migration) == "function",
+    "Migrator: on_migration must be a function")
+  return setmetatable({ ds = ds, path = path, table = tbl, on_migration = opts.on_migration,
     schema = schema_mod.new(ds) }, Migrator)
 end
 
@@ -183,8 +191,18 @@ local function now(dialect)
   return os.date(dialect == "mysql" and "!%Y-%m-%d %H:%M:%S" or "!%Y-%m-%dT%H:%M:%SZ")
 end
 
--- Runs one direction of one migration with its ledger change.
+-- Runs one direction of one migration with its ledger change, then tells
+-- on_migration (when set) how it went and how long it took.
 function Migrator:_run(m, direction, batch)
+  if not self.on_migration then return self:_run_step(m, direction, batch) end
+  local t0 = core.clock()
+  local ok, err = pcall(self._run_step, self, m, direction, batch)
+  self.on_migration({ id = m.id, name = m.name, direction = direction, ok = ok,
+    ms = (core.clock() - t0) * 1000, error = not ok and err or nil })
+  if not ok then error(err, 0) end
+end
+
+function Migrator:_run_step(m, direction, batch)
   local def = load_migration(m)
   local step = def[direction]
   if step == nil then
@@ -323,15 +341,16 @@ end
 local TenantMigrator = {}
 TenantMigrator.__index = TenantMigrator
 
--- Migrator.for_tenants(tenants, { path, table }): the commands of a
--- Migrator run on every tenant of a TenantManager.
+-- Migrator.for_tenants(tenants, { path, table, on_migration }): the
+-- commands of a Migrator run on every tenant of a TenantManager
+-- (on_migration's events also carry `tenant`).
 function Migrator.for_tenants(tenants, opts)
   errors.check(type(tenants) == "table" and type(tenants.each) == "function",
     "Migrator.for_tenants(tenants, opts) needs a TenantManager")
   opts = opts or {}
   errors.check(type(opts) == "table", "Migrator.for_tenants: opts must be a table")
-  return setmetatable({ tenants = tenants, path = opts.path, table = opts.table },
-    TenantMigrator)
+  return setmetatable({ tenants = tenants, path = opts.path, table = opts.table,
+    on_migration = opts.on_migration }, TenantMigrator)
 end
 
 local RESULT_FIELD = { migrate = "applied", fresh = "applied", rollback = "rolled_back",
@@ -342,7 +361,12 @@ function TenantMigrator:_each(action, arg)
   self.tenants:each(function(id, ds)
     local entry = { tenant = id }
     local ok, res = pcall(function()
-      local runner = Migrator.new({ data_source = ds, path = self.path, table = self.table })
+      local each = self.on_migration and function(ev)
+        ev.tenant = id
+        self.on_migration(ev)
+      end
+      local runner = Migrator.new({ data_source = ds, path = self.path, table = self.table,
+        on_migration = each })
       return runner[action](runner, arg)
     end)
     entry.ok = ok
