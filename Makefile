@@ -32,7 +32,7 @@ SPECS    ?= spec
 LUA_ENV   = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
             LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all deps test asan asan-run example embed bench install clean lint
+.PHONY: all deps test asan asan-run example embed bench bench-json install clean lint docs
 
 all: $(MODULE)
 
@@ -83,6 +83,11 @@ $(BENCH_MODULE): $(BENCH_SRCS) bench/climit.h Makefile
 bench: all $(BENCH_MODULE)
 	$(LUA_ENV) BENCH_DRIVERS="$(BENCH_DRIVERS)" ORMED_TEST_DRIVERS="$(BENCH_DRIVERS)" \
 	  scripts/with-servers.sh $(LUA) bench/run.lua
+
+# make bench-json: ormed.json against lua-cjson (bench/json.lua; results and
+# the decision in bench/RESULTS.md). About ten seconds, no server.
+bench-json: all
+	$(LUA_ENV) $(LUA) bench/json.lua
 
 EXAMPLES  = quickstart.lua multi_db.lua tenants.lua compensating.lua models.lua
 
