@@ -15,7 +15,7 @@ PKGS      = lua5.4 sqlite3 libpq mysqlclient
 DEBS      = lua5.4 liblua5.4-dev lua-busted libsqlite3-dev libpq-dev \
             default-libmysqlclient-dev postgresql mariadb-server pkg-config \
             lua-sql-sqlite3 lua-sql-postgres lua-sql-mysql lua-check \
-            luarocks lua-cjson lua-ldoc
+            luarocks lua-cjson lua-ldoc lua-discount
 
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror
@@ -101,6 +101,11 @@ embed: all
 
 lint:
 	luacheck lua spec examples bench
+
+# make docs: the HTML API reference in build/docs/ (LDoc, config.ld), from
+# the doc comments (---) of lua/ormed/; any LDoc warning fails it.
+docs:
+	ldoc --fatalwarnings .
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]; luarocks runs it with its
 # LUADIR, LIBDIR and BINDIR (ormed-*.rockspec). The command learns where its

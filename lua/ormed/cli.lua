@@ -1,4 +1,4 @@
--- ormed.cli: the `ormed` command line (bin/ormed): migrations from a shell.
+--- ormed.cli: the `ormed` command line (bin/ormed): migrations from a shell.
 --
 --   ormed make:migration NAME [--path DIR]
 --   ormed migrate|rollback|reset|status|fresh [--connection NAME] [--tenants]
@@ -43,6 +43,7 @@
 -- positional argument and five options, and argparse would be a runtime
 -- dependency luarocks cannot see when Debian installs it (so `luarocks
 -- make` would need the network), and it exits 1 on bad usage.
+-- @module ormed.cli
 local orm = require("ormed")
 local core = require("ormed.core")
 local Migrator = require("ormed.migrator").Migrator
@@ -88,7 +89,7 @@ local function config_error(fmt, ...)
   error({ cli = true, code = 1, message = string.format(fmt, ...) }, 0)
 end
 
--- Parses argv into { command, name, connection, tenants, path, steps,
+--- Parses argv into { command, name, connection, tenants, path, steps,
 -- config, help }.
 function M.parse(argv)
   local o = {}
@@ -143,7 +144,7 @@ function M.parse(argv)
   return o
 end
 
--- Loads the configuration file.
+--- Loads the configuration file.
 function M.load_config(file)
   local chunk, err = loadfile(file, "t")
   if not chunk then
@@ -465,7 +466,7 @@ local function migrations_folder(opts)
   return type(c) == "table" and c.migrations or cfg.migrations or "migrations"
 end
 
--- main(argv, out?, err_out?): runs the command; returns the exit code.
+--- main(argv, out?, err_out?): runs the command; returns the exit code.
 -- out / err_out receive one line each (default: stdout / stderr, flushed
 -- line by line so progress shows as it happens).
 function M.main(argv, out, err_out)

@@ -1,4 +1,4 @@
--- ormed.migrator: migrations (API.md section 5).
+--- ormed.migrator: migrations (API.md section 5).
 --
 --   local runner = orm.Migrator{ data_source = ds, path = "migrations",
 --                                table = "orm_migrations" }   -- table optional
@@ -32,6 +32,7 @@
 -- commands on every tenant of a TenantManager and returns a report
 -- { { tenant = id, ok = bool, result, applied | rolled_back | status,
 --     error = orm.Error }, ... }; one tenant's failure does not stop the rest.
+-- @module ormed.migrator
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 local schema_mod = require("ormed.schema")
@@ -39,6 +40,10 @@ local schema_mod = require("ormed.schema")
 local Error = errors.Error
 
 local M = {}
+
+--- orm.Migrator{ data_source, path = "migrations", table = "orm_migrations",
+-- on_migration? }: runs the migration files of a folder on a data source.
+-- @type Migrator
 
 local Migrator = {}
 Migrator.__index = Migrator
@@ -71,7 +76,7 @@ local function message_of(err)
   return tostring(err)
 end
 
--- orm.Migrator{ data_source, path = "migrations", table = "orm_migrations",
+--- orm.Migrator{ data_source, path = "migrations", table = "orm_migrations",
 --               on_migration = fn(event)? }
 function Migrator.new(opts)
   errors.check(type(opts) == "table", "Migrator expects a table of options")
@@ -100,7 +105,7 @@ local function read_file(file)
   return s
 end
 
--- The migration files, sorted by id: { id, name, file, checksum, source }.
+--- The migration files, sorted by id: { id, name, file, checksum, source }.
 function Migrator:files()
   local names, err = core.list_dir(self.path)
   if not names then
@@ -225,7 +230,7 @@ function Migrator:_run_step(m, direction, batch)
   end
 end
 
--- Applies the pending migrations in one new batch; returns their ids.
+--- Applies the pending migrations in one new batch; returns their ids.
 -- On failure raises migration_failed (field `applied`: the ids applied
 -- before it); a changed applied file raises migration_changed first.
 function Migrator:migrate()
@@ -271,7 +276,7 @@ local function to_roll_back(rows, opts)
   return out
 end
 
--- rollback{ steps = n }?: runs `down` of the last batch (or the last n
+--- rollback{ steps = n }?: runs `down` of the last batch (or the last n
 -- migrations), newest first; returns their ids.
 function Migrator:rollback(opts)
   opts = opts or {}
@@ -302,19 +307,19 @@ function Migrator:rollback(opts)
   return done
 end
 
--- Rolls back every applied migration; returns their ids.
+--- Rolls back every applied migration; returns their ids.
 function Migrator:reset()
   return self:rollback({ all = true })
 end
 
--- Drops every table of the database, then applies every migration.
+--- Drops every table of the database, then applies every migration.
 function Migrator:fresh()
   self:files() -- refuse a bad folder before dropping anything
   self.schema:drop_all_tables()
   return self:migrate()
 end
 
--- Every migration, file or ledger row, oldest first.
+--- Every migration, file or ledger row, oldest first.
 function Migrator:status()
   local files = self:files()
   local rows = by_id(self:_ledger())
@@ -338,10 +343,14 @@ end
 
 -- {==== tenants ====}
 
+--- Migrator.for_tenants(tenants, opts): the commands of a Migrator run on
+-- every tenant; each returns a report { { tenant, ok, result, error }, ... }.
+-- @type TenantMigrator
+
 local TenantMigrator = {}
 TenantMigrator.__index = TenantMigrator
 
--- Migrator.for_tenants(tenants, { path, table, on_migration }): the
+--- Migrator.for_tenants(tenants, { path, table, on_migration }): the
 -- commands of a Migrator run on every tenant of a TenantManager
 -- (on_migration's events also carry `tenant`).
 function Migrator.for_tenants(tenants, opts)
@@ -382,13 +391,18 @@ function TenantMigrator:_each(action, arg)
   return report
 end
 
+--- Applies the pending migrations on every tenant; returns the report.
 function TenantMigrator:migrate() return self:_each("migrate") end
+--- rollback{ steps = n }?: rolls back on every tenant; returns the report.
 function TenantMigrator:rollback(opts) return self:_each("rollback", opts) end
+--- Rolls back every migration on every tenant; returns the report.
 function TenantMigrator:reset() return self:_each("reset") end
+--- Drops every table and migrates again on every tenant; returns the report.
 function TenantMigrator:fresh() return self:_each("fresh") end
+--- The status of every tenant; returns the report (entries carry `status`).
 function TenantMigrator:status() return self:_each("status") end
 
--- Migrator.migrate_tenants(tenants, opts): for_tenants(...):migrate().
+--- Migrator.migrate_tenants(tenants, opts): for_tenants(...):migrate().
 function Migrator.migrate_tenants(tenants, opts)
   return Migrator.for_tenants(tenants, opts):migrate()
 end
