@@ -13,6 +13,8 @@
  *   climit.exec(db, sql)                           SQL without results
  *   climit.insert(db, table, cols, rows, batch)    rows (list of tables) in
  *       one transaction, `batch` rows per INSERT statement (prepared once)
+ *   climit.pg_copy(db, table, cols, rows)          the same through COPY
+ *       FROM STDIN (PostgreSQL's fastest bulk load)
  *   climit.select(db, sql, mt?)                    list of row tables
  *   climit.each(db, sql, args, mt?, first?, out?)  runs one prepared
  *       statement once per args[i] (a list of bind values); builds the
@@ -49,6 +51,14 @@ static int db_close(lua_State *L)
         d->h = NULL;
     }
     return 0;
+}
+
+void *cl_handle(lua_State *L, int idx, const cl_ops *ops)
+{
+    cl_db *d = luaL_checkudata(L, idx, CL_DB);
+    if (d->h == NULL || d->ops != ops)
+        luaL_argerror(L, idx, "an open handle of this backend");
+    return d->h;
 }
 
 void cl_newdb(lua_State *L, const cl_ops *ops, void *h)

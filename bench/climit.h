@@ -45,6 +45,9 @@ typedef struct cl_ops {
  * __gc). */
 void cl_newdb(lua_State *L, const cl_ops *ops, void *h);
 
+/* The handle of the open database at idx, which must belong to ops. */
+void *cl_handle(lua_State *L, int idx, const cl_ops *ops);
+
 /* Backend registration: each adds its open function to the table on top. */
 void cl_open_sqlite(lua_State *L);
 void cl_open_pg(lua_State *L);

@@ -260,8 +260,126 @@ static int pg_open(lua_State *L)
     return 1;
 }
 
+/* A growable byte buffer for COPY data. */
+typedef struct pg_cbuf {
+    char *p;
+    size_t len, cap;
+} pg_cbuf;
+
+static void pg_cput(lua_State *L, pg_cbuf *b, const char *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 512 * 1024;
+        char *p;
+        while (cap < b->len + n)
+            cap *= 2;
+        if ((p = realloc(b->p, cap)) == NULL)
+            luaL_error(L, "out of memory");
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+/* Appends the Lua value at idx in COPY's text format. */
+static void pg_copy_value(lua_State *L, pg_cbuf *b, int idx)
+{
+    char num[40];
+    size_t n, i, run;
+    const char *s;
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx))
+            n = (size_t)snprintf(num, sizeof num, "%lld",
+                                 (long long)lua_tointeger(L, idx));
+        else
+            n = (size_t)snprintf(num, sizeof num, "%.17g", lua_tonumber(L, idx));
+        pg_cput(L, b, num, n);
+        return;
+    case LUA_TBOOLEAN:
+        pg_cput(L, b, lua_toboolean(L, idx) ? "t" : "f", 1);
+        return;
+    case LUA_TSTRING:
+        s = lua_tolstring(L, idx, &n);
+        for (i = 0, run = 0; i < n; i++) {
+            const char *esc = s[i] == '\\' ? "\\\\" : s[i] == '\t' ? "\\t"
+                            : s[i] == '\n' ? "\\n" : s[i] == '\r' ? "\\r" : NULL;
+            if (esc == NULL)
+                continue;
+            pg_cput(L, b, s + run, i - run);
+            pg_cput(L, b, esc, 2);
+            run = i + 1;
+        }
+        pg_cput(L, b, s + run, n - run);
+        return;
+    default:
+        pg_cput(L, b, "\\N", 2);
+    }
+}
+
+/* climit.pg_copy(db, table, cols, rows): BEGIN, COPY, COMMIT. */
+static int pg_copy(lua_State *L)
+{
+    PGconn *pg = cl_handle(L, 1, &pg_ops);
+    int ncols, n, r, c, ok;
+    pg_cbuf b = {NULL, 0, 0};
+    PGresult *res;
+    luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    ncols = (int)lua_rawlen(L, 3);
+    n = (int)lua_rawlen(L, 4);
+    if (pg_exec(pg, "BEGIN") != 0)
+        return luaL_error(L, "postgres: %s", PQerrorMessage(pg));
+    lua_pushfstring(L, "COPY %s (", luaL_checkstring(L, 2));
+    for (c = 1; c <= ncols; c++) {
+        lua_rawgeti(L, 3, c);
+        lua_pushstring(L, c < ncols ? ", " : ") FROM STDIN");
+    }
+    lua_concat(L, 2 * ncols + 1);
+    res = PQexec(pg, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        PQclear(res);
+        return luaL_error(L, "postgres: %s", PQerrorMessage(pg));
+    }
+    PQclear(res);
+    for (r = 1; r <= n; r++) {
+        lua_rawgeti(L, 4, r);
+        for (c = 1; c <= ncols; c++) {
+            if (c > 1)
+                pg_cput(L, &b, "\t", 1);
+            lua_rawgeti(L, 3, c);
+            lua_rawget(L, -2);
+            pg_copy_value(L, &b, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        pg_cput(L, &b, "\n", 1);
+        if (b.len >= 256 * 1024 || r == n) {
+            if (PQputCopyData(pg, b.p, (int)b.len) != 1)
+                return luaL_error(L, "postgres: %s", PQerrorMessage(pg));
+            b.len = 0;
+        }
+    }
+    free(b.p);
+    if (PQputCopyEnd(pg, NULL) != 1)
+        return luaL_error(L, "postgres: %s", PQerrorMessage(pg));
+    res = PQgetResult(pg);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    while ((res = PQgetResult(pg)) != NULL)
+        PQclear(res);
+    if (!ok || pg_exec(pg, "COMMIT") != 0)
+        return luaL_error(L, "postgres: %s", PQerrorMessage(pg));
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 void cl_open_pg(lua_State *L)
 {
     lua_pushcfunction(L, pg_open);
     lua_setfield(L, -2, "pg_open");
+    lua_pushcfunction(L, pg_copy);
+    lua_setfield(L, -2, "pg_copy");
 }

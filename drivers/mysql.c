@@ -97,8 +97,20 @@ typedef struct my_stmt {
 } my_stmt;
 
 static const orm_dialect my_dialect = {
-    "mysql", '`', ORM_PH_QMARK, 0, ORM_UPSERT_ON_DUPLICATE, 65535,
-    "18446744073709551615", "START TRANSACTION",
+    .name = "mysql",
+    .quote = '`',
+    .placeholder = ORM_PH_QMARK,
+    .has_returning = 0,
+    .has_ilike = 0,
+    .upsert = ORM_UPSERT_ON_DUPLICATE,
+    .max_params = 65535,
+    .insert_batch = 16384,
+    .array_in_over = 0,
+    .limit_all = "18446744073709551615",
+    .begin_sql = "START TRANSACTION",
+    .backslash_strings = 1,
+    .hash_comments = 1,
+    .empty_insert = " () VALUES ()",
 };
 
 /* {======================================================================
@@ -931,4 +943,5 @@ const orm_driver orm_mysql_driver = {
     my_exec,    my_prepare,  my_nparams, my_bind,    my_step,
     my_ncols,   my_colname,  my_column,  my_changes, my_last_id,
     my_reset,   my_finalize, my_broken,
+    NULL,       NULL,        NULL, /* no bulk load */
 };

@@ -14,7 +14,7 @@
 
 #include <libpq-fe.h>
 
-#include "orm_driver.h"
+#include "postgres.h"
 
 /* Type OIDs from the server's catalog (pg_type.dat); they never change. */
 #define PG_BOOLOID 16
@@ -32,6 +32,11 @@
 /* Room for a converted timestamp; longer values are returned as PG sent them. */
 #define PG_TS_MAX 64
 
+/* Parameters a statement may have: libpq 15 and 16 refuse a
+ * ParameterDescription message over 30,000 bytes (4 + 2 + 4 per
+ * parameter) and drop the connection. */
+#define PG_MAX_PARAMS 7498
+
 /* How a result column is turned into an orm_value. */
 typedef enum pg_ckind {
     PG_C_TEXT,
@@ -42,16 +47,6 @@ typedef enum pg_ckind {
     PG_C_BYTEA,
     PG_C_TIMESTAMP
 } pg_ckind;
-
-typedef struct pg_conn {
-    PGconn *pg;             /* libpq connection, owned */
-    unsigned long next_id;  /* number of the last prepared statement name */
-    unsigned long *stale;   /* statements finalized inside an aborted
-                               transaction, to DEALLOCATE later */
-    int nstale;             /* entries in stale */
-    int stale_cap;          /* slots allocated in stale */
-    int broken;             /* 1 once the server is known to be gone */
-} pg_conn;
 
 typedef struct pg_col {
     pg_ckind kind;          /* conversion chosen from the column type OID */
@@ -82,8 +77,25 @@ typedef struct pg_stmt {
 } pg_stmt;
 
 static const orm_dialect pg_dialect = {
-    "postgres", '"', ORM_PH_DOLLAR, 1, ORM_UPSERT_ON_CONFLICT, 65535, NULL,
-    "BEGIN",
+    .name = "postgres",
+    .quote = '"',
+    .placeholder = ORM_PH_DOLLAR,
+    .has_returning = 1,
+    .has_ilike = 1,
+    .upsert = ORM_UPSERT_ON_CONFLICT,
+    /* libpq before 17 drops the connection when the server describes more
+     * parameters than fit a 30,000-byte message (4 bytes each after a
+     * 6-byte header), and every prepared statement is described. */
+    .max_params = PG_MAX_PARAMS,
+    .insert_batch = 4096,
+    .array_in_over = 100,
+    .limit_all = NULL,
+    .begin_sql = "BEGIN",
+    .escape_strings = 1,
+    .dollar_quotes = 1,
+    .nested_comments = 1,
+    .copy_from_stdin = 1,
+    .empty_insert = " DEFAULT VALUES",
 };
 
 /* {====================================================================
@@ -118,7 +130,7 @@ static int pg_state_lost(const char *s)
 
 /* Fills err from a failed result (or from the connection when res is
  * NULL) and returns the kind. A lost server marks the connection broken. */
-static int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
+int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -133,12 +145,12 @@ static int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
     }
     if (k == ORM_OK)
         k = ORM_E_QUERY;
-    err->code = 0;
+    pg_set_line(err, k, msg);
     orm_error_set_sqlstate(err, state);
-    return pg_set_line(err, k, msg);
+    return k;
 }
 
-static int pg_lost(orm_error *err)
+int pg_lost(orm_error *err)
 {
     err->code = 0;
     orm_error_set_sqlstate(err, NULL);
@@ -146,13 +158,13 @@ static int pg_lost(orm_error *err)
                          "the connection to the PostgreSQL server was lost");
 }
 
-static int pg_nomem(orm_error *err)
+int pg_nomem(orm_error *err)
 {
     return orm_error_set(err, ORM_E_NOMEM, "out of memory");
 }
 
 /* 1 when res is a successful command or query result. */
-static int pg_ok(const PGresult *res)
+int pg_ok(const PGresult *res)
 {
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
@@ -255,10 +267,11 @@ static void pg_close(void *conn)
         return;
     PQfinish(c->pg);
     free(c->stale);
+    pg_copy_free(&c->copy);
     free(c);
 }
 
-static int pg_broken(void *conn)
+int pg_broken(void *conn)
 {
     pg_conn *c = conn;
     if (!c->broken && PQstatus(c->pg) == CONNECTION_BAD)
@@ -298,6 +311,7 @@ static int pg_ping(void *conn, orm_error *err)
     pg_conn *c = conn;
     PGresult *res;
     int rc = ORM_OK;
+    pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
     res = PQexec(c->pg, "");
@@ -315,11 +329,20 @@ static int pg_exec(void *conn, const char *sql, orm_error *err)
     pg_conn *c = conn;
     PGresult *res;
     int rc = ORM_OK;
+    pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
     res = PQexec(c->pg, sql);
     if (!pg_ok(res))
         rc = pg_fail(c, res, err);
+    else if (strcmp(sql, "COMMIT") == 0 &&
+             strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
+        /* COMMIT of a transaction a failed statement had aborted */
+        rc = orm_error_set(err, ORM_E_TX_ABORTED,
+                           "the transaction was rolled back, not committed: "
+                           "a statement inside it had failed");
+        orm_error_set_sqlstate(err, "25P02");
+    }
     PQclear(res);
     if (rc == ORM_OK)
         pg_flush_stale(c);
@@ -406,6 +429,22 @@ static int pg_alloc_params(pg_stmt *st, int n)
     return st->ptypes && st->pvals && st->plens && st->pfmts ? 0 : -1;
 }
 
+/* 1 when sql may refer to a parameter past PG_MAX_PARAMS: some `$n`
+ * with n over the limit, literals included (an over-estimate, so the
+ * server is never asked to describe more than libpq can read). */
+static int pg_too_many_params(const char *sql, size_t len)
+{
+    const char *p = sql, *end = sql + len;
+    while ((p = memchr(p, '$', (size_t)(end - p))) != NULL) {
+        long n = 0;
+        for (p++; p < end && *p >= '0' && *p <= '9' && n <= PG_MAX_PARAMS; p++)
+            n = n * 10 + (*p - '0');
+        if (n > PG_MAX_PARAMS)
+            return 1;
+    }
+    return 0;
+}
+
 static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
                       orm_error *err)
 {
@@ -415,11 +454,17 @@ static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
     int i, rc = ORM_OK;
 
     *out = NULL;
+    pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
     if (memchr(sql, '\0', len) != NULL)
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "SQL text contains a NUL byte");
+    if (pg_too_many_params(sql, len))
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "the statement refers to a parameter past $%d; "
+                             "postgres takes at most %d in one statement",
+                             PG_MAX_PARAMS, PG_MAX_PARAMS);
     st = calloc(1, sizeof *st);
     if (st == NULL)
         return pg_nomem(err);
@@ -503,7 +548,7 @@ static int pg_param_size(const pg_stmt *st, int i, const orm_value *v,
 }
 
 /* Writes d in the shortest form that reads back as the same double. */
-static void pg_format_double(char *buf, size_t size, double d)
+void pg_format_double(char *buf, size_t size, double d)
 {
     int prec;
     if (isnan(d)) {
@@ -653,6 +698,7 @@ static int pg_execute(pg_stmt *st, orm_error *err)
     pg_conn *c = st->conn;
     PGresult *res;
     int rc;
+    pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
     res = PQexecPrepared(c->pg, st->name, st->nparams, st->pvals, st->plens,
@@ -896,5 +942,5 @@ const orm_driver orm_postgres_driver = {
     pg_open,    pg_close,   pg_ping,     pg_exec,    pg_prepare,
     pg_nparams, pg_bind,    pg_step,     pg_ncols,   pg_colname,
     pg_column,  pg_changes, pg_last_id,  pg_reset,   pg_finalize,
-    pg_broken,
+    pg_broken,  pg_copy_begin, pg_copy_rows, pg_copy_end,
 };

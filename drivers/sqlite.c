@@ -23,8 +23,18 @@ typedef struct sq_stmt {
 } sq_stmt;
 
 static const orm_dialect sq_dialect = {
-    "sqlite", '"', ORM_PH_QMARK, 1, ORM_UPSERT_ON_CONFLICT, 32766, "-1",
-    "BEGIN",
+    .name = "sqlite",
+    .quote = '"',
+    .placeholder = ORM_PH_QMARK,
+    .has_returning = 1,
+    .has_ilike = 0,
+    .upsert = ORM_UPSERT_ON_CONFLICT,
+    .max_params = 32766, /* SQLITE_MAX_VARIABLE_NUMBER since 3.32 */
+    .insert_batch = 4096,
+    .array_in_over = 0,
+    .limit_all = "-1",
+    .begin_sql = "BEGIN",
+    .empty_insert = " DEFAULT VALUES",
 };
 
 /* Maps an extended SQLite result code to an orm kind. */
@@ -106,19 +116,43 @@ static int sq_ping(void *conn, orm_error *err)
     return sq_exec(conn, "SELECT 1", err);
 }
 
+/* 1 when the text after a statement holds another one (not only white
+ * space, semicolons and comments). */
+static int sq_more_statements(sqlite3 *db, const char *tail, const char *end)
+{
+    sqlite3_stmt *next = NULL;
+    int rc;
+    if (tail == NULL || tail >= end)
+        return 0;
+    rc = sqlite3_prepare_v2(db, tail, (int)(end - tail), &next, NULL);
+    sqlite3_finalize(next);
+    return rc != SQLITE_OK || next != NULL;
+}
+
 static int sq_prepare(void *conn, const char *sql, size_t len, void **out,
                       orm_error *err)
 {
     sqlite3 *db = conn;
     sq_stmt *s;
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v3(db, sql, (int)len, SQLITE_PREPARE_PERSISTENT,
-                                &st, NULL);
+    const char *tail = NULL;
+    int rc;
     *out = NULL;
+    if (len > (size_t)INT32_MAX)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "SQL text is larger than 2 GB");
+    rc = sqlite3_prepare_v3(db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &st,
+                            &tail);
     if (rc != SQLITE_OK)
         return sq_fail(db, rc, err);
     if (st == NULL)
         return orm_error_set(err, ORM_E_QUERY, "empty statement");
+    if (sq_more_statements(db, tail, sql + len)) {
+        sqlite3_finalize(st);
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "the SQL holds more than one statement; run "
+                             "them one at a time");
+    }
     s = calloc(1, sizeof *s);
     if (s == NULL) {
         sqlite3_finalize(st);
@@ -297,4 +331,5 @@ const orm_driver orm_sqlite_driver = {
     sq_exec,    sq_prepare,  sq_nparams, sq_bind,    sq_step,
     sq_ncols,   sq_colname,  sq_column,  sq_changes, sq_last_id,
     sq_reset,   sq_finalize, sq_broken,
+    NULL,       NULL,        NULL, /* no bulk load */
 };

@@ -229,8 +229,33 @@ static int core_clock(lua_State *L)
     return 1;
 }
 
+static void core_setint(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* core.dialect(name): the facts of a driver's dialect the Lua layer may
+ * need, as a table; nil for an unknown name. */
+static int core_dialect(lua_State *L)
+{
+    const orm_driver *d = orm_driver_find(luaL_checkstring(L, 1));
+    if (d == NULL)
+        return 0;
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, d->dialect->name);
+    lua_setfield(L, -2, "name");
+    core_setint(L, "max_params", d->dialect->max_params);
+    core_setint(L, "insert_batch", d->dialect->insert_batch);
+    core_setint(L, "array_in_over", d->dialect->array_in_over);
+    lua_pushboolean(L, d->dialect->has_returning);
+    lua_setfield(L, -2, "has_returning");
+    return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
     {"blob", core_blob},
+    {"dialect", core_dialect},
     {"is_blob", core_is_blob},
     {"clock", core_clock},
     {NULL, NULL},

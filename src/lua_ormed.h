@@ -78,6 +78,32 @@ const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx);
 int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
                 const orm_value *binds, int n, orm_lua_mode mode, int hyd);
 
+/* All-or-nothing groups of statements. orm_lua_atomic_new pushes an idle
+ * guard, in a to-be-closed slot, and an empty slot above it for the
+ * group's connection; it returns the empty slot's index, cidx.
+ * orm_lua_atomic_begin(L, cidx, tidx) starts the group on the target at
+ * tidx (a pool: a connection is checked out and BEGIN sent; a connection:
+ * a savepoint) and puts the connection target in cidx; later calls do
+ * nothing. orm_lua_atomic_commit commits a begun group (raising, after a
+ * rollback, when COMMIT or RELEASE fails) and closes the guard's slot.
+ * Whichever way the caller's frame ends first, the guard rolls a begun
+ * group back and returns a checked-out connection. */
+int orm_lua_atomic_new(lua_State *L);
+void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx);
+void orm_lua_atomic_commit(lua_State *L, int cidx);
+
+/* Bulk load on the connection target at cidx (a dialect with
+ * copy_from_stdin): begin runs the probe and starts `copy`, returning the
+ * clock at the start; rows sends nrows rows; end finishes and returns the
+ * rows loaded, counting the load as one statement and telling listeners
+ * (sql = copy, no bindings). Each raises orm.Error on failure, after
+ * counting and reporting it; the load is then over. */
+double orm_lua_copy_begin(lua_State *L, int cidx, const char *probe,
+                          const char *copy, int ncols);
+void orm_lua_copy_rows(lua_State *L, int cidx, const char *copy, double t0,
+                       const orm_value *vals, int nrows);
+int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0);
+
 /* {==== registration: each file adds its functions to the module table
  * at the top of the stack ====} */
 void orm_lua_open_pool(lua_State *L);

@@ -426,6 +426,9 @@ static const char *aux_portable_sql(lua_State *L, int tidx, const char *sql,
 {
     const orm_dialect *d = orm_lua_target_dialect(L, tidx);
     orm_buf *b;
+    if (memchr(sql, ';', *len) != NULL && orm_sql_more_statements(sql, *len, d))
+        orm_lua_argerror(L, "the SQL holds more than one statement; run them "
+                            "one at a time");
     if (d->placeholder == ORM_PH_QMARK && !aux_has_qq(sql, *len)) {
         /* nothing to rewrite: only `??` differs for `?` dialects */
         lua_pushvalue(L, 2);
@@ -608,13 +611,28 @@ static int conn_release(lua_State *L)
 
 typedef int (*conn_txfn)(orm_conn *, orm_error *);
 
+/* Runs one transaction step; the statement it sent (BEGIN, COMMIT,
+ * SAVEPOINT...) is counted and reported to listeners like any other. */
 static int aux_tx(lua_State *L, conn_txfn fn)
 {
     conn_ud *c = aux_checkconn(L, 1);
     orm_error err;
+    double t0, ms;
+    const char *sql;
+    int rc;
     orm_error_clear(&err);
-    if (fn(c->conn, &err) != ORM_OK)
-        return orm_lua_raise(L, &err, aux_name(L, 1), NULL);
+    t0 = orm_clock();
+    rc = fn(c->conn, &err);
+    ms = (orm_clock() - t0) * 1000.0;
+    sql = orm_conn_tx_sql(c->conn);
+    if (*sql != '\0') {
+        lua_pushstring(L, sql); /* the connection may change it meanwhile */
+        sql = lua_tostring(L, -1);
+        orm_pool_record(c->pool, ms, rc != ORM_OK);
+        run_notify(L, 1, sql, strlen(sql), NULL, 0, ms, 0, &err);
+    }
+    if (rc != ORM_OK)
+        return orm_lua_raise(L, &err, aux_name(L, 1), *sql ? sql : NULL);
     lua_pushinteger(L, orm_conn_depth(c->conn));
     return 1;
 }
@@ -654,6 +672,137 @@ static int conn_pool(lua_State *L)
     return 1;
 }
 
+/* {==== all-or-nothing groups of statements ====} */
+
+#define ORM_LUA_ATOMIC "ormed.atomic"
+
+/* A group's guard: its user value 1 is the connection target. */
+typedef struct atomic_ud {
+    int open;      /* begun, neither committed nor rolled back */
+    int acquired;  /* the connection was checked out for the group */
+} atomic_ud;
+
+/* Calls method m of the conn target at cidx with no arguments. */
+static void atomic_call(lua_State *L, int cidx, lua_CFunction m)
+{
+    lua_pushcfunction(L, m);
+    lua_pushvalue(L, cidx);
+    lua_call(L, 1, 0);
+}
+
+/* __close / __gc: rolls back a group still open, returns a connection
+ * checked out for it. Never raises. */
+static int atomic_close(lua_State *L)
+{
+    atomic_ud *a = luaL_checkudata(L, 1, ORM_LUA_ATOMIC);
+    lua_settop(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    if (a->open) {
+        a->open = 0;
+        lua_pushcfunction(L, conn_rollback);
+        lua_pushvalue(L, 2);
+        lua_pcall(L, 1, 0, 0);
+    }
+    if (a->acquired) {
+        a->acquired = 0;
+        lua_pushcfunction(L, conn_release);
+        lua_pushvalue(L, 2);
+        lua_pcall(L, 1, 0, 0);
+    }
+    return 0;
+}
+
+int orm_lua_atomic_new(lua_State *L)
+{
+    atomic_ud *a = lua_newuserdatauv(L, sizeof *a, 1);
+    a->open = a->acquired = 0;
+    luaL_setmetatable(L, ORM_LUA_ATOMIC);
+    lua_toclose(L, -1);
+    lua_pushnil(L);
+    return lua_gettop(L);
+}
+
+void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx)
+{
+    atomic_ud *a = luaL_checkudata(L, cidx - 1, ORM_LUA_ATOMIC);
+    if (a->open || a->acquired)
+        return;
+    if (luaL_testudata(L, tidx, ORM_LUA_CONN)) {
+        lua_pushvalue(L, tidx);
+    } else {
+        lua_pushcfunction(L, pool_acquire);
+        lua_pushvalue(L, tidx);
+        lua_call(L, 1, 1);
+        a->acquired = 1;
+    }
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, cidx - 1, 1);
+    lua_replace(L, cidx);
+    atomic_call(L, cidx, conn_begin);
+    a->open = 1;
+}
+
+void orm_lua_atomic_commit(lua_State *L, int cidx)
+{
+    atomic_ud *a = luaL_checkudata(L, cidx - 1, ORM_LUA_ATOMIC);
+    if (a->open) {
+        atomic_call(L, cidx, conn_commit);
+        a->open = 0;
+    }
+    lua_closeslot(L, cidx - 1);
+}
+
+/* {==== bulk load ====} */
+
+/* Raises err for the load `copy` on the conn target at cidx, after
+ * counting it and telling the listeners. */
+static int copy_raise(lua_State *L, int cidx, const char *copy, double t0,
+                      const orm_error *err)
+{
+    conn_ud *c = aux_checkconn(L, cidx);
+    double ms = (orm_clock() - t0) * 1000.0;
+    orm_pool_record(c->pool, ms, 1);
+    run_notify(L, cidx, copy, strlen(copy), NULL, 0, ms, 0, err);
+    return orm_lua_raise(L, err, aux_name(L, cidx), copy);
+}
+
+double orm_lua_copy_begin(lua_State *L, int cidx, const char *probe,
+                          const char *copy, int ncols)
+{
+    orm_error err;
+    double t0 = orm_clock();
+    orm_error_clear(&err);
+    if (orm_conn_copy_begin(aux_checkconn(L, cidx)->conn, probe, copy, ncols,
+                            &err) != ORM_OK)
+        copy_raise(L, cidx, copy, t0, &err);
+    return t0;
+}
+
+void orm_lua_copy_rows(lua_State *L, int cidx, const char *copy, double t0,
+                       const orm_value *vals, int nrows)
+{
+    orm_error err;
+    orm_error_clear(&err);
+    if (orm_conn_copy_rows(aux_checkconn(L, cidx)->conn, vals, nrows, &err) !=
+        ORM_OK)
+        copy_raise(L, cidx, copy, t0, &err);
+}
+
+int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0)
+{
+    orm_error err;
+    conn_ud *c = aux_checkconn(L, cidx);
+    int64_t rows = 0;
+    double ms;
+    orm_error_clear(&err);
+    if (orm_conn_copy_end(c->conn, &rows, &err) != ORM_OK)
+        copy_raise(L, cidx, copy, t0, &err);
+    ms = (orm_clock() - t0) * 1000.0;
+    orm_pool_record(c->pool, ms, 0);
+    run_notify(L, cidx, copy, strlen(copy), NULL, 0, ms, rows, &err);
+    return rows;
+}
+
 static const luaL_Reg pool_methods[] = {
     {"run", target_run},       {"acquire", pool_acquire},
     {"stats", pool_stats},     {"ping", pool_ping},
@@ -674,6 +823,7 @@ void orm_lua_open_pool(lua_State *L)
 {
     orm_lua_newclass(L, ORM_LUA_POOL, pool_methods, pool_close);
     orm_lua_newclass(L, ORM_LUA_CONN, conn_methods, conn_release);
+    orm_lua_newclass(L, ORM_LUA_ATOMIC, NULL, atomic_close);
     lua_pushcfunction(L, pool_new);
     lua_setfield(L, -2, "pool_new");
 }

@@ -113,13 +113,22 @@ static query_ud *aux_push(lua_State *L)
     return u;
 }
 
+/* The string at idx. Without n the caller reads it as a C string, so one
+ * holding a NUL byte (which would end it early) is refused. */
 static const char *aux_str(lua_State *L, int idx, const char *fname,
                            const char *what, size_t *n)
 {
+    size_t len;
+    const char *s;
     if (lua_type(L, idx) != LUA_TSTRING)
         orm_lua_argerror(L, "%s: %s must be a string, got %s", fname, what,
                          luaL_typename(L, idx));
-    return lua_tolstring(L, idx, n);
+    s = lua_tolstring(L, idx, &len);
+    if (n != NULL)
+        *n = len;
+    else if (strlen(s) != len)
+        orm_lua_argerror(L, "%s: %s contains a NUL byte", fname, what);
+    return s;
 }
 
 static orm_qop aux_op(lua_State *L, int idx, const char *fname)
@@ -1013,13 +1022,13 @@ static void aux_numeric(lua_State *L)
 typedef enum aux_opkind {
     OP_GET, OP_FIRST, OP_COUNT, OP_SUM, OP_AVG, OP_MIN, OP_MAX, OP_EXISTS,
     OP_PLUCK, OP_PAGINATE, OP_CHUNK, OP_INSERT, OP_INSERT_GET_ID, OP_UPDATE,
-    OP_DELETE, OP_INCREMENT, OP_DECREMENT, OP_UPSERT
+    OP_DELETE, OP_INCREMENT, OP_DECREMENT, OP_UPSERT, OP_CHUNK_BY_ID
 } aux_opkind;
 
 static const char *const op_names[] = {
     "get", "first", "count", "sum", "avg", "min", "max", "exists", "pluck",
     "paginate", "chunk", "insert", "insert_get_id", "update", "delete",
-    "increment", "decrement", "upsert", NULL
+    "increment", "decrement", "upsert", "chunk_by_id", NULL
 };
 
 static int aux_get(lua_State *L, query_ud *u, aux_sink *s, int a)
@@ -1094,6 +1103,10 @@ static int aux_paginate(lua_State *L, query_ud *u, aux_sink *s, int a)
         return orm_lua_argerror(L, "paginate: expected { page =, per_page = }");
     page = aux_field_int(L, a, "page", 1);
     per = aux_field_int(L, a, "per_page", 15);
+    if (page - 1 > LUA_MAXINTEGER / per)
+        return orm_lua_argerror(L, "paginate: page %lld of %lld rows starts "
+                                   "past the largest offset",
+                                (long long)page, (long long)per);
     memset(&o, 0, sizeof o);
     o.agg = ORM_AGG_COUNT;
     o.set_window = 1;
@@ -1122,7 +1135,7 @@ static int aux_paginate(lua_State *L, query_ud *u, aux_sink *s, int a)
     lua_setfield(L, -2, "page");
     lua_pushinteger(L, per);
     lua_setfield(L, -2, "per_page");
-    lua_pushinteger(L, total > 0 ? (total + per - 1) / per : 1);
+    lua_pushinteger(L, total > 0 ? total / per + (total % per != 0) : 1);
     lua_setfield(L, -2, "last_page");
     return 1;
 }
@@ -1134,7 +1147,10 @@ static lua_Integer aux_chunk_compile(lua_State *L, query_ud *u, aux_sink *s,
                                      lua_Integer n, lua_Integer page)
 {
     orm_compile_opts o;
-    lua_Integer skip = (page - 1) * n, lim = n;
+    lua_Integer skip, lim = n;
+    if (page - 1 > LUA_MAXINTEGER / n)
+        return 0;
+    skip = (page - 1) * n;
     if (u->q.limit >= 0 && u->q.limit - skip < lim)
         lim = u->q.limit - skip > 0 ? u->q.limit - skip : 0;
     memset(&o, 0, sizeof o);
@@ -1146,24 +1162,96 @@ static lua_Integer aux_chunk_compile(lua_State *L, query_ud *u, aux_sink *s,
     return lim;
 }
 
-/* run: chunk(n, fn, hyd?); collect: chunk(n, page?) */
-static int aux_chunk(lua_State *L, query_ud *u, aux_sink *s, int a)
+/* Paging state of chunk / chunk_by_id. */
+typedef struct aux_pager {
+    lua_Integer n;       /* rows per chunk */
+    int fn;              /* stack index of the callback */
+    int hyd;             /* hydration table index, or 0 */
+    const char *key;     /* key column: pages by key (NULL: by OFFSET) */
+    int last;            /* stack slot holding the last key seen (nil) */
+    lua_Integer seen;    /* rows handed out so far */
+} aux_pager;
+
+/* 1 when chunk may page by `key`: the query is not ordered, or only by
+ * the key ascending, and has no OFFSET. */
+static int aux_keyset_ok(const query_ud *u, const char *key)
 {
-    lua_Integer n = aux_int(L, a, "chunk", "size", 1, 0), page, lim;
-    if (n == 0)
-        return orm_lua_argerror(L, "chunk: size must be an integer >= 1");
-    if (s->tidx == 0) {
-        aux_chunk_compile(L, u, s, n, aux_int(L, a + 1, "chunk", "page", 1, 1));
-        return aux_emit(L, u, s, ORM_LUA_ROWS, 0);
+    const orm_qorder *ord = u->q.orders.first;
+    const char *dot;
+    if (u->q.offset > 0 || u->q.groups.n > 0 || u->q.distinct)
+        return 0;
+    if (u->q.orders.n == 0)
+        return 1;
+    if (u->q.orders.n != 1 || ord->desc || ord->col == NULL)
+        return 0;
+    dot = strrchr(ord->col, '.');
+    return strcmp(dot ? dot + 1 : ord->col, key) == 0;
+}
+
+/* Compiles the next keyed page: rows after the last key seen. Returns
+ * the LIMIT used (0: past the query's own limit). */
+static lua_Integer aux_keyed_compile(lua_State *L, query_ud *u, aux_sink *s,
+                                     aux_pager *p)
+{
+    orm_compile_opts o;
+    orm_value after;
+    lua_Integer lim = p->n;
+    if (u->q.limit >= 0 && u->q.limit - p->seen < lim)
+        lim = u->q.limit - p->seen > 0 ? u->q.limit - p->seen : 0;
+    memset(&o, 0, sizeof o);
+    o.set_window = 1;
+    o.limit = lim;
+    o.offset = -1;
+    o.key_col = p->key;
+    if (!lua_isnil(L, p->last)) {
+        aux_value(L, p->last, "chunk", &after);
+        o.key_after = &after;
     }
-    luaL_checktype(L, a + 1, LUA_TFUNCTION);
-    for (page = 1; (lim = aux_chunk_compile(L, u, s, n, page)) > 0; page++) {
+    if (lim > 0)
+        aux_compile(L, u, s->d, &o);
+    return lim;
+}
+
+/* Keeps the key of the last row of the page on top in p->last. */
+static void aux_keep_last_key(lua_State *L, aux_pager *p, lua_Integer got)
+{
+    const char *dot = strrchr(p->key, '.');
+    lua_rawgeti(L, -1, got);
+    if (p->hyd) {
+        lua_getfield(L, p->hyd, "key");
+        if (!lua_isnil(L, -1)) {
+            lua_rawget(L, -2);
+            lua_remove(L, -2);
+        } else
+            lua_pop(L, 1);
+    }
+    lua_getfield(L, -1, dot ? dot + 1 : p->key);
+    if (lua_isnil(L, -1))
+        orm_lua_argerror(L, "chunk: the rows do not include the key column "
+                            "'%s' to page by", p->key);
+    lua_replace(L, p->last);
+    lua_pop(L, 1);
+}
+
+/* Runs the paging loop: fn(rows, page) per page; true, or false when fn
+ * returned false. */
+static int aux_page_loop(lua_State *L, query_ud *u, aux_sink *s, aux_pager *p)
+{
+    lua_Integer page, lim;
+    for (page = 1;; page++) {
         lua_Integer got;
-        aux_emit(L, u, s, ORM_LUA_ROWS, aux_hyd(L, a + 2));
+        lim = p->key ? aux_keyed_compile(L, u, s, p)
+                     : aux_chunk_compile(L, u, s, p->n, page);
+        if (lim <= 0)
+            break;
+        aux_emit(L, u, s, ORM_LUA_ROWS, p->hyd);
         got = (lua_Integer)lua_rawlen(L, -1);
         if (got == 0)
             break;
-        lua_pushvalue(L, a + 1);
+        p->seen += got;
+        if (p->key)
+            aux_keep_last_key(L, p, got);
+        lua_pushvalue(L, p->fn);
         lua_insert(L, -2);
         lua_pushinteger(L, page);
         lua_call(L, 2, 1);
@@ -1177,6 +1265,58 @@ static int aux_chunk(lua_State *L, query_ud *u, aux_sink *s, int a)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* run: chunk(n, fn, hyd?, key?); collect: chunk(n, page?). Pages by key
+ * (default "id") when the query allows it (aux_keyset_ok), else by
+ * OFFSET. */
+static int aux_chunk(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    aux_pager p;
+    memset(&p, 0, sizeof p);
+    p.n = aux_int(L, a, "chunk", "size", 1, 0);
+    if (p.n == 0)
+        return orm_lua_argerror(L, "chunk: size must be an integer >= 1");
+    if (s->tidx == 0) {
+        aux_chunk_compile(L, u, s, p.n, aux_int(L, a + 1, "chunk", "page", 1, 1));
+        return aux_emit(L, u, s, ORM_LUA_ROWS, 0);
+    }
+    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    p.fn = a + 1;
+    p.hyd = aux_hyd(L, a + 2);
+    p.key = lua_isnoneornil(L, a + 3) ? "id"
+                                      : aux_str(L, a + 3, "chunk", "key", NULL);
+    if (!aux_keyset_ok(u, p.key))
+        p.key = NULL;
+    lua_pushnil(L);
+    p.last = lua_gettop(L);
+    return aux_page_loop(L, u, s, &p);
+}
+
+/* chunk_by_id(n, fn, column?, hyd?): pages by the column (default "id"),
+ * ascending, whatever the query's order: rows that fn updates out of the
+ * query's filter never make it skip others. */
+static int aux_chunk_by_id(lua_State *L, query_ud *u, aux_sink *s, int a)
+{
+    aux_pager p;
+    memset(&p, 0, sizeof p);
+    p.n = aux_int(L, a, "chunk_by_id", "size", 1, 0);
+    if (p.n == 0)
+        return orm_lua_argerror(L, "chunk_by_id: size must be an integer >= 1");
+    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    p.fn = a + 1;
+    p.key = lua_isnoneornil(L, a + 2)
+                ? "id"
+                : aux_str(L, a + 2, "chunk_by_id", "column name", NULL);
+    p.hyd = aux_hyd(L, a + 3);
+    if (u->q.offset > 0)
+        return orm_lua_argerror(L, "chunk_by_id: the query has an offset; "
+                                   "paging by key cannot honour it");
+    if (s->tidx == 0)
+        return orm_lua_argerror(L, "chunk_by_id: needs a target");
+    lua_pushnil(L);
+    p.last = lua_gettop(L);
+    return aux_page_loop(L, u, s, &p);
 }
 
 /* {==== writes ====} */
@@ -1197,6 +1337,12 @@ typedef struct aux_rows {
     int per_stmt;   /* rows per statement */
     int pending;    /* rows in the payload */
     orm_value *tmp; /* the values of the row being read */
+    int cidx;       /* 0, or the slot of an all-or-nothing group's
+                       connection (orm_lua_atomic_new) */
+    int copy;       /* 1: rows go through the dialect's bulk load */
+    int copysql;    /* stack slot: the open load's COPY text, or nil */
+    double t0;      /* clock when the open load started */
+    int tidx;       /* the caller's target */
     int unique;     /* upsert: stack index of unique_by */
     int update;     /* upsert: stack index of update_columns (may be nil) */
 } aux_rows;
@@ -1376,12 +1522,67 @@ static int aux_row_fast(lua_State *L, aux_rows *x, int r)
     return j == x->ncols;
 }
 
-static void aux_rows_flush(lua_State *L, query_ud *u, aux_sink *s,
+/* Starts a bulk load of the payload's columns on the group's connection. */
+static void aux_copy_begin(lua_State *L, query_ud *u, aux_sink *s,
                            aux_rows *x)
+{
+    orm_buf copy, probe;
+    orm_error err;
+    int rc;
+    orm_buf_init(&copy);
+    orm_buf_init(&probe);
+    rc = orm_compile_copy(&u->q, s->d, &copy, &probe, &err);
+    if (rc == ORM_OK) {
+        lua_pushlstring(L, copy.p, copy.len);
+        lua_replace(L, x->copysql);
+        lua_pushlstring(L, probe.p, probe.len);
+    }
+    orm_buf_free(&copy);
+    orm_buf_free(&probe);
+    if (rc != ORM_OK)
+        aux_raise(L, &err);
+    x->t0 = orm_lua_copy_begin(L, s->tidx, lua_tostring(L, -1),
+                               lua_tostring(L, x->copysql), x->ncols);
+    lua_pop(L, 1);
+}
+
+/* Finishes the open bulk load, if any. */
+static void aux_copy_end(lua_State *L, aux_sink *s, aux_rows *x)
+{
+    if (!x->copy || lua_isnil(L, x->copysql))
+        return;
+    s->affected += (lua_Integer)orm_lua_copy_end(L, s->tidx,
+                                                 lua_tostring(L, x->copysql),
+                                                 x->t0);
+    lua_pushnil(L);
+    lua_replace(L, x->copysql);
+}
+
+/* Sends the payload through the open bulk load (opening it first). */
+static void aux_copy_send(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x)
+{
+    if (lua_isnil(L, x->copysql))
+        aux_copy_begin(L, u, s, x);
+    orm_lua_copy_rows(L, s->tidx, lua_tostring(L, x->copysql), x->t0,
+                      u->q.write.vals, u->q.write.nrows);
+}
+
+/* Sends the payload. When rows remain after it (more), the statements of
+ * the list run as one group, all or nothing: in a transaction, or a
+ * savepoint when the target is already one. */
+static void aux_rows_flush(lua_State *L, query_ud *u, aux_sink *s,
+                           aux_rows *x, int more)
 {
     if (x->pending == 0)
         return;
-    aux_write_emit(L, u, s);
+    if ((more || x->copy) && x->cidx != 0 && s->tidx != x->cidx) {
+        orm_lua_atomic_begin(L, x->cidx, x->tidx);
+        s->tidx = x->cidx;
+    }
+    if (x->copy && x->ncols > 0)
+        aux_copy_send(L, u, s, x);
+    else
+        aux_write_emit(L, u, s);
     orm_query_write_rows_reset(&u->q);
     x->pending = 0;
 }
@@ -1398,12 +1599,15 @@ static void aux_rows_add(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x,
     /* A full batch goes out before this row is read: sending it runs the
      * listeners, which may change the rows still to come. */
     if (x->pending >= x->per_stmt)
-        aux_rows_flush(L, u, s, x);
+        aux_rows_flush(L, u, s, x, 1);
     if (aux_row_fast(L, x, r)) {
         /* read in the learned key order */
     } else if (!aux_row_fits(L, x, r)) {
-        aux_rows_flush(L, u, s, x);
-        aux_rows_begin(L, u, x, r, s->d->max_params);
+        aux_rows_flush(L, u, s, x, 1);
+        aux_copy_end(L, s, x);
+        aux_rows_begin(L, u, x, r, s->d->insert_batch < s->d->max_params
+                                       ? s->d->insert_batch
+                                       : s->d->max_params);
         if (!aux_row_fits(L, x, r))
             orm_lua_argerror(L, "%s: row %d has a non-string key", x->fname, i);
         aux_row_learn(L, x, r);
@@ -1417,6 +1621,22 @@ static void aux_rows_add(lua_State *L, query_ud *u, aux_sink *s, aux_rows *x,
     if (orm_query_write_end_row(&u->q, &err) != ORM_OK)
         aux_raise(L, &err);
     x->pending++;
+}
+
+/* 1 when a list of n rows (at a) takes more than one INSERT, judged by
+ * its first row's columns: then a bulk load is worth its round trips. */
+static int aux_copy_pays(lua_State *L, const orm_dialect *d, int a, int n)
+{
+    int cols = 0;
+    if (lua_rawgeti(L, a, 1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            cols++;
+        }
+    }
+    lua_pop(L, 1);
+    return cols > 0 && (lua_Integer)n * cols > d->insert_batch;
 }
 
 static int aux_has_keys(lua_State *L, int t)
@@ -1444,7 +1664,13 @@ static void aux_rows_send(lua_State *L, query_ud *u, aux_sink *s,
     x->nordered = 0;
     x->ncols = -1;
     x->pending = 0;
+    lua_pushnil(L);
+    x->copysql = lua_gettop(L);
     n = (int)lua_rawlen(L, a);
+    x->tidx = s->tidx;
+    x->cidx = n > 1 && s->tidx != 0 ? orm_lua_atomic_new(L) : 0;
+    x->copy = x->cidx != 0 && x->kind == ORM_QW_INSERT &&
+              s->d->copy_from_stdin && aux_copy_pays(L, s->d, a, n);
     if (n == 0 && aux_has_keys(L, a)) {
         aux_rows_add(L, u, s, x, a, 1);
     }
@@ -1453,7 +1679,10 @@ static void aux_rows_send(lua_State *L, query_ud *u, aux_sink *s,
         aux_rows_add(L, u, s, x, lua_gettop(L), i);
         lua_pop(L, 1);
     }
-    aux_rows_flush(L, u, s, x);
+    aux_rows_flush(L, u, s, x, 0);
+    aux_copy_end(L, s, x);
+    if (x->cidx != 0)
+        orm_lua_atomic_commit(L, x->cidx);
 }
 
 static int aux_insert(lua_State *L, query_ud *u, aux_sink *s, int a)
@@ -1612,7 +1841,7 @@ static int aux_increment(lua_State *L, query_ud *u, aux_sink *s, int a,
 static int aux_dispatch(lua_State *L, query_ud *u, aux_sink *s, aux_opkind k,
                         int a)
 {
-    lua_settop(L, a + 2); /* missing optional arguments become nil slots */
+    lua_settop(L, a + 3); /* missing optional arguments become nil slots */
     switch (k) {
     case OP_GET: return aux_get(L, u, s, a);
     case OP_FIRST: return aux_first(L, u, s, a);
@@ -1632,6 +1861,7 @@ static int aux_dispatch(lua_State *L, query_ud *u, aux_sink *s, aux_opkind k,
     case OP_INCREMENT: return aux_increment(L, u, s, a, ORM_QS_ADD);
     case OP_DECREMENT: return aux_increment(L, u, s, a, ORM_QS_SUB);
     case OP_UPSERT: return aux_upsert(L, u, s, a);
+    case OP_CHUNK_BY_ID: return aux_chunk_by_id(L, u, s, a);
     }
     return 0;
 }
@@ -1658,6 +1888,10 @@ static int query_exists(lua_State *L) { return aux_terminal(L, OP_EXISTS); }
 static int query_pluck(lua_State *L) { return aux_terminal(L, OP_PLUCK); }
 static int query_paginate(lua_State *L) { return aux_terminal(L, OP_PAGINATE); }
 static int query_chunk(lua_State *L) { return aux_terminal(L, OP_CHUNK); }
+static int query_chunk_by_id(lua_State *L)
+{
+    return aux_terminal(L, OP_CHUNK_BY_ID);
+}
 static int query_insert(lua_State *L) { return aux_terminal(L, OP_INSERT); }
 static int query_update(lua_State *L) { return aux_terminal(L, OP_UPDATE); }
 static int query_delete(lua_State *L) { return aux_terminal(L, OP_DELETE); }
@@ -1770,6 +2004,7 @@ static const luaL_Reg query_methods[] = {
     {"pluck", query_pluck},
     {"paginate", query_paginate},
     {"chunk", query_chunk},
+    {"chunk_by_id", query_chunk_by_id},
     {"insert", query_insert},
     {"insert_get_id", query_insert_get_id},
     {"update", query_update},

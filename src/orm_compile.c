@@ -5,6 +5,7 @@
  * the caller's and are reused, so a compile allocates nothing once they
  * have grown.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "orm_query.h"
@@ -188,9 +189,9 @@ typedef struct aux_c {
     orm_buf *b;
     orm_vlist *binds;
     orm_error *err;
+    const orm_query *top;          /* the query compiled (not a sub-query) */
+    const orm_compile_opts *o;     /* its options, or NULL */
     int rc;             /* first failure, ORM_OK until then */
-    int pg;             /* dialect has ILIKE */
-    int mysql;          /* dialect writes INSERT ... () VALUES () */
 } aux_c;
 
 static void aux_fail(aux_c *c, orm_kind k, const char *msg)
@@ -214,17 +215,22 @@ static int aux_push(aux_c *c, const orm_value *v)
     return -1;
 }
 
-/* Binds v and writes its placeholder. */
-static void aux_bind(aux_c *c, const orm_value *v)
+/* Writes the placeholder of the last binding. */
+static void aux_placeholder(aux_c *c)
 {
-    if (aux_push(c, v) != 0)
-        return;
     if (c->d->placeholder == ORM_PH_DOLLAR) {
         orm_buf_addc(c->b, '$');
         aux_int(c->b, c->binds->n);
     } else {
         orm_buf_addc(c->b, '?');
     }
+}
+
+/* Binds v and writes its placeholder. */
+static void aux_bind(aux_c *c, const orm_value *v)
+{
+    if (aux_push(c, v) == 0)
+        aux_placeholder(c);
 }
 
 /* The text between two operands, with spaces. */
@@ -234,7 +240,7 @@ static const char *aux_op_sql(const aux_c *c, orm_qop op)
         " = ", " <> ", " != ", " < ", " <= ", " > ", " >= ", " LIKE ",
         " NOT LIKE ", " LIKE "
     };
-    if (op == ORM_OP_ILIKE && c->pg)
+    if (op == ORM_OP_ILIKE && c->d->has_ilike)
         return " ILIKE ";
     return sql[op];
 }
@@ -242,7 +248,7 @@ static const char *aux_op_sql(const aux_c *c, orm_qop op)
 /* ilike without ILIKE: both operands go through LOWER(). */
 static int aux_lowered(const aux_c *c, orm_qop op)
 {
-    return op == ORM_OP_ILIKE && !c->pg;
+    return op == ORM_OP_ILIKE && !c->d->has_ilike;
 }
 
 static void aux_operand_open(aux_c *c, orm_qop op)
@@ -289,11 +295,84 @@ static void aux_compare(aux_c *c, const orm_qfilter *f, unsigned flags)
     aux_operand_close(c, f->op);
 }
 
+/* Appends one element of an array literal ({...} text input). */
+static void aux_array_elem(orm_buf *a, const orm_value *v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char num[40];
+    size_t i;
+    switch (v->type) {
+    case ORM_NULL:
+        orm_buf_adds(a, "NULL");
+        return;
+    case ORM_BOOL:
+        orm_buf_addc(a, v->u.b ? 't' : 'f');
+        return;
+    case ORM_INT:
+        snprintf(num, sizeof num, "%lld", (long long)v->u.i);
+        orm_buf_adds(a, num);
+        return;
+    case ORM_DOUBLE:
+        snprintf(num, sizeof num, "%.17g", v->u.d);
+        orm_buf_adds(a, num);
+        return;
+    case ORM_TEXT:
+        orm_buf_addc(a, '"');
+        for (i = 0; i < v->u.s.n; i++) {
+            char ch = v->u.s.p[i];
+            if (ch == '"' || ch == '\\')
+                orm_buf_addc(a, '\\');
+            orm_buf_addc(a, ch);
+        }
+        orm_buf_addc(a, '"');
+        return;
+    case ORM_BLOB: /* bytea's hex form, its backslash escaped */
+        orm_buf_adds(a, "\"\\\\x");
+        for (i = 0; i < v->u.s.n; i++) {
+            orm_buf_addc(a, hex[(unsigned char)v->u.s.p[i] >> 4]);
+            orm_buf_addc(a, hex[(unsigned char)v->u.s.p[i] & 15]);
+        }
+        orm_buf_addc(a, '"');
+        return;
+    }
+}
+
+/* col = ANY(?) / col <> ALL(?) with the list as one array parameter (its
+ * text form, a copy the bindings own). */
+static void aux_in_array(aux_c *c, const orm_qfilter *f)
+{
+    orm_buf a;
+    orm_value v;
+    int i;
+    orm_buf_init(&a);
+    orm_buf_addc(&a, '{');
+    for (i = 0; i < f->nvals; i++) {
+        if (i)
+            orm_buf_addc(&a, ',');
+        aux_array_elem(&a, &f->vals[i]);
+    }
+    orm_buf_addc(&a, '}');
+    v = orm_value_text(a.p, a.len);
+    if (a.oom || orm_vlist_push(c->binds, &v) != 0)
+        aux_fail(c, ORM_E_NOMEM, "out of memory compiling a query");
+    orm_buf_free(&a);
+    if (c->rc != ORM_OK)
+        return;
+    aux_ident(c, f->col, 0);
+    orm_buf_adds(c->b, f->negate ? " <> ALL(" : " = ANY(");
+    aux_placeholder(c);
+    orm_buf_addc(c->b, ')');
+}
+
 static void aux_in(aux_c *c, const orm_qfilter *f)
 {
     int i;
     if (f->nvals == 0) {
         orm_buf_adds(c->b, f->negate ? "1 = 1" : "1 = 0");
+        return;
+    }
+    if (c->d->array_in_over > 0 && f->nvals > c->d->array_in_over) {
+        aux_in_array(c, f);
         return;
     }
     aux_ident(c, f->col, 0);
@@ -396,9 +475,28 @@ static void aux_group(aux_c *c, const orm_qfilter *g)
     aux_group_flags(c, g, 0);
 }
 
+/* The key a page by key starts after, for the top query only. */
+static const orm_compile_opts *aux_keyed(const aux_c *c, const orm_query *q)
+{
+    return q == c->top && c->o && c->o->key_col ? c->o : NULL;
+}
+
 static void aux_where(aux_c *c, const orm_query *q)
 {
-    if (aux_filter_empty(&q->where))
+    const orm_compile_opts *k = aux_keyed(c, q);
+    int empty = aux_filter_empty(&q->where);
+    if (k && k->key_after) {
+        orm_buf_adds(c->b, empty ? " WHERE " : " WHERE (");
+        if (!empty) {
+            aux_group(c, &q->where);
+            orm_buf_adds(c->b, ") AND ");
+        }
+        aux_ident(c, k->key_col, 0);
+        orm_buf_adds(c->b, " > ");
+        aux_bind(c, k->key_after);
+        return;
+    }
+    if (empty)
         return;
     orm_buf_adds(c->b, " WHERE ");
     aux_group(c, &q->where);
@@ -466,6 +564,13 @@ static void aux_body(aux_c *c, const orm_query *q)
 static void aux_order(aux_c *c, const orm_query *q, const orm_compile_opts *o)
 {
     const orm_qorder *ord;
+    const orm_compile_opts *k = aux_keyed(c, q);
+    if (k) {
+        orm_buf_adds(c->b, " ORDER BY ");
+        aux_ident(c, k->key_col, 0);
+        orm_buf_adds(c->b, " ASC");
+        return;
+    }
     if (q->orders.n == 0) {
         if (o && o->default_order)
             orm_buf_adds(c->b, " ORDER BY 1");
@@ -601,9 +706,9 @@ static void aux_start(aux_c *c, const orm_dialect *d, orm_buf *sql,
     c->b = sql;
     c->binds = binds;
     c->err = err;
+    c->top = NULL;
+    c->o = NULL;
     c->rc = ORM_OK;
-    c->pg = strcmp(d->name, "postgres") == 0;
-    c->mysql = strcmp(d->name, "mysql") == 0;
     orm_buf_reset(sql);
     orm_vlist_clear(binds);
 }
@@ -612,6 +717,11 @@ static int aux_finish(aux_c *c)
 {
     if (c->rc == ORM_OK && c->b->oom)
         aux_fail(c, ORM_E_NOMEM, "out of memory compiling a query");
+    if (c->rc == ORM_OK && c->binds->n > c->d->max_params)
+        c->rc = orm_error_set(c->err, ORM_E_INVALID_ARGUMENT,
+                              "the statement has %d bound values; %s takes "
+                              "at most %d in one statement",
+                              c->binds->n, c->d->name, c->d->max_params);
     return c->rc;
 }
 
@@ -621,6 +731,8 @@ int orm_compile_select(const orm_query *q, const orm_dialect *d,
 {
     aux_c c;
     aux_start(&c, d, sql, binds, err);
+    c.top = q;
+    c.o = opts;
     aux_select(&c, q, opts);
     return aux_finish(&c);
 }
@@ -736,7 +848,7 @@ static void aux_insert(aux_c *c, const orm_query *q)
     orm_buf_adds(c->b, "INSERT INTO ");
     aux_ident(c, q->table, ORM_ID_ALIAS | ORM_ID_BARE);
     if (w->cols.n == 0) {
-        orm_buf_adds(c->b, c->mysql ? " () VALUES ()" : " DEFAULT VALUES");
+        orm_buf_adds(c->b, c->d->empty_insert);
     } else {
         orm_buf_adds(c->b, " (");
         aux_names(c, &w->cols, 0);
@@ -814,5 +926,35 @@ int orm_compile_write(const orm_query *q, const orm_dialect *d,
     aux_c c;
     aux_start(&c, d, sql, binds, err);
     aux_write(&c, q);
+    return aux_finish(&c);
+}
+
+int orm_compile_copy(const orm_query *q, const orm_dialect *d, orm_buf *copy,
+                     orm_buf *probe, orm_error *err)
+{
+    aux_c c;
+    orm_vlist none;
+    orm_vlist_init(&none);
+    aux_start(&c, d, probe, &none, err);
+    if (!d->copy_from_stdin || !q->table || q->write.kind != ORM_QW_INSERT ||
+        q->write.cols.n == 0) {
+        aux_fail(&c, ORM_E_INVALID_ARGUMENT,
+                 "COPY needs an insert with columns on a dialect that has it");
+        return aux_finish(&c);
+    }
+    orm_buf_adds(probe, "SELECT ");
+    aux_names(&c, &q->write.cols, 0);
+    orm_buf_adds(probe, " FROM ");
+    aux_ident(&c, q->table, ORM_ID_ALIAS | ORM_ID_BARE);
+    orm_buf_adds(probe, " WHERE 1 = 0");
+    c.b = copy;
+    orm_buf_reset(copy);
+    orm_buf_adds(copy, "COPY ");
+    aux_ident(&c, q->table, ORM_ID_ALIAS | ORM_ID_BARE);
+    orm_buf_adds(copy, " (");
+    aux_names(&c, &q->write.cols, 0);
+    orm_buf_adds(copy, ") FROM STDIN");
+    if (c.rc == ORM_OK && probe->oom)
+        aux_fail(&c, ORM_E_NOMEM, "out of memory compiling a query");
     return aux_finish(&c);
 }

@@ -28,6 +28,9 @@ struct orm_conn {
     int ncache;
     uint64_t tick;
     int depth;                      /* open transaction levels */
+    char tx_sql[48];                /* the last transaction statement sent */
+    char tx_failed[160];            /* first statement error inside the open
+                                       transaction, "" when none */
     int broken;
     int64_t prepares;
     double last_used;
@@ -108,24 +111,29 @@ const orm_dialect *orm_conn_dialect(const orm_conn *c)
     return c->d->dialect;
 }
 
-/* Records a failure: a lost connection is never reused. */
-static int conn_fail(orm_conn *c, int rc)
+static void conn_note_tx_error(orm_conn *c, const orm_error *err);
+
+/* Records a failure: a lost connection is never reused, and the first
+ * failure the server saw inside a transaction is kept for COMMIT. */
+static int conn_fail_err(orm_conn *c, int rc, const orm_error *err)
 {
     if (rc == ORM_E_CONNECTION_LOST || c->d->broken(c->h))
         c->broken = 1;
+    if (rc != ORM_E_INVALID_ARGUMENT)
+        conn_note_tx_error(c, err);
     return rc;
 }
 
 int orm_conn_ping(orm_conn *c, orm_error *err)
 {
     int rc = c->d->ping(c->h, err);
-    return rc == ORM_OK ? rc : conn_fail(c, rc);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
 int orm_conn_exec(orm_conn *c, const char *sql, orm_error *err)
 {
     int rc = c->d->exec(c->h, sql, err);
-    return rc == ORM_OK ? rc : conn_fail(c, rc);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
 static conn_entry *conn_lookup(orm_conn *c, const char *sql, size_t len,
@@ -175,7 +183,7 @@ static int conn_prepare(orm_conn *c, const char *sql, size_t len,
     }
     rc = c->d->prepare(c->h, sql, len, stmt, err);
     if (rc != ORM_OK)
-        return conn_fail(c, rc);
+        return conn_fail_err(c, rc, err);
     c->prepares++;
     if (e)  /* the cached twin is busy: this one stays uncached */
         return ORM_OK;
@@ -224,6 +232,12 @@ int orm_conn_start(orm_conn *c, const char *sql, size_t len,
     if (c->broken)
         return orm_error_set(err, ORM_E_CONNECTION_LOST,
                              "connection was lost");
+    if (n > c->d->dialect->max_params)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "the statement has %d bound values; %s takes "
+                             "at most %d in one statement",
+                             n, c->d->dialect->name,
+                             c->d->dialect->max_params);
     rc = conn_prepare(c, sql, len, stmt, err);
     if (rc != ORM_OK)
         return rc;
@@ -231,54 +245,99 @@ int orm_conn_start(orm_conn *c, const char *sql, size_t len,
     if (rc != ORM_OK) {
         orm_conn_finish(c, *stmt);
         *stmt = NULL;
-        return conn_fail(c, rc);
+        return conn_fail_err(c, rc, err);
     }
     return ORM_OK;
+}
+
+/* Notes the first statement error of an open transaction, which a
+ * database that aborts the transaction (PostgreSQL) reports at COMMIT. */
+static void conn_note_tx_error(orm_conn *c, const orm_error *err)
+{
+    size_t n;
+    if (c->depth == 0 || c->tx_failed[0] != '\0')
+        return;
+    n = strnlen(err->message, sizeof c->tx_failed - 1);
+    memcpy(c->tx_failed, err->message, n);
+    c->tx_failed[n] = '\0';
 }
 
 int orm_conn_step(orm_conn *c, void *stmt, orm_error *err)
 {
     int rc = c->d->step(stmt, err);
     if (rc == ORM_STEP_ERROR)
-        conn_fail(c, err->kind);
+        conn_fail_err(c, err->kind, err);
     return rc;
+}
+
+/* Runs the transaction statement c->tx_sql. */
+static int conn_tx_exec(orm_conn *c, orm_error *err)
+{
+    return orm_conn_exec(c, c->tx_sql, err);
 }
 
 int orm_conn_begin(orm_conn *c, orm_error *err)
 {
-    char sql[48];
     int rc;
     if (c->depth == 0)
-        rc = orm_conn_exec(c, c->d->dialect->begin_sql, err);
-    else {
-        snprintf(sql, sizeof sql, "SAVEPOINT orm_sp_%d", c->depth);
-        rc = orm_conn_exec(c, sql, err);
+        snprintf(c->tx_sql, sizeof c->tx_sql, "%s", c->d->dialect->begin_sql);
+    else
+        snprintf(c->tx_sql, sizeof c->tx_sql, "SAVEPOINT orm_sp_%d", c->depth);
+    rc = conn_tx_exec(c, err);
+    if (rc == ORM_OK && c->depth++ == 0)
+        c->tx_failed[0] = '\0';
+    return rc;
+}
+
+/* A failed COMMIT may leave the transaction open (SQLite keeps it after a
+ * deferred foreign key fails): it is rolled back, or the connection is
+ * marked broken so the pool never lends it inside a transaction. The
+ * error names the statement that made PostgreSQL abort it. */
+static int conn_commit_failed(orm_conn *c, int rc, orm_error *err)
+{
+    orm_error e2;
+    if (rc == ORM_E_TX_ABORTED && c->tx_failed[0] != '\0') {
+        size_t n = strlen(err->message);
+        snprintf(err->message + n, sizeof err->message - n,
+                 " (the first failure: %s)", c->tx_failed);
     }
-    if (rc == ORM_OK)
-        c->depth++;
+    if (!c->broken && rc != ORM_E_TX_ABORTED &&
+        c->d->exec(c->h, "ROLLBACK", &e2) != ORM_OK)
+        c->broken = 1;
     return rc;
 }
 
 /* Ends one level: commit (release) or rollback (to savepoint). */
 static int conn_end(orm_conn *c, int commit, orm_error *err)
 {
-    char sql[64];
     int rc;
-    if (c->depth == 0)
+    if (c->depth == 0) {
+        c->tx_sql[0] = '\0';
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "no transaction is open");
+    }
     if (c->depth == 1) {
-        rc = orm_conn_exec(c, commit ? "COMMIT" : "ROLLBACK", err);
+        snprintf(c->tx_sql, sizeof c->tx_sql, "%s", commit ? "COMMIT" : "ROLLBACK");
+        rc = conn_tx_exec(c, err);
         c->depth = 0;
+        if (rc != ORM_OK && commit)
+            return conn_commit_failed(c, rc, err);
+        if (rc != ORM_OK && !c->broken)
+            c->broken = 1; /* a failed ROLLBACK: the state is unknown */
         return rc;
     }
-    snprintf(sql, sizeof sql, "%s orm_sp_%d",
+    snprintf(c->tx_sql, sizeof c->tx_sql, "%s orm_sp_%d",
              commit ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT",
              c->depth - 1);
-    rc = orm_conn_exec(c, sql, err);
+    rc = conn_tx_exec(c, err);
     if (rc == ORM_OK)
         c->depth--;
     return rc;
+}
+
+const char *orm_conn_tx_sql(const orm_conn *c)
+{
+    return c->tx_sql;
 }
 
 int orm_conn_commit(orm_conn *c, orm_error *err)
@@ -289,6 +348,43 @@ int orm_conn_commit(orm_conn *c, orm_error *err)
 int orm_conn_rollback(orm_conn *c, orm_error *err)
 {
     return conn_end(c, 0, err);
+}
+
+static int conn_no_copy(orm_error *err)
+{
+    return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                         "this driver has no bulk load");
+}
+
+int orm_conn_copy_begin(orm_conn *c, const char *probe, const char *copy,
+                        int ncols, orm_error *err)
+{
+    int rc;
+    if (c->d->copy_begin == NULL)
+        return conn_no_copy(err);
+    if (c->broken)
+        return orm_error_set(err, ORM_E_CONNECTION_LOST, "connection was lost");
+    rc = c->d->copy_begin(c->h, probe, copy, ncols, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+int orm_conn_copy_rows(orm_conn *c, const orm_value *vals, int nrows,
+                       orm_error *err)
+{
+    int rc;
+    if (c->d->copy_rows == NULL)
+        return conn_no_copy(err);
+    rc = c->d->copy_rows(c->h, vals, nrows, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err)
+{
+    int rc;
+    if (c->d->copy_end == NULL)
+        return conn_no_copy(err);
+    rc = c->d->copy_end(c->h, rows, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
 int orm_conn_depth(const orm_conn *c)

@@ -47,11 +47,28 @@ void orm_conn_finish(orm_conn *c, void *stmt);
 /* Transactions: depth 0 -> BEGIN, deeper -> SAVEPOINT orm_sp_<depth>;
  * commit/rollback undo one level (COMMIT / RELEASE SAVEPOINT, ROLLBACK /
  * ROLLBACK TO SAVEPOINT). On failure the depth is unchanged, except that a
- * failed top-level COMMIT or ROLLBACK leaves depth 0. */
+ * failed top-level COMMIT or ROLLBACK leaves depth 0: a failed COMMIT is
+ * rolled back (or the connection marked broken), never left open, and
+ * raises transaction_aborted when the database had aborted the
+ * transaction (PostgreSQL after a failed statement), naming that
+ * statement's error. */
 int orm_conn_begin(orm_conn *c, orm_error *err);
 int orm_conn_commit(orm_conn *c, orm_error *err);
 int orm_conn_rollback(orm_conn *c, orm_error *err);
 int orm_conn_depth(const orm_conn *c);
+
+/* The text of the transaction statement the last begin/commit/rollback
+ * sent ("" when it sent none), for listeners and statistics. */
+const char *orm_conn_tx_sql(const orm_conn *c);
+
+/* Bulk load through the driver's copy_* calls (orm_driver.h); NULL
+ * calls (a driver without them) give invalid_argument. A failure marks a
+ * lost connection broken, like a statement's. */
+int orm_conn_copy_begin(orm_conn *c, const char *probe, const char *copy,
+                        int ncols, orm_error *err);
+int orm_conn_copy_rows(orm_conn *c, const orm_value *vals, int nrows,
+                       orm_error *err);
+int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err);
 
 /* 1 when the connection was lost and must not be reused. */
 int orm_conn_broken(const orm_conn *c);

@@ -42,18 +42,36 @@ typedef enum orm_upsert_style {
     ORM_UPSERT_ON_DUPLICATE  /* INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c) */
 } orm_upsert_style;
 
-/* What differs between SQL dialects; the compiler reads only this. */
+/* What differs between SQL dialects; the compiler reads only this. Each
+ * driver defines one, with designated initializers, in its own file. */
 typedef struct orm_dialect {
     const char *name;              /* "sqlite", "postgres", "mysql" */
     char quote;                    /* identifier quote: '"' or '`' */
     orm_placeholder placeholder;
     int has_returning;             /* INSERT ... RETURNING supported */
+    int has_ilike;                 /* ILIKE exists (else LOWER(a) LIKE LOWER(b)) */
     orm_upsert_style upsert;
-    int max_params;                /* bound parameters per statement */
+    int max_params;                /* bound parameters one statement takes;
+                                      more raise invalid_argument */
+    int insert_batch;              /* bound values per multi-row INSERT: the
+                                      measured best statement size */
+    int array_in_over;             /* 0, or: a where_in list longer than this
+                                      goes as one array parameter
+                                      (col = ANY(?) / col <> ALL(?)) */
     const char *limit_all;         /* LIMIT value meaning "no limit" when only
                                       OFFSET is given, or NULL if OFFSET alone
                                       is valid (PostgreSQL) */
     const char *begin_sql;         /* "BEGIN" / "START TRANSACTION" */
+    /* How raw SQL text is scanned for placeholders (orm_sql.c): */
+    int backslash_strings;         /* \ escapes a quote in '...' and "..." */
+    int escape_strings;            /* E'...' strings take \ escapes */
+    int dollar_quotes;             /* $tag$...$tag$ strings */
+    int nested_comments;           /* block comments nest */
+    int hash_comments;             /* # starts a comment to the line end */
+    int copy_from_stdin;           /* COPY t (cols) FROM STDIN bulk loads,
+                                      through the driver's copy_* calls */
+    const char *empty_insert;      /* what follows INSERT INTO t for a row
+                                      with no columns */
 } orm_dialect;
 
 /* Step results. */
@@ -130,6 +148,20 @@ typedef struct orm_driver {
     /* 1 when the connection is known to be unusable (lost); the pool then
      * discards it instead of reusing it. */
     int (*broken)(void *conn);
+
+    /* Bulk load, for dialects with copy_from_stdin (NULL elsewhere).
+     * copy_begin runs `probe` (a SELECT of the target columns returning no
+     * row, to learn their types) and starts `copy` (COPY ... FROM STDIN);
+     * copy_rows sends nrows rows of ncols values (row by row, ncols as
+     * given to copy_begin), encoded for each column's type; copy_end
+     * finishes the load and stores the rows loaded in *rows. After any
+     * failure the load is over (the driver ends it with the server), and
+     * any other call on the connection first ends a load left open. */
+    int (*copy_begin)(void *conn, const char *probe, const char *copy,
+                      int ncols, orm_error *err);
+    int (*copy_rows)(void *conn, const orm_value *vals, int nrows,
+                     orm_error *err);
+    int (*copy_end)(void *conn, int64_t *rows, orm_error *err);
 } orm_driver;
 
 /* Drivers built into the engine (drivers/registry.c). */

@@ -19,6 +19,7 @@ static const char *const error_names[] = {
     "invalid_argument",
     "not_initialized",
     "out_of_memory",
+    "transaction_aborted",
 };
 
 const char *orm_error_kind_name(orm_kind k)
@@ -52,6 +53,8 @@ int orm_error_set(orm_error *e, orm_kind k, const char *fmt, ...)
 {
     va_list ap;
     e->kind = k;
+    e->code = 0;
+    e->sqlstate[0] = '\0';
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);

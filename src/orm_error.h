@@ -17,7 +17,8 @@ typedef enum orm_kind {
     ORM_E_POOL_TIMEOUT,       /* "pool_timeout" */
     ORM_E_INVALID_ARGUMENT,   /* "invalid_argument": refused before sending */
     ORM_E_NOT_INITIALIZED,    /* "not_initialized": closed pool / disposed */
-    ORM_E_NOMEM               /* "out_of_memory" */
+    ORM_E_NOMEM,              /* "out_of_memory" */
+    ORM_E_TX_ABORTED          /* "transaction_aborted": COMMIT rolled back */
 } orm_kind;
 
 #define ORM_ERROR_MSG_MAX 512
@@ -35,8 +36,8 @@ const char *orm_error_kind_name(orm_kind k);
 /* Resets *e to ORM_OK with empty fields. */
 void orm_error_clear(orm_error *e);
 
-/* Fills *e with kind k and a printf-formatted message (truncated to fit);
- * code and sqlstate are left as they are. Returns k, so callers can write
+/* Fills *e with kind k and a printf-formatted message (truncated to fit),
+ * with code 0 and no sqlstate (set those after). Returns k, so callers can write
  * `return orm_error_set(err, ORM_E_QUERY, "...")`. */
 int orm_error_set(orm_error *e, orm_kind k, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

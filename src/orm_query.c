@@ -460,14 +460,17 @@ int orm_query_where_column(orm_query *q, int use_or, const char *a,
 }
 
 /* Placeholders in a raw fragment, counted the way orm_compile.c will
- * rewrite them (orm_sql_placeholders); -1 when out of memory. */
-static int aux_raw_params(const char *s, size_t n)
+ * rewrite them (orm_sql_placeholders) for a dialect with or without
+ * backslash escapes in strings; -1 when out of memory. The query does not
+ * know its dialect yet: the compiler checks the count again. */
+static int aux_raw_params(const char *s, size_t n, int backslash)
 {
     orm_dialect qmark;
     orm_buf scratch;
     int count;
     memset(&qmark, 0, sizeof qmark);
     qmark.placeholder = ORM_PH_QMARK;
+    qmark.backslash_strings = backslash;
     orm_buf_init(&scratch);
     count = orm_sql_placeholders(s, n, &qmark, 1, &scratch);
     if (scratch.oom)
@@ -484,7 +487,9 @@ int orm_query_where_raw(orm_query *q, int use_or, const char *sql, size_t n,
     if (!sql || n == 0 || memchr(sql, '\0', n))
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "raw SQL must be a non-empty string without NUL");
-    want = aux_raw_params(sql, n);
+    want = aux_raw_params(sql, n, 0);
+    if (want >= 0 && want != nvals && aux_raw_params(sql, n, 1) == nvals)
+        want = nvals; /* as a dialect with backslash escapes reads it */
     if (want < 0)
         return aux_nomem(err);
     if (want != nvals)

@@ -382,6 +382,10 @@ typedef struct orm_compile_opts {
     int64_t limit;          /* with set_window: LIMIT, -1 = none */
     int64_t offset;         /* with set_window: OFFSET, -1 = none */
     int default_order;      /* 1: ORDER BY 1 when the query has no order */
+    const char *key_col;    /* paging by key: ORDER BY key_col ASC in place
+                               of the query's order, and, when key_after
+                               is set, the query's filters AND key_col > ? */
+    const orm_value *key_after;
 } orm_compile_opts;
 
 /* Identifier flags for orm_compile_ident. */
@@ -412,5 +416,13 @@ int orm_compile_select(const orm_query *q, const orm_dialect *d,
  * UPDATE/DELETE query has joins, grouping, limit or offset. */
 int orm_compile_write(const orm_query *q, const orm_dialect *d,
                       orm_buf *sql, orm_vlist *binds, orm_error *err);
+
+/* Compiles q's INSERT payload as a bulk load for a dialect with
+ * copy_from_stdin: `copy` gets COPY t (cols) FROM STDIN, `probe` a SELECT
+ * of those columns that returns no row (it tells their types). Both are
+ * reset first. ORM_E_INVALID_ARGUMENT when the dialect has no COPY or the
+ * payload is not an insert with columns. */
+int orm_compile_copy(const orm_query *q, const orm_dialect *d, orm_buf *copy,
+                     orm_buf *probe, orm_error *err);
 
 #endif

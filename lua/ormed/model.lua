@@ -741,7 +741,7 @@ local SHORTCUTS = { with = true, with_count = true, with_trashed = true, only_tr
   without_global_scope = true, without_global_scopes = true, scope = true, select = true,
   order_by = true, latest = true, oldest = true, limit = true, join = true, left_join = true,
   pluck = true, paginate = true, chunk = true, exists = true, sum = true, avg = true,
-  min = true, max = true, distinct = true, group_by = true }
+  min = true, max = true, distinct = true, group_by = true, chunk_by_id = true }
 
 local ModelMeta = {
   __name = "ormed.Model",

@@ -404,13 +404,25 @@ function ModelQuery:paginate(opts)
 end
 
 --- chunk(n, fn): fn(instances, page) per chunk; stops when fn returns false.
+-- Pages by the primary key when the query is unordered or ordered by it.
 function ModelQuery:chunk(n, fn)
   errors.check(type(fn) == "function", "chunk(n, fn) needs a function")
   local src = self._source
   return self:_compiled():chunk(src:_target(false), n, function(rows, page)
     finish(self, rows)
     return fn(rows, page)
-  end, self._model:_hydration(src))
+  end, self._model:_hydration(src), self._model.table .. "." .. self._model.primary_key)
+end
+
+--- chunk_by_id(n, fn, column?): pages by column (default: the primary key)
+-- whatever the order, so fn may update rows out of the query's filter.
+function ModelQuery:chunk_by_id(n, fn, column)
+  errors.check(type(fn) == "function", "chunk_by_id(n, fn, column?) needs a function")
+  local src = self._source
+  return self:_compiled():chunk_by_id(src:_target(false), n, function(rows, page)
+    finish(self, rows)
+    return fn(rows, page)
+  end, column or (self._model.table .. "." .. self._model.primary_key), self._model:_hydration(src))
 end
 
 --- to_sql() -> sql, bindings (for this query's connection dialect)

@@ -25,7 +25,7 @@ local BUILDERS = {
 }
 
 local READS = { "get", "first", "count", "sum", "avg", "min", "max", "exists",
-  "pluck", "paginate", "chunk" }
+  "pluck", "paginate", "chunk", "chunk_by_id" }
 
 local WRITES = { "insert", "insert_get_id", "update", "delete", "increment",
   "decrement", "upsert" }

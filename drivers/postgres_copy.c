@@ -1,0 +1,286 @@
+/*
+ * drivers/postgres_copy.c: bulk load for the PostgreSQL driver: COPY ...
+ * FROM STDIN in text format, each value encoded for its column's type
+ * (learned from a probe SELECT), rows sent in large chunks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "postgres.h"
+
+#define PGC_BOOLOID 16
+#define PGC_BYTEAOID 17
+#define PGC_INT8OID 20
+#define PGC_INT2OID 21
+#define PGC_INT4OID 23
+#define PGC_NUMERICOID 1700
+
+/* Bytes gathered before they go to the server. */
+#define PGC_CHUNK (256 * 1024)
+
+/* How a value is written for its column. */
+enum { PGC_K_TEXT, PGC_K_BYTEA, PGC_K_NUMBER };
+
+void pg_copy_free(pg_copy *cp)
+{
+    free(cp->kinds);
+    free(cp->buf);
+    memset(cp, 0, sizeof *cp);
+}
+
+/* Makes room for n more bytes in the buffer; -1 when out of memory. */
+static int pgc_reserve(pg_copy *cp, size_t n)
+{
+    char *p;
+    size_t cap;
+    if (cp->len + n <= cp->cap)
+        return 0;
+    cap = cp->cap ? cp->cap : PGC_CHUNK + 1024;
+    while (cap < cp->len + n)
+        cap *= 2;
+    p = realloc(cp->buf, cap);
+    if (p == NULL)
+        return -1;
+    cp->buf = p;
+    cp->cap = cap;
+    return 0;
+}
+
+/* Ends the COPY at the server: with msg, as a failure that rolls it back;
+ * the final result is read and dropped. */
+static void pgc_finish(pg_conn *c, const char *msg)
+{
+    PGresult *res;
+    c->copy.active = 0;
+    c->copy.len = 0;
+    if (PQputCopyEnd(c->pg, msg) < 0)
+        c->broken = 1;
+    while ((res = PQgetResult(c->pg)) != NULL)
+        PQclear(res);
+}
+
+void pg_copy_abort(pg_conn *c)
+{
+    if (c->copy.active)
+        pgc_finish(c, "the load was abandoned");
+}
+
+/* The encodings of the columns of the probe's result. */
+static int pgc_kinds(pg_copy *cp, const PGresult *res, int ncols)
+{
+    int i;
+    if (ncols > cp->kinds_cap) {
+        unsigned char *k = realloc(cp->kinds, (size_t)ncols);
+        if (k == NULL)
+            return -1;
+        cp->kinds = k;
+        cp->kinds_cap = ncols;
+    }
+    for (i = 0; i < ncols; i++) {
+        Oid t = PQftype(res, i);
+        cp->kinds[i] = t == PGC_BYTEAOID ? PGC_K_BYTEA
+                       : (t == PGC_INT2OID || t == PGC_INT4OID ||
+                          t == PGC_INT8OID || t == PGC_NUMERICOID)
+                           ? PGC_K_NUMBER
+                           : PGC_K_TEXT;
+    }
+    cp->ncols = ncols;
+    return 0;
+}
+
+int pg_copy_begin(void *conn, const char *probe, const char *copy, int ncols,
+                  orm_error *err)
+{
+    pg_conn *c = conn;
+    PGresult *res;
+    int rc;
+    pg_copy_abort(c);
+    if (pg_broken(c))
+        return pg_lost(err);
+    res = PQexec(c->pg, probe);
+    if (!pg_ok(res) || PQnfields(res) != ncols) {
+        rc = pg_ok(res) ? orm_error_set(err, ORM_E_QUERY, "COPY: the probe "
+                                        "returned %d columns, not %d",
+                                        PQnfields(res), ncols)
+                        : pg_fail(c, res, err);
+        PQclear(res);
+        return rc;
+    }
+    rc = pgc_kinds(&c->copy, res, ncols);
+    PQclear(res);
+    if (rc != 0)
+        return pg_nomem(err);
+    res = PQexec(c->pg, copy);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = pg_fail(c, res, err);
+        PQclear(res);
+        return rc;
+    }
+    PQclear(res);
+    c->copy.active = 1;
+    c->copy.len = 0;
+    return ORM_OK;
+}
+
+/* Appends the decimal digits of i. */
+static void pgc_int(pg_copy *cp, int64_t i)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = i < 0 ? 0 - (uint64_t)i : (uint64_t)i;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (i < 0)
+        cp->buf[cp->len++] = '-';
+    while (n)
+        cp->buf[cp->len++] = tmp[--n];
+}
+
+/* Appends text, escaping what COPY's text format reads specially. */
+static void pgc_text(pg_copy *cp, const char *p, size_t n)
+{
+    size_t i;
+    char *o = cp->buf + cp->len;
+    for (i = 0; i < n; i++) {
+        char ch = p[i];
+        switch (ch) {
+        case '\\': *o++ = '\\'; *o++ = '\\'; break;
+        case '\t': *o++ = '\\'; *o++ = 't'; break;
+        case '\n': *o++ = '\\'; *o++ = 'n'; break;
+        case '\r': *o++ = '\\'; *o++ = 'r'; break;
+        default: *o++ = ch;
+        }
+    }
+    cp->len = (size_t)(o - cp->buf);
+}
+
+/* Appends bytes as bytea's hex input (\x..., its backslash escaped). */
+static void pgc_bytea(pg_copy *cp, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+    char *o = cp->buf + cp->len;
+    *o++ = '\\';
+    *o++ = '\\';
+    *o++ = 'x';
+    for (i = 0; i < n; i++) {
+        *o++ = hex[(unsigned char)p[i] >> 4];
+        *o++ = hex[(unsigned char)p[i] & 15];
+    }
+    cp->len = (size_t)(o - cp->buf);
+}
+
+/* Bytes value v may take once encoded (an upper bound). */
+static size_t pgc_size(const orm_value *v)
+{
+    if (v->type == ORM_TEXT || v->type == ORM_BLOB)
+        return 2 * v->u.s.n + 4;
+    return 40;
+}
+
+/* Appends value v for a column of encoding kind; -1 for text with a NUL
+ * byte going to a column that is not bytea. */
+static int pgc_value(pg_copy *cp, const orm_value *v, int kind)
+{
+    switch (v->type) {
+    case ORM_NULL:
+        memcpy(cp->buf + cp->len, "\\N", 2);
+        cp->len += 2;
+        return 0;
+    case ORM_BOOL:
+        cp->buf[cp->len++] = kind == PGC_K_NUMBER ? (v->u.b ? '1' : '0')
+                                                  : (v->u.b ? 't' : 'f');
+        return 0;
+    case ORM_INT:
+        pgc_int(cp, v->u.i);
+        return 0;
+    case ORM_DOUBLE:
+        pg_format_double(cp->buf + cp->len, 40, v->u.d);
+        cp->len += strlen(cp->buf + cp->len);
+        return 0;
+    case ORM_TEXT:
+    case ORM_BLOB:
+        if (kind == PGC_K_BYTEA) {
+            pgc_bytea(cp, v->u.s.p, v->u.s.n);
+            return 0;
+        }
+        if (v->u.s.n > 0 && memchr(v->u.s.p, '\0', v->u.s.n) != NULL)
+            return -1;
+        pgc_text(cp, v->u.s.p, v->u.s.n);
+        return 0;
+    }
+    return 0;
+}
+
+/* Sends what the buffer holds. */
+static int pgc_flush(pg_conn *c, orm_error *err)
+{
+    pg_copy *cp = &c->copy;
+    if (cp->len > 0 && PQputCopyData(c->pg, cp->buf, (int)cp->len) != 1) {
+        int rc = pg_fail(c, NULL, err);
+        pgc_finish(c, "sending failed");
+        return rc;
+    }
+    cp->len = 0;
+    return ORM_OK;
+}
+
+int pg_copy_rows(void *conn, const orm_value *vals, int nrows, orm_error *err)
+{
+    pg_conn *c = conn;
+    pg_copy *cp = &c->copy;
+    int r, i;
+    if (!cp->active)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT, "no COPY is open");
+    for (r = 0; r < nrows; r++, vals += cp->ncols) {
+        size_t need = 1;
+        for (i = 0; i < cp->ncols; i++)
+            need += pgc_size(&vals[i]) + 1;
+        if (pgc_reserve(cp, need) != 0) {
+            pgc_finish(c, "out of memory");
+            return pg_nomem(err);
+        }
+        for (i = 0; i < cp->ncols; i++) {
+            if (i > 0)
+                cp->buf[cp->len++] = '\t';
+            if (pgc_value(cp, &vals[i], cp->kinds[i]) != 0) {
+                pgc_finish(c, "a value holds a NUL byte");
+                return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                                     "row %d, column %d: text with a NUL "
+                                     "byte, which PostgreSQL text cannot "
+                                     "hold (use a bytea column)", r + 1, i + 1);
+            }
+        }
+        cp->buf[cp->len++] = '\n';
+        if (cp->len >= PGC_CHUNK && pgc_flush(c, err) != ORM_OK)
+            return err->kind;
+    }
+    return ORM_OK;
+}
+
+int pg_copy_end(void *conn, int64_t *rows, orm_error *err)
+{
+    pg_conn *c = conn;
+    PGresult *res;
+    int rc = ORM_OK;
+    *rows = 0;
+    if (!c->copy.active)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT, "no COPY is open");
+    if (pgc_flush(c, err) != ORM_OK)
+        return err->kind;
+    c->copy.active = 0;
+    if (PQputCopyEnd(c->pg, NULL) != 1)
+        return pg_fail(c, NULL, err);
+    res = PQgetResult(c->pg);
+    if (!pg_ok(res))
+        rc = pg_fail(c, res, err);
+    else
+        *rows = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    while ((res = PQgetResult(c->pg)) != NULL)
+        PQclear(res);
+    return rc;
+}
