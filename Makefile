@@ -66,7 +66,7 @@ asan:
 
 asan-run:
 	ORMED_BUILD=$(BUILD) ORMED_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp:print_suppressions=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(LUA_ENV) scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
 
 # make bench: the performance table of ARCHITECTURE.md (method and results:
