@@ -70,6 +70,7 @@ options:
   --steps N            rollback: how many migrations to roll back
   --config FILE        the configuration file (default: ./ormed.config.lua)
   -h, --help           show this help
+  --version            show the version (ormed 0.1.0)
 
 exit status: 0 success, 1 failure (the error is printed), 2 bad usage.
 
@@ -90,7 +91,7 @@ local function config_error(fmt, ...)
 end
 
 --- Parses argv into { command, name, connection, tenants, path, steps,
--- config, help }.
+-- config, help, version }.
 function M.parse(argv)
   local o = {}
   local i = 1
@@ -109,6 +110,8 @@ function M.parse(argv)
     end
     if a == "-h" or a == "--help" or a == "help" then
       o.help = true
+    elseif a == "--version" then
+      o.version = true
     elseif a == "--connection" then
       o.connection = value(a)
     elseif a == "--tenants" then
@@ -133,7 +136,7 @@ function M.parse(argv)
     end
     i = i + 1
   end
-  if o.help then return o end
+  if o.help or o.version then return o end
   if o.steps and o.command ~= "rollback" then usage_error("--steps only applies to rollback") end
   if o.command == "make:migration" then
     if o.name == nil then usage_error("make:migration needs a NAME, e.g. create_users_table") end
@@ -481,6 +484,10 @@ function M.main(argv, out, err_out)
     local opts = M.parse(args)
     if opts.help then
       out(M.USAGE)
+      return 0
+    end
+    if opts.version then
+      out(orm._VERSION)
       return 0
     end
     if not opts.command then
