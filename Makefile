@@ -3,16 +3,24 @@
 LUA      ?= lua5.4
 BUSTED   ?= $(LUA) /usr/bin/busted
 PREFIX   ?= /usr/local
+# Where `make install` puts the Lua modules, ormed/core.so and the command:
+# the luarocks layout under PREFIX. luarocks passes its own (see the rockspec).
+LUADIR   ?= $(PREFIX)/share/lua/5.4
+LIBDIR   ?= $(PREFIX)/lib/lua/5.4
+BINDIR   ?= $(PREFIX)/bin
+# Lua's headers: luarocks passes LUA_INCDIR; pkg-config lua5.4 otherwise.
+LUA_INCDIR ?=
 BUILD    ?= build
 PKGS      = lua5.4 sqlite3 libpq mysqlclient
 DEBS      = lua5.4 liblua5.4-dev lua-busted libsqlite3-dev libpq-dev \
             default-libmysqlclient-dev postgresql mariadb-server pkg-config \
-            lua-sql-sqlite3 lua-sql-postgres lua-sql-mysql lua-check pgbouncer
+            lua-sql-sqlite3 lua-sql-postgres lua-sql-mysql lua-check pgbouncer \
+            luarocks lua-cjson lua-ldoc lua-discount
 
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror
 ALLCFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC $(WARN) \
-            -Isrc $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+            -Isrc $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
 LDLIBS    = $(shell pkg-config --libs sqlite3 libpq mysqlclient) -lpthread -lm
 
 SRCS      = $(wildcard src/*.c drivers/*.c)
@@ -24,7 +32,7 @@ SPECS    ?= spec
 LUA_ENV   = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
             LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all deps test asan asan-run example embed bench install clean lint
+.PHONY: all deps test asan asan-run example embed bench bench-json install clean lint docs
 
 all: $(MODULE)
 
@@ -58,7 +66,7 @@ asan:
 
 asan-run:
 	ORMED_BUILD=$(BUILD) ORMED_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp:print_suppressions=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(LUA_ENV) scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
 
 # make bench: the performance table of ARCHITECTURE.md (method and results:
@@ -76,6 +84,11 @@ bench: all $(BENCH_MODULE)
 	$(LUA_ENV) BENCH_DRIVERS="$(BENCH_DRIVERS)" ORMED_TEST_DRIVERS="$(BENCH_DRIVERS)" \
 	  scripts/with-servers.sh $(LUA) bench/run.lua
 
+# make bench-json: ormed.json against lua-cjson (bench/json.lua; results and
+# the decision in bench/RESULTS.md). About ten seconds, no server.
+bench-json: all
+	$(LUA_ENV) $(LUA) bench/json.lua
+
 EXAMPLES  = quickstart.lua multi_db.lua tenants.lua compensating.lua models.lua
 
 example: all
@@ -89,13 +102,20 @@ embed: all
 lint:
 	luacheck lua spec examples bench
 
+# make docs: the HTML API reference in build/docs/ (LDoc, config.ld), from
+# the doc comments (---) of lua/ormed/; any LDoc warning fails it.
+docs:
+	ldoc --fatalwarnings .
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]; luarocks runs it with its
+# LUADIR, LIBDIR and BINDIR (ormed-*.rockspec). The command learns where its
+# modules are from the @LUADIR@ / @LIBDIR@ it is given here.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/ormed $(DESTDIR)$(PREFIX)/lib/lua/5.4/ormed
-	install -m 644 lua/ormed/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/ormed/
-	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/5.4/ormed/core.so
-	install -d $(DESTDIR)$(PREFIX)/bin
-	sed 's|@PREFIX@|$(PREFIX)|' bin/ormed > $(DESTDIR)$(PREFIX)/bin/ormed
-	chmod 755 $(DESTDIR)$(PREFIX)/bin/ormed
+	install -d $(DESTDIR)$(LUADIR)/ormed $(DESTDIR)$(LIBDIR)/ormed $(DESTDIR)$(BINDIR)
+	install -m 644 lua/ormed/*.lua $(DESTDIR)$(LUADIR)/ormed/
+	install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/ormed/core.so
+	sed -e 's|@LUADIR@|$(LUADIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' bin/ormed > $(DESTDIR)$(BINDIR)/ormed
+	chmod 755 $(DESTDIR)$(BINDIR)/ormed
 
 clean:
 	rm -rf build build-asan

@@ -11,15 +11,22 @@ connection pools, transactions with savepoints, named connections, tenants,
 a schema builder and migrations, on SQLite, PostgreSQL and MySQL/MariaDB.]],
   license = "MIT",
 }
+-- lua-cjson is optional: ormed.json uses it when it is installed (Debian's
+-- lua-cjson, or `luarocks install lua-cjson`) and is pure Lua otherwise.
 dependencies = { "lua >= 5.4, < 5.5" }
+-- The Makefile finds the headers with pkg-config (sqlite3, libpq,
+-- mysqlclient): libpq's and MariaDB's headers live in subfolders
+-- (/usr/include/postgresql, /usr/include/mariadb on Debian), so only the
+-- libraries are checked here.
 external_dependencies = {
-  SQLITE = { header = "sqlite3.h" },
-  PQ = { header = "libpq-fe.h" },
-  MYSQL = { header = "mysql.h" },
+  SQLITE = { library = "sqlite3" },
+  PQ = { library = "pq" },
+  MYSQL = { library = "mysqlclient" },
 }
 build = {
   type = "make",
-  build_variables = { CFLAGS = "$(CFLAGS)" },
-  install_variables = { PREFIX = "$(PREFIX)" },
+  build_variables = { CFLAGS = "$(CFLAGS)", LUA_INCDIR = "$(LUA_INCDIR)" },
+  install_variables = { PREFIX = "$(PREFIX)", LUADIR = "$(LUADIR)", LIBDIR = "$(LIBDIR)",
+                        BINDIR = "$(BINDIR)" },
   copy_directories = {},
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lua_ormed.h"
+#include "orm_conn.h"
 
 /* {==== errors ====} */
 
@@ -220,6 +221,14 @@ static int core_is_blob(lua_State *L)
     return 1;
 }
 
+/* core.clock(): seconds on a monotonic clock (for durations: the time a
+ * migration took, as the `ormed` command prints it). */
+static int core_clock(lua_State *L)
+{
+    lua_pushnumber(L, orm_clock());
+    return 1;
+}
+
 static void core_setint(lua_State *L, const char *k, lua_Integer v)
 {
     lua_pushinteger(L, v);
@@ -248,6 +257,7 @@ static const luaL_Reg core_funcs[] = {
     {"blob", core_blob},
     {"dialect", core_dialect},
     {"is_blob", core_is_blob},
+    {"clock", core_clock},
     {NULL, NULL},
 };
 

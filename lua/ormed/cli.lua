@@ -1,5 +1,6 @@
--- ormed.cli: the `ormed` command line (bin/ormed): migrations from a shell.
+--- ormed.cli: the `ormed` command line (bin/ormed): migrations from a shell.
 --
+--   ormed make:migration NAME [--path DIR]
 --   ormed migrate|rollback|reset|status|fresh [--connection NAME] [--tenants]
 --         [--path DIR] [--steps N] [--config FILE]
 --   ormed --help
@@ -30,10 +31,21 @@
 -- A connection is { url = "..." } (orm.driver_from_url) or { driver =
 -- adapter }. Relative paths are relative to the current folder. --path
 -- overrides the folder, --steps N rolls back N migrations instead of the
--- last batch. Exit codes: 0 success, 1 failure (with --tenants: any tenant
--- failed; every tenant is still reported), 2 bad usage. Errors are one line
--- on stderr.
+-- last batch. make:migration needs no configuration (it reads the folder
+-- from it when there is one). Each migration prints one line with its time
+-- as it runs; status prints an aligned table. Exit codes: 0 success, 1
+-- failure (a migration failed: what ran before it is kept, the failed one
+-- rolled back where the database's DDL is transactional; with --tenants:
+-- any tenant failed, every tenant is still reported), 2 bad usage. Errors
+-- are one line on stderr.
+--
+-- The parser is hand-written rather than lua-argparse: the command has one
+-- positional argument and five options, and argparse would be a runtime
+-- dependency luarocks cannot see when Debian installs it (so `luarocks
+-- make` would need the network), and it exits 1 on bad usage.
+-- @module ormed.cli
 local orm = require("ormed")
+local core = require("ormed.core")
 local Migrator = require("ormed.migrator").Migrator
 
 local M = {}
@@ -41,37 +53,45 @@ local M = {}
 M.USAGE = [[
 usage: ormed <command> [options]
 
+Migrations from the shell, on the connections of ./ormed.config.lua.
+
 commands:
-  migrate     apply the pending migrations (one new batch)
-  rollback    roll back the last batch (or --steps N migrations)
-  reset       roll back every migration
-  status      list the migrations, applied or pending
-  fresh       drop every table, then apply every migration
+  make:migration NAME  write migrations/YYYYMMDDHHMMSS_NAME.lua from a template
+  migrate              apply the pending migrations (one new batch)
+  rollback             roll back the last batch (or --steps N migrations)
+  reset                roll back every migration
+  status               list the migrations, applied or pending
+  fresh                drop every table, then apply every migration
 
 options:
-  --connection NAME   the connection of ormed.config.lua to use (default: its `default`)
-  --tenants           run the command on every tenant of the config's `tenants`
-  --path DIR          the migrations folder (default: from the config, else migrations)
-  --steps N           rollback: how many migrations to roll back
-  --config FILE       the configuration file (default: ./ormed.config.lua)
-  -h, --help          show this help
+  --connection NAME    the connection of ormed.config.lua to use (default: its `default`)
+  --tenants            run the command on every tenant of the config's `tenants`
+  --path DIR           the migrations folder (default: from the config, else migrations)
+  --steps N            rollback: how many migrations to roll back
+  --config FILE        the configuration file (default: ./ormed.config.lua)
+  -h, --help           show this help
+  --version            show the version (ormed 0.1.0)
+
+exit status: 0 success, 1 failure (the error is printed), 2 bad usage.
 
 ormed.config.lua returns { connections = { name = { url = "sqlite:app.sqlite" } ... },
 default = "name", migrations = "migrations", tenants = { driver = fn(id), ids = {...} } };
 see the comment at the top of lua/ormed/cli.lua.]]
 
-local COMMANDS = { migrate = true, rollback = true, reset = true, status = true, fresh = true }
+local COMMANDS = { migrate = true, rollback = true, reset = true, status = true, fresh = true,
+  ["make:migration"] = true }
 
 -- A usage or configuration failure: { cli = true, message, code }.
 local function usage_error(msg)
-  error({ cli = true, code = 2, message = msg }, 0)
+  error({ cli = true, code = 2, message = msg .. " (see ormed --help)" }, 0)
 end
 
 local function config_error(fmt, ...)
   error({ cli = true, code = 1, message = string.format(fmt, ...) }, 0)
 end
 
--- Parses argv into { command, connection, tenants, path, steps, config, help }.
+--- Parses argv into { command, name, connection, tenants, path, steps,
+-- config, help, version }.
 function M.parse(argv)
   local o = {}
   local i = 1
@@ -90,6 +110,8 @@ function M.parse(argv)
     end
     if a == "-h" or a == "--help" or a == "help" then
       o.help = true
+    elseif a == "--version" then
+      o.version = true
     elseif a == "--connection" then
       o.connection = value(a)
     elseif a == "--tenants" then
@@ -107,16 +129,25 @@ function M.parse(argv)
     elseif o.command == nil then
       if not COMMANDS[a] then usage_error("unknown command '" .. a .. "'") end
       o.command = a
+    elseif o.command == "make:migration" and o.name == nil then
+      o.name = a
     else
       usage_error("unexpected argument '" .. a .. "'")
     end
     i = i + 1
   end
+  if o.help or o.version then return o end
   if o.steps and o.command ~= "rollback" then usage_error("--steps only applies to rollback") end
+  if o.command == "make:migration" then
+    if o.name == nil then usage_error("make:migration needs a NAME, e.g. create_users_table") end
+    if o.tenants or o.connection then
+      usage_error("make:migration takes --path (or --config), not --connection or --tenants")
+    end
+  end
   return o
 end
 
--- Loads the configuration file.
+--- Loads the configuration file.
 function M.load_config(file)
   local chunk, err = loadfile(file, "t")
   if not chunk then
@@ -174,28 +205,183 @@ end
 
 -- {==== output ====}
 
+-- Rows as lines whose columns line up (two spaces between columns; the
+-- last column is not padded); widths: the least width of each column.
+local function aligned(rows, widths)
+  widths = widths or {}
+  for _, r in ipairs(rows) do
+    for c, v in ipairs(r) do widths[c] = math.max(widths[c] or 0, #v) end
+  end
+  local lines = {}
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for c, v in ipairs(r) do
+      cells[c] = c < #r and v .. string.rep(" ", widths[c] - #v) or v
+    end
+    lines[#lines + 1] = (table.concat(cells, "  "):gsub("%s+$", ""))
+  end
+  return lines
+end
+
+-- An applied-at time as "YYYY-MM-DD HH:MM:SS" (UTC), whatever the driver
+-- returned (ISO 8601 with or without a T, fractions or a Z).
+local function applied_at(v)
+  if v == nil then return "" end
+  local d, t = tostring(v):match("^(%d%d%d%d%-%d%d%-%d%d)[T ](%d%d:%d%d:%d%d)")
+  return d and (d .. " " .. t) or tostring(v)
+end
+
+local function status_state(s)
+  if s.missing then return "Missing" end
+  if s.changed then return "Changed" end
+  return s.applied and "Ran" or "Pending"
+end
+
+-- The status table: Status, Batch, Migration, Applied at.
+local function status_lines(result)
+  if #result == 0 then return { "No migrations." } end
+  local rows = { { "Status", "Batch", "Migration", "Applied at" } }
+  for _, s in ipairs(result) do
+    rows[#rows + 1] = { status_state(s), s.batch and tostring(s.batch) or "", s.id,
+      applied_at(s.applied_at) }
+  end
+  local lines = aligned(rows, { #"Pending", #"Batch" })  -- alike whatever the states
+  local notes = {}
+  for _, s in ipairs(result) do
+    if s.missing then notes[#notes + 1] = "Missing: " .. s.id .. " was applied but its file is gone." end
+    if s.changed then notes[#notes + 1] = "Changed: " .. s.id .. " was edited after it was applied." end
+  end
+  for _, n in ipairs(notes) do lines[#lines + 1] = n end
+  return lines
+end
+
+local function duration(ms)
+  if ms >= 1000 then return string.format("%.2f s", ms / 1000) end
+  return string.format("%.1f ms", ms)
+end
+
+-- One line per migration as it runs: "Migrated     <id>  (1.2 ms)".
+local function progress_line(ev)
+  local verb
+  if not ev.ok then verb = "Failed"
+  elseif ev.direction == "up" then verb = "Migrated"
+  else verb = "Rolled back" end
+  return string.format("%-11s  %s  (%s)", verb, ev.id, duration(ev.ms))
+end
+
+-- The closing lines of a command (the migrations were printed as they ran).
 local function report_lines(command, result, prefix, out)
   if command == "status" then
-    if #result == 0 then out(prefix .. "No migrations.") end
-    for _, s in ipairs(result) do
-      local state = s.applied and "Ran" or "Pending"
-      local mark = s.missing and "  (file missing)" or (s.changed and "  (changed since applied)" or "")
-      out(string.format("%s%-8s %-6s %s%s", prefix, state, s.batch and tostring(s.batch) or "",
-        s.id, mark))
-    end
-    return
+    for _, l in ipairs(status_lines(result)) do out(prefix .. l) end
+  elseif #result == 0 then
+    local up = command == "migrate" or command == "fresh"
+    out(prefix .. (up and "Nothing to migrate." or "Nothing to roll back."))
   end
-  local verb = (command == "rollback" or command == "reset") and "Rolled back" or "Migrated"
-  if command == "fresh" then out(prefix .. "Dropped all tables.") end
-  if #result == 0 then
-    out(prefix .. (verb == "Migrated" and "Nothing to migrate." or "Nothing to roll back."))
-  end
-  for _, id in ipairs(result) do out(prefix .. verb .. "  " .. id) end
 end
 
 local function call(runner, command, opts)
   if command == "rollback" then return runner:rollback({ steps = opts.steps }) end
   return runner[command](runner)
+end
+
+-- {==== make:migration ====}
+
+local TEMPLATE_CREATE = [[
+-- Migration %s: creates the table %s.
+return {
+  up = function(schema)
+    schema:create_table("%s", function(t)
+      t:id()
+      t:timestamps()
+    end)
+  end,
+  down = function(schema)
+    schema:drop_table("%s")
+  end,
+}
+]]
+
+local TEMPLATE_ALTER = [[
+-- Migration %s: changes the table %s.
+return {
+  up = function(schema)
+    schema:alter_table("%s", function(t)
+      -- t:string("nick", 40):nullable()
+    end)
+  end,
+  down = function(schema)
+    schema:alter_table("%s", function(t)
+      -- t:drop_column("nick")
+    end)
+  end,
+}
+]]
+
+local TEMPLATE_PLAIN = [[
+-- Migration %s.
+return {
+  up = function(schema, ds)   -- schema: ds:schema(); ds: the data source
+  end,
+  down = function(schema, ds) -- undoes up
+  end,
+}
+]]
+
+-- create_users_table, CreateUsersTable, create-users -> create_users_table
+local function snake_name(name)
+  local s = name:gsub("(%l)(%u)", "%1_%2"):gsub("[-%s]+", "_"):lower()
+  if not s:match("^[%a][%w_]*$") then
+    usage_error("a migration name is letters, digits and underscores, starting with a letter; got '"
+      .. name .. "'")
+  end
+  return s
+end
+
+local function template(name, id)
+  local created = name:match("^create_([%w_]-)_table$") or name:match("^create_([%w_]+)$")
+  if created then return string.format(TEMPLATE_CREATE, id, created, created, created) end
+  local altered = name:match("_to_([%w_]-)_table$") or name:match("_to_([%w_]+)$")
+    or name:match("_from_([%w_]-)_table$") or name:match("_from_([%w_]+)$")
+  if altered then return string.format(TEMPLATE_ALTER, id, altered, altered, altered) end
+  return string.format(TEMPLATE_PLAIN, id)
+end
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- Writes <path>/<YYYYMMDDHHMMSS>_<name>.lua (UTC; one second later than a
+-- migration of the folder with the same stamp, so ids stay unique).
+local function make_migration(path, raw_name, out)
+  local name = snake_name(raw_name)
+  if not core.list_dir(path) then
+    os.execute("mkdir -p " .. shell_quote(path))
+    if not core.list_dir(path) then config_error("cannot create the migrations folder %s", path) end
+  end
+  local taken = {}
+  for _, entry in ipairs(core.list_dir(path)) do
+    local stamp = entry:match("^(%d+)_")
+    if stamp then taken[stamp] = true end
+  end
+  local t = os.time()
+  local stamp = os.date("!%Y%m%d%H%M%S", t)
+  while taken[stamp] do
+    t = t + 1
+    stamp = os.date("!%Y%m%d%H%M%S", t)
+  end
+  local id = stamp .. "_" .. name
+  local file = path .. "/" .. id .. ".lua"
+  local existing = io.open(file, "r")
+  if existing then
+    existing:close()
+    config_error("%s already exists", file)
+  end
+  local f, err = io.open(file, "w")
+  if not f then config_error("cannot write %s: %s", file, tostring(err)) end
+  f:write(template(name, id))
+  f:close()
+  out("Created " .. file)
+  return 0
 end
 
 -- {==== commands ====}
@@ -206,7 +392,14 @@ local function run_connection(cfg, opts, out)
   ds:init()
   local path = opts.path or c.migrations or cfg.migrations or "migrations"
   local ok, res = pcall(function()
-    local runner = Migrator({ data_source = ds, path = path, table = cfg.table })
+    local runner = Migrator({ data_source = ds, path = path, table = cfg.table,
+      on_migration = function(ev) out(progress_line(ev)) end })
+    if opts.command == "fresh" then
+      runner:files() -- refuse a bad folder before saying anything
+      runner.schema:drop_all_tables()
+      out("Dropped all tables.")
+      return runner:migrate()
+    end
     return call(runner, opts.command, opts)
   end)
   ds:dispose()
@@ -236,7 +429,8 @@ local function run_tenants(cfg, opts, out, err_out)
   end
   local path = opts.path or t.migrations or cfg.migrations or "migrations"
   local ok, report = pcall(function()
-    local runner = Migrator.for_tenants(tenants, { path = path, table = cfg.table })
+    local runner = Migrator.for_tenants(tenants, { path = path, table = cfg.table,
+      on_migration = function(ev) out("[tenant " .. tostring(ev.tenant) .. "] " .. progress_line(ev)) end })
     return call(runner, opts.command, opts)
   end)
   tenants:dispose()
@@ -258,10 +452,31 @@ local function run_tenants(cfg, opts, out, err_out)
   return failures > 0 and 1 or 0
 end
 
--- main(argv, out?, err_out?): runs the command; returns the exit code.
--- out / err_out receive one line each (default: stdout / stderr).
+-- The folder make:migration writes to: --path, else the configuration's
+-- (when there is one), else "migrations".
+local function migrations_folder(opts)
+  if opts.path then return opts.path end
+  local file = opts.config or "ormed.config.lua"
+  local f = io.open(file, "r")
+  if not f then
+    if opts.config then config_error("cannot read %s", file) end
+    return "migrations"
+  end
+  f:close()
+  local cfg = M.load_config(file)
+  local name = cfg.default or "primary"
+  local c = type(cfg.connections) == "table" and cfg.connections[name]
+  return type(c) == "table" and c.migrations or cfg.migrations or "migrations"
+end
+
+--- main(argv, out?, err_out?): runs the command; returns the exit code.
+-- out / err_out receive one line each (default: stdout / stderr, flushed
+-- line by line so progress shows as it happens).
 function M.main(argv, out, err_out)
-  out = out or function(s) io.stdout:write(s, "\n") end
+  out = out or function(s)
+    io.stdout:write(s, "\n")
+    io.stdout:flush()
+  end
   err_out = err_out or function(s) io.stderr:write(s, "\n") end
   local args = {}
   for i = 1, #(argv or {}) do args[i] = argv[i] end
@@ -271,9 +486,16 @@ function M.main(argv, out, err_out)
       out(M.USAGE)
       return 0
     end
+    if opts.version then
+      out(orm._VERSION)
+      return 0
+    end
     if not opts.command then
       err_out(M.USAGE)
       return 2
+    end
+    if opts.command == "make:migration" then
+      return make_migration(migrations_folder(opts), opts.name, out)
     end
     local cfg = M.load_config(opts.config or "ormed.config.lua")
     if opts.tenants then return run_tenants(cfg, opts, out, err_out) end

@@ -1,7 +1,8 @@
--- ormed.datasource: DataSource, a named database with its own connection
+--- ormed.datasource: DataSource, a named database with its own connection
 -- pool (in C), raw SQL, plain-table queries, transactions pinned to one
 -- connection per coroutine, statement listeners, statistics and health.
 -- OrmConnection is a DataSource built from a ConnectionConfig by a factory.
+-- @module ormed.datasource
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 local ConnectionManager = require("ormed.manager")
@@ -20,7 +21,12 @@ local DEFAULT_POOL = { max = 10, min = 1, acquire_timeout = 5, idle_timeout = 60
 local ScopeRegistry = {}
 ScopeRegistry.__index = ScopeRegistry
 
--- register_scope(Model, fn, id?): fn(query) runs on every query of Model
+--- The scopes of a data source (`ds.context.scope_registry`): global
+-- scopes registered per model, applied to every query of that model run
+-- through the data source (a tenant column, say).
+-- @type ScopeRegistry
+
+--- register_scope(Model, fn, id?): fn(query) runs on every query of Model
 -- through this data source. Returns the id (generated when not given).
 function ScopeRegistry:register_scope(model, fn, id)
   errors.check(type(model) == "table", "register_scope(Model, fn, id) needs a model")
@@ -39,6 +45,7 @@ function ScopeRegistry:register_scope(model, fn, id)
   return id
 end
 
+--- remove_scope(Model, id): removes a scope registered for Model; true when there was one.
 function ScopeRegistry:remove_scope(model, id)
   local list = self._by_model[model] or {}
   for i, s in ipairs(list) do
@@ -47,7 +54,7 @@ function ScopeRegistry:remove_scope(model, id)
   return false
 end
 
--- The scopes of a model, in registration order: list of { id, fn }.
+--- The scopes of a model, in registration order: list of { id, fn }.
 function ScopeRegistry:scopes_for(model)
   return self._by_model[model] or {}
 end
@@ -69,7 +76,12 @@ local function merge_pool(opts)
   return p
 end
 
--- orm.DataSource{ name, driver, entities?, pool?, manager? }
+--- A named database with its own connection pool: raw SQL, plain-table
+-- queries, model queries, transactions pinned to the current coroutine,
+-- listeners, statistics. Create with `orm.DataSource{...}`, then `init()`.
+-- @type DataSource
+
+--- orm.DataSource{ name, driver, entities?, pool?, manager? }
 function DataSource.new(opts)
   errors.check(type(opts) == "table", "DataSource expects a table of options")
   errors.check(type(opts.name) == "string" and opts.name ~= "",
@@ -116,6 +128,8 @@ local function close_pool(self)
   return true
 end
 
+--- Opens the pool (`pool.min` connections, default 1) and registers with the manager; the first
+-- data source initialised becomes the default connection. Idempotent; returns the data source.
 function DataSource:init()
   if self._pool then return self end
   open_pool(self)
@@ -128,17 +142,19 @@ function DataSource:init()
   return self
 end
 
+--- True once init() has run (and dispose() has not).
 function DataSource:is_initialized()
   return self._pool ~= nil
 end
 
--- Closes every connection and unregisters. Twice is harmless.
+--- Closes every connection and unregisters. Twice is harmless.
 function DataSource:dispose()
   if close_pool(self) and self.manager:has(self.name) then
     self.manager:unregister(self.name, self)
   end
 end
 
+--- The name of this data source (its connection name).
 function DataSource:connection_name()
   return self.name
 end
@@ -179,7 +195,7 @@ local function pool_of(self)
   return pool
 end
 
--- The dialect name: "sqlite", "postgres" or "mysql".
+--- The dialect name: "sqlite", "postgres" or "mysql".
 function DataSource:dialect()
   return pool_of(self):dialect()
 end
@@ -210,33 +226,34 @@ function DataSource:_target(write)
   return pool
 end
 
+--- True when the current coroutine has a transaction open on this data source.
 function DataSource:in_transaction()
   return tx_conn(self) ~= nil
 end
 
--- select(sql, bindings?): rows as plain tables.
+--- select(sql, bindings?): rows as plain tables.
 function DataSource:select(sql, bindings)
   return self:_target(false):run(sql, bindings, "rows")
 end
 
--- execute(sql, bindings?): { affected_rows, last_insert_id }.
+--- execute(sql, bindings?): { affected_rows, last_insert_id }.
 function DataSource:execute(sql, bindings)
   return self:_target(true):run(sql, bindings, "exec")
 end
 
--- A plain-table query on `name` (rows come back as plain tables).
+--- A plain-table query on `name` (rows come back as plain tables).
 function DataSource:table(name)
   pool_of(self)
   return Query.new(self, name)
 end
 
--- A query for Model on this data source.
+--- A query for Model on this data source.
 function DataSource:query(model)
   errors.check(type(model) == "table" and model.query, "query(Model) needs a model")
   return model:query({ connection = self })
 end
 
--- The schema builder of this data source (see ormed.schema).
+--- The schema builder of this data source (see ormed.schema).
 function DataSource:schema()
   pool_of(self)
   return require("ormed.schema").new(self)
@@ -247,7 +264,7 @@ local function finish(ok, ...)
   error((...), 0)
 end
 
--- transaction(fn): fn(ds) runs with every statement of this data source
+--- transaction(fn): fn(ds) runs with every statement of this data source
 -- (in this coroutine) on one connection; commits when fn returns, rolls
 -- back and re-raises when it raises. Nested calls are savepoints.
 function DataSource:transaction(fn)
@@ -296,7 +313,7 @@ function DataSource:transaction(fn)
   return finish(table.unpack(results, 1, results.n))
 end
 
--- listen(fn): fn(event) after every statement, event = { connection, sql,
+--- listen(fn): fn(event) after every statement, event = { connection, sql,
 -- bindings, duration_ms, rows, error }, and once per leaked connection
 -- (pool.leak_timeout), event = { event = "leak", connection, held,
 -- traceback }. Returns a function that removes it.
@@ -305,22 +322,28 @@ function DataSource:listen(fn)
   return util.add_handler(self._listeners, fn)
 end
 
--- stats(): { open, in_use, idle, waits, timeouts, queries, errors,
+--- stats(): { open, in_use, idle, waits, timeouts, queries, errors,
 -- prepared, expired, total_ms } (expired: connections closed for reaching
 -- pool.max_lifetime). Also checks for leaked connections.
 function DataSource:stats()
   return pool_of(self):stats()
 end
 
--- ping(): true, or raises connection_failed / connection_lost.
+--- ping(): true, or raises connection_failed / connection_lost.
 function DataSource:ping()
   return pool_of(self):ping()
 end
+
+--- A data source built from a ConnectionConfig by a factory or the
+-- connection manager; it has every method of a DataSource.
+-- @type OrmConnection
 
 -- OrmConnection{ config = ConnectionConfig, driver = adapter, registry? }
 local OrmConnection = setmetatable({}, { __index = DataSource })
 OrmConnection.__index = OrmConnection
 
+--- orm.OrmConnection{ config = ConnectionConfig, driver = adapter, registry? }: a data source built
+-- by a factory (same methods as a DataSource).
 function OrmConnection.new(opts)
   errors.check(type(opts) == "table", "OrmConnection expects a table of options")
   local config = opts.config or {}
@@ -337,18 +360,19 @@ function OrmConnection.new(opts)
   return setmetatable(self, OrmConnection)
 end
 
--- Registration with the manager is the factory's job: an OrmConnection
+--- Registration with the manager is the factory's job: an OrmConnection
 -- only opens its pool.
 function OrmConnection:init()
   if not self._pool then open_pool(self) end
   return self
 end
 
+--- Closes the connection pool.
 function OrmConnection:dispose()
   close_pool(self)
 end
 
--- OrmConnection.from_manager(name, manager?): the connection registered
+--- OrmConnection.from_manager(name, manager?): the connection registered
 -- under name.
 function OrmConnection.from_manager(name, manager)
   return (manager or ConnectionManager.instance):connection(name)

@@ -1,6 +1,7 @@
--- ormed.drivers: driver adapters (what to connect to), DatabaseConfig and
+--- ormed.drivers: driver adapters (what to connect to), DatabaseConfig and
 -- driver_from_url. An adapter is a plain table { driver = name, params = {...} }
 -- handed to the C engine when a data source opens its pool.
+-- @module ormed.drivers
 local errors = require("ormed.errors")
 
 local M = {}
@@ -21,7 +22,7 @@ local function adapter(params)
   return setmetatable({ driver = params.driver, params = params }, Adapter)
 end
 
--- orm.DatabaseConfig{ driver = "sqlite", options = { path = ... } }
+--- orm.DatabaseConfig{ driver = "sqlite", options = { path = ... } }
 function M.DatabaseConfig(t)
   errors.check(type(t) == "table", "DatabaseConfig expects a table")
   errors.check(type(t.driver) == "string", "DatabaseConfig needs a driver name")
@@ -62,16 +63,24 @@ end
 
 M.SqliteDriverAdapter = {}
 
+--- orm.SqliteDriverAdapter.file(path): a SQLite database in a file (created when missing).
+-- @function SqliteDriverAdapter.file
 function M.SqliteDriverAdapter.file(path)
   errors.check(type(path) == "string" and path ~= "",
     "SqliteDriverAdapter.file expects a path")
   return adapter({ driver = "sqlite", path = path })
 end
 
+--- orm.SqliteDriverAdapter.memory(): an in-memory SQLite database (one connection: each connection
+-- would be a separate database).
+-- @function SqliteDriverAdapter.memory
 function M.SqliteDriverAdapter.memory()
   return adapter({ driver = "sqlite", memory = true })
 end
 
+--- orm.SqliteDriverAdapter.custom{ config = orm.DatabaseConfig{ driver = "sqlite", options = { path
+-- = ... } | { memory = true } } }.
+-- @function SqliteDriverAdapter.custom
 function M.SqliteDriverAdapter.custom(t)
   errors.check(type(t) == "table" and type(t.config) == "table",
     "SqliteDriverAdapter.custom expects { config = orm.DatabaseConfig{...} }")
@@ -84,15 +93,27 @@ M.PostgresDriverAdapter = setmetatable({}, {
   __call = function(_, t) return adapter(copy_server_params("postgres", t)) end,
 })
 
+--- orm.PostgresDriverAdapter{ host, port, database, username, password, socket?, sslmode?, options?
+-- }: a PostgreSQL server (libpq).
+-- @function PostgresDriverAdapter
+
+
+
 M.MySqlDriverAdapter = setmetatable({}, {
   __call = function(_, t) return adapter(copy_server_params("mysql", t)) end,
 })
+
+--- orm.MySqlDriverAdapter{ host, port, database, username, password, socket? }: a MySQL or MariaDB
+-- server (MariaDB Connector/C).
+-- @function MySqlDriverAdapter
+
+
 
 local function unescape(s)
   return s and (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
--- orm.driver_from_url("postgres://user:pass@host:port/db?sslmode=disable"),
+--- orm.driver_from_url("postgres://user:pass@host:port/db?sslmode=disable"),
 -- "mysql://...", "sqlite:path" or "sqlite::memory:".
 function M.driver_from_url(url)
   errors.check(type(url) == "string", "driver_from_url expects a string")

@@ -1,7 +1,8 @@
--- ormed.errors: orm.Error, the one error value every failure raises.
+--- ormed.errors: orm.Error, the one error value every failure raises.
 -- Error values are tables { kind, message, connection?, sql?, sqlstate?, code? }
 -- whose metatable is orm.Error itself (shared with the C engine), so
 -- getmetatable(err) == orm.Error and tostring(err) gives one readable line.
+-- @module ormed.errors
 local core = require("ormed.core")
 
 local Error = core.Error
@@ -9,7 +10,16 @@ Error.__index = Error
 
 local M = {}
 
--- Builds an error value from a table of fields (kind and message required).
+--- orm.Error: the error value every failure raises, a table with `kind`,
+-- `message` and, where they apply, `connection`, `sql`, `sqlstate` and
+-- `code`. Kinds: connection_not_found, not_initialized, connection_failed,
+-- connection_lost, pool_timeout, cross_connection_transaction, query,
+-- unique_violation, foreign_key_violation, not_null_violation,
+-- model_not_found, mass_assignment, invalid_argument, migration_changed,
+-- migration_failed, migration_missing.
+-- @type Error
+
+--- Builds an error value from a table of fields (kind and message required).
 function Error.new(fields)
   local e = {}
   for k, v in pairs(fields) do e[k] = v end
@@ -18,7 +28,7 @@ function Error.new(fields)
   return setmetatable(e, Error)
 end
 
--- True when v is an orm.Error (optionally of the given kind).
+--- True when v is an orm.Error (optionally of the given kind).
 function Error.is(v, kind)
   return getmetatable(v) == Error and (kind == nil or v.kind == kind)
 end
@@ -29,13 +39,17 @@ setmetatable(Error, {
 
 M.Error = Error
 
--- Raises an orm.Error of `kind` with a formatted message.
+--- Module functions.
+-- @section functions
+
+
+--- Raises an orm.Error of `kind` with a formatted message.
 function M.raise(kind, fmt, ...)
   local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
   error(Error.new({ kind = kind, message = msg }), 2)
 end
 
--- Raises invalid_argument unless cond holds.
+--- Raises invalid_argument unless cond holds.
 function M.check(cond, fmt, ...)
   if not cond then
     error(Error.new({ kind = "invalid_argument",

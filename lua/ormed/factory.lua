@@ -1,5 +1,6 @@
--- ormed.factory: ModelRegistry, ConnectionConfig, OrmConnectionFactory and
+--- ormed.factory: ModelRegistry, ConnectionConfig, OrmConnectionFactory and
 -- the per-driver registration helpers (register_sqlite_orm_connection, ...).
+-- @module ormed.factory
 local errors = require("ormed.errors")
 local drivers = require("ormed.drivers")
 local ConnectionManager = require("ormed.manager")
@@ -8,9 +9,14 @@ local OrmConnection = require("ormed.datasource").OrmConnection
 local M = {}
 
 -- {==== ModelRegistry ====}
+
+--- orm.ModelRegistry(): a list of models, given to OrmConnection{ registry = ... }.
+-- @type ModelRegistry
+
 local ModelRegistry = {}
 ModelRegistry.__index = ModelRegistry
 
+--- register(Model): adds a model; returns the registry (calls chain).
 function ModelRegistry:register(model)
   errors.check(type(model) == "table" and model.name, "ModelRegistry:register needs a model")
   if not self._by_name[model.name] then
@@ -20,10 +26,12 @@ function ModelRegistry:register(model)
   return self
 end
 
+--- get(name): the model registered under name, or nil.
 function ModelRegistry:get(name)
   return self._by_name[name]
 end
 
+--- The registered models, as a list.
 function ModelRegistry:models()
   return { table.unpack(self._list) }
 end
@@ -32,8 +40,12 @@ M.ModelRegistry = setmetatable(ModelRegistry, {
   __call = function() return setmetatable({ _list = {}, _by_name = {} }, ModelRegistry) end,
 })
 
+--- Module functions.
+-- @section functions
+
 -- {==== ConnectionConfig ====}
--- orm.ConnectionConfig{ name, pool?, replace? }: a plain table with a name.
+
+--- orm.ConnectionConfig{ name, pool?, replace? }: a plain table with a name.
 function M.ConnectionConfig(t)
   errors.check(type(t) == "table" and type(t.name) == "string" and t.name ~= "",
     "ConnectionConfig needs a name")
@@ -49,14 +61,22 @@ Factory.__index = Factory
 local Handle = {}
 Handle.__index = Handle
 
--- Unregisters the connection and closes it. Twice is harmless.
+--- What OrmConnectionFactory:register and the registration helpers
+-- return.
+-- @type Handle
+
+--- Unregisters the connection and closes it. Twice is harmless.
 function Handle:dispose()
   if self._disposed then return end
   self._disposed = true
   if self.manager:has(self.name) then self.manager:unregister(self.name) end
 end
 
--- register{ name, connection = ConnectionConfig, builder = fn(config), replace? }
+--- orm.OrmConnectionFactory(): registers connections built by a builder
+-- function with a connection manager; `register` returns a Handle.
+-- @type Factory
+
+--- register{ name, connection = ConnectionConfig, builder = fn(config), replace? }
 function Factory:register(t)
   errors.check(type(t) == "table", "OrmConnectionFactory:register expects a table")
   local config = t.connection or M.ConnectionConfig({ name = t.name })
@@ -71,6 +91,9 @@ M.OrmConnectionFactory = setmetatable(Factory, {
     return setmetatable({ manager = (opts and opts.manager) or ConnectionManager.instance }, Factory)
   end,
 })
+
+--- Registration helpers.
+-- @section helpers
 
 -- {==== registration helpers ====}
 local function register_with(adapter_of)
@@ -91,14 +114,28 @@ local function register_with(adapter_of)
   end
 end
 
+--- orm.register_sqlite_orm_connection{ name, database = orm.DatabaseConfig{ driver = "sqlite",
+-- options = { path | memory } }, registry?, pool?, replace?, manager? }: registers an
+-- OrmConnection on SQLite; returns a Handle.
+-- @function register_sqlite_orm_connection
+
 M.register_sqlite_orm_connection = register_with(function(database)
   return drivers.SqliteDriverAdapter.custom({ config = database })
 end)
+
+--- orm.register_postgres_orm_connection{ name, database = orm.DatabaseConfig{ driver = "postgres",
+-- options = { host, port, database, username, password } | { url } }, ... }: as
+-- register_sqlite_orm_connection, on PostgreSQL.
+-- @function register_postgres_orm_connection
 
 M.register_postgres_orm_connection = register_with(function(database)
   local o = database.options or {}
   return o.url and drivers.driver_from_url(o.url) or drivers.PostgresDriverAdapter(o)
 end)
+
+--- orm.register_mysql_orm_connection{ name, database = orm.DatabaseConfig{ driver = "mysql",
+-- options = {...} | { url } }, ... }: as register_sqlite_orm_connection, on MySQL / MariaDB.
+-- @function register_mysql_orm_connection
 
 M.register_mysql_orm_connection = register_with(function(database)
   local o = database.options or {}

@@ -1,6 +1,26 @@
--- ormed: the Lua ORM. `local orm = require("ormed")` gives the whole public
+--- ormed: the Lua ORM. `local orm = require("ormed")` gives the whole public
 -- API of ../shared/design/API.md: drivers, models, queries, data sources,
 -- connection management, tenants, schema and migrations.
+--
+-- Where each part of `orm` is documented:
+--
+--  * drivers (orm.SqliteDriverAdapter, PostgresDriverAdapter, MySqlDriverAdapter, DatabaseConfig,
+--  driver_from_url): ormed.drivers
+--  * orm.DataSource, orm.OrmConnection and `ds.context.scope_registry`: ormed.datasource
+--  * orm.ConnectionManager: ormed.manager
+--  * orm.ModelRegistry, ConnectionConfig, OrmConnectionFactory and the `register_*_orm_connection`
+--  helpers: ormed.factory
+--  * orm.TenantManager: ormed.tenant
+--  * orm.model, the relations (has_one, has_many, belongs_to, belongs_to_many), model classes
+--  and instances: ormed.model; their queries: ormed.model_query
+--  * plain-table queries (`ds:table(name)`): ormed.query
+--  * `ds:schema()` and `orm.schema(ds)`, blueprints and columns: ormed.schema
+--  * orm.Migrator: ormed.migrator; the `ormed` command: ormed.cli
+--  * orm.json: ormed.json
+--  * orm.Error: ormed.errors
+--  * `orm.null`: SQL NULL where a Lua nil cannot stand (inside a list); `orm.blob(bytes)` binds
+--  bytes as binary data; `orm._VERSION` is "ormed 0.1.0"
+-- @module ormed
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 local drivers = require("ormed.drivers")

@@ -1,4 +1,4 @@
--- ormed.json: a small, strict JSON encoder and decoder for json fields.
+--- ormed.json: a small, strict JSON encoder and decoder for json fields.
 --   json.encode(v) -> text    json.decode(text) -> value
 -- JSON null is orm.null (so lists keep their length and objects their
 -- keys); objects are encoded with sorted keys, so equal tables give equal
@@ -6,6 +6,7 @@
 -- table is an object unless marked with json.array({}); decoded arrays
 -- carry that mark, so `[]` round-trips. Errors are orm.Error values of
 -- kind invalid_argument.
+-- @module ormed.json
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 
@@ -15,12 +16,12 @@ local json = { null = null }
 local ARRAY = { __name = "ormed.json.array" }
 local OBJECT = { __name = "ormed.json.object" }
 
--- Marks t (a new table when nil) as a JSON array; returns it.
+--- Marks t (a new table when nil) as a JSON array; returns it.
 function json.array(t)
   return setmetatable(t or {}, ARRAY)
 end
 
--- Marks t (a new table when nil) as a JSON object; returns it.
+--- Marks t (a new table when nil) as a JSON object; returns it.
 function json.object(t)
   return setmetatable(t or {}, OBJECT)
 end
@@ -124,7 +125,7 @@ function encode_value(v, out, seen)
   end
 end
 
--- JSON text for v (nil and orm.null give "null").
+--- JSON text for v (nil and orm.null give "null").
 function json.encode(v)
   local out = {}
   encode_value(v, out, {})
@@ -267,7 +268,7 @@ function decode_value(s, pos, depth)
   fail(s, pos, c == "" and "unexpected end of input" or "unexpected character '" .. c .. "'")
 end
 
--- The value of JSON text s (null gives orm.null).
+--- The value of JSON text s (null gives orm.null).
 function json.decode(s)
   errors.check(type(s) == "string", "json.decode expects a string, got %s", type(s))
   local v, pos = decode_value(s, skip(s, 1), 0)

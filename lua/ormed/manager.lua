@@ -1,8 +1,13 @@
--- ormed.manager: ConnectionManager, the registry of named connections.
+--- ormed.manager: ConnectionManager, the registry of named connections.
 -- One namespace holds data sources (registered by DataSource:init) and
 -- connections built on demand by a builder (ConnectionManager:register).
 -- An unknown name always raises connection_not_found; nothing falls back.
+-- @module ormed.manager
 local errors = require("ormed.errors")
+
+--- The registry of named connections: `orm.ConnectionManager.instance`
+-- (where data sources register) or `orm.ConnectionManager()` (a new one).
+-- @type ConnectionManager
 
 local ConnectionManager = {}
 ConnectionManager.__index = ConnectionManager
@@ -16,7 +21,7 @@ local function check_name(name)
     "a connection name must be a non-empty string, got %s", type(name))
 end
 
--- Sorted list of registered names.
+--- Sorted list of registered names.
 function ConnectionManager:names()
   local out = {}
   for name in pairs(self._entries) do out[#out + 1] = name end
@@ -24,6 +29,7 @@ function ConnectionManager:names()
   return out
 end
 
+--- has(name): true when a connection is registered under name.
 function ConnectionManager:has(name)
   return self._entries[name] ~= nil
 end
@@ -49,7 +55,7 @@ local function add(self, name, entry, replace)
   if self._default == nil then self._default = name end
 end
 
--- register(name, config, builder, opts?): builder(config) makes the
+--- register(name, config, builder, opts?): builder(config) makes the
 -- connection the first time it is asked for. opts.replace (or
 -- config.replace) allows taking a used name.
 function ConnectionManager:register(name, config, builder, opts)
@@ -60,13 +66,13 @@ function ConnectionManager:register(name, config, builder, opts)
   return self
 end
 
--- Registers an existing connection object (a DataSource) under its name.
+--- Registers an existing connection object (a DataSource) under its name.
 function ConnectionManager:add_instance(name, instance, replace)
   add(self, name, { instance = instance, config = { name = name } }, replace)
   return self
 end
 
--- Removes a name; a connection it built is disposed. Unknown names raise.
+--- Removes a name; a connection it built is disposed. Unknown names raise.
 function ConnectionManager:unregister(name, instance)
   local e = self._entries[name]
   if e == nil then not_found(self, name) end
@@ -79,7 +85,7 @@ function ConnectionManager:unregister(name, instance)
   return self
 end
 
--- The connection object registered as `name` (built on first use), or the
+--- The connection object registered as `name` (built on first use), or the
 -- default connection when name is nil.
 function ConnectionManager:connection(name)
   if name == nil then
@@ -101,20 +107,25 @@ function ConnectionManager:connection(name)
   return e.instance
 end
 
+--- get_connection(name?): the same as connection(name).
+-- @function ConnectionManager:get_connection
+
 ConnectionManager.get_connection = ConnectionManager.connection
 
--- use(name, fn): fn(conn), returning what fn returns.
+--- use(name, fn): fn(conn), returning what fn returns.
 function ConnectionManager:use(name, fn)
   errors.check(type(fn) == "function", "use(name, fn) needs a function")
   return fn(self:connection(name))
 end
 
+--- set_default_connection(name): the connection used when none is named (it must be registered).
 function ConnectionManager:set_default_connection(name)
   if self._entries[name] == nil then not_found(self, name) end
   self._default = name
   return self
 end
 
+--- The name of the default connection, or nil.
 function ConnectionManager:default_connection_name()
   return self._default
 end

@@ -1,4 +1,4 @@
--- ormed.migrator: migrations (API.md section 5).
+--- ormed.migrator: migrations (API.md section 5).
 --
 --   local runner = orm.Migrator{ data_source = ds, path = "migrations",
 --                                table = "orm_migrations" }   -- table optional
@@ -9,6 +9,11 @@
 --   runner:fresh()                -> drops every table, then migrate()
 --   runner:status()               -> { { id, name, applied, batch, applied_at,
 --                                       changed, missing }, ... } oldest first
+--
+-- orm.Migrator{ ..., on_migration = fn } calls fn(event) after each
+-- migration ran or failed, as it happens: event = { id, name, direction =
+-- "up" | "down", ok = bool, ms = wall time in milliseconds, error = the
+-- orm.Error when it failed } (the `ormed` command prints one line from it).
 --
 -- A migration is a file YYYYMMDDHHMMSS_name.lua in `path` returning
 -- { up = function(schema, ds) end, down = function(schema, ds) end }.
@@ -27,6 +32,7 @@
 -- commands on every tenant of a TenantManager and returns a report
 -- { { tenant = id, ok = bool, result, applied | rolled_back | status,
 --     error = orm.Error }, ... }; one tenant's failure does not stop the rest.
+-- @module ormed.migrator
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 local schema_mod = require("ormed.schema")
@@ -34,6 +40,10 @@ local schema_mod = require("ormed.schema")
 local Error = errors.Error
 
 local M = {}
+
+--- orm.Migrator{ data_source, path = "migrations", table = "orm_migrations",
+-- on_migration? }: runs the migration files of a folder on a data source.
+-- @type Migrator
 
 local Migrator = {}
 Migrator.__index = Migrator
@@ -66,7 +76,8 @@ local function message_of(err)
   return tostring(err)
 end
 
--- orm.Migrator{ data_source, path = "migrations", table = "orm_migrations" }
+--- orm.Migrator{ data_source, path = "migrations", table = "orm_migrations",
+--               on_migration = fn(event)? }
 function Migrator.new(opts)
   errors.check(type(opts) == "table", "Migrator expects a table of options")
   local ds = opts.data_source
@@ -76,7 +87,9 @@ function Migrator.new(opts)
   errors.check(type(path) == "string" and path ~= "", "Migrator: path must be a folder name")
   local tbl = opts.table or "orm_migrations"
   errors.check(type(tbl) == "string" and tbl ~= "", "Migrator: table must be a table name")
-  return setmetatable({ ds = ds, path = path, table = tbl,
+  errors.check(opts.on_migration == nil or type(opts.on_migration) == "function",
+    "Migrator: on_migration must be a function")
+  return setmetatable({ ds = ds, path = path, table = tbl, on_migration = opts.on_migration,
     schema = schema_mod.new(ds) }, Migrator)
 end
 
@@ -92,7 +105,7 @@ local function read_file(file)
   return s
 end
 
--- The migration files, sorted by id: { id, name, file, checksum, source }.
+--- The migration files, sorted by id: { id, name, file, checksum, source }.
 function Migrator:files()
   local names, err = core.list_dir(self.path)
   if not names then
@@ -183,8 +196,18 @@ local function now(dialect)
   return os.date(dialect == "mysql" and "!%Y-%m-%d %H:%M:%S" or "!%Y-%m-%dT%H:%M:%SZ")
 end
 
--- Runs one direction of one migration with its ledger change.
+-- Runs one direction of one migration with its ledger change, then tells
+-- on_migration (when set) how it went and how long it took.
 function Migrator:_run(m, direction, batch)
+  if not self.on_migration then return self:_run_step(m, direction, batch) end
+  local t0 = core.clock()
+  local ok, err = pcall(self._run_step, self, m, direction, batch)
+  self.on_migration({ id = m.id, name = m.name, direction = direction, ok = ok,
+    ms = (core.clock() - t0) * 1000, error = not ok and err or nil })
+  if not ok then error(err, 0) end
+end
+
+function Migrator:_run_step(m, direction, batch)
   local def = load_migration(m)
   local step = def[direction]
   if step == nil then
@@ -207,7 +230,7 @@ function Migrator:_run(m, direction, batch)
   end
 end
 
--- Applies the pending migrations in one new batch; returns their ids.
+--- Applies the pending migrations in one new batch; returns their ids.
 -- On failure raises migration_failed (field `applied`: the ids applied
 -- before it); a changed applied file raises migration_changed first.
 function Migrator:migrate()
@@ -253,7 +276,7 @@ local function to_roll_back(rows, opts)
   return out
 end
 
--- rollback{ steps = n }?: runs `down` of the last batch (or the last n
+--- rollback{ steps = n }?: runs `down` of the last batch (or the last n
 -- migrations), newest first; returns their ids.
 function Migrator:rollback(opts)
   opts = opts or {}
@@ -284,19 +307,19 @@ function Migrator:rollback(opts)
   return done
 end
 
--- Rolls back every applied migration; returns their ids.
+--- Rolls back every applied migration; returns their ids.
 function Migrator:reset()
   return self:rollback({ all = true })
 end
 
--- Drops every table of the database, then applies every migration.
+--- Drops every table of the database, then applies every migration.
 function Migrator:fresh()
   self:files() -- refuse a bad folder before dropping anything
   self.schema:drop_all_tables()
   return self:migrate()
 end
 
--- Every migration, file or ledger row, oldest first.
+--- Every migration, file or ledger row, oldest first.
 function Migrator:status()
   local files = self:files()
   local rows = by_id(self:_ledger())
@@ -320,18 +343,23 @@ end
 
 -- {==== tenants ====}
 
+--- Migrator.for_tenants(tenants, opts): the commands of a Migrator run on
+-- every tenant; each returns a report { { tenant, ok, result, error }, ... }.
+-- @type TenantMigrator
+
 local TenantMigrator = {}
 TenantMigrator.__index = TenantMigrator
 
--- Migrator.for_tenants(tenants, { path, table }): the commands of a
--- Migrator run on every tenant of a TenantManager.
+--- Migrator.for_tenants(tenants, { path, table, on_migration }): the
+-- commands of a Migrator run on every tenant of a TenantManager
+-- (on_migration's events also carry `tenant`).
 function Migrator.for_tenants(tenants, opts)
   errors.check(type(tenants) == "table" and type(tenants.each) == "function",
     "Migrator.for_tenants(tenants, opts) needs a TenantManager")
   opts = opts or {}
   errors.check(type(opts) == "table", "Migrator.for_tenants: opts must be a table")
-  return setmetatable({ tenants = tenants, path = opts.path, table = opts.table },
-    TenantMigrator)
+  return setmetatable({ tenants = tenants, path = opts.path, table = opts.table,
+    on_migration = opts.on_migration }, TenantMigrator)
 end
 
 local RESULT_FIELD = { migrate = "applied", fresh = "applied", rollback = "rolled_back",
@@ -342,7 +370,12 @@ function TenantMigrator:_each(action, arg)
   self.tenants:each(function(id, ds)
     local entry = { tenant = id }
     local ok, res = pcall(function()
-      local runner = Migrator.new({ data_source = ds, path = self.path, table = self.table })
+      local each = self.on_migration and function(ev)
+        ev.tenant = id
+        self.on_migration(ev)
+      end
+      local runner = Migrator.new({ data_source = ds, path = self.path, table = self.table,
+        on_migration = each })
       return runner[action](runner, arg)
     end)
     entry.ok = ok
@@ -358,13 +391,18 @@ function TenantMigrator:_each(action, arg)
   return report
 end
 
+--- Applies the pending migrations on every tenant; returns the report.
 function TenantMigrator:migrate() return self:_each("migrate") end
+--- rollback{ steps = n }?: rolls back on every tenant; returns the report.
 function TenantMigrator:rollback(opts) return self:_each("rollback", opts) end
+--- Rolls back every migration on every tenant; returns the report.
 function TenantMigrator:reset() return self:_each("reset") end
+--- Drops every table and migrates again on every tenant; returns the report.
 function TenantMigrator:fresh() return self:_each("fresh") end
+--- The status of every tenant; returns the report (entries carry `status`).
 function TenantMigrator:status() return self:_each("status") end
 
--- Migrator.migrate_tenants(tenants, opts): for_tenants(...):migrate().
+--- Migrator.migrate_tenants(tenants, opts): for_tenants(...):migrate().
 function Migrator.migrate_tenants(tenants, opts)
   return Migrator.for_tenants(tenants, opts):migrate()
 end

@@ -1,4 +1,4 @@
--- ormed.model: orm.model(name, definition), models declared in Lua as data
+--- ormed.model: orm.model(name, definition), models declared in Lua as data
 -- (API.md §2): the class (User:find, User:create, User:query, ...), its
 -- instances (attributes read and written as fields, save writing only the
 -- changed columns, dirty tracking, casts, mass assignment, events,
@@ -11,6 +11,7 @@
 -- needs no snapshot for dirty tracking. Instances loaded through a data
 -- source get that source's metatable (one per model and source), which is
 -- how an instance remembers its connection.
+-- @module ormed.model
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 local util = require("ormed.util")
@@ -259,9 +260,14 @@ local function check_fillable(model, k)
   end
 end
 
+--- A model instance: attributes read and written as fields
+-- (`user.credits = user.credits + 10`), loaded relations as fields
+-- (`user.posts`), and these methods.
+-- @type Instance
+
 -- {==== instance methods ====}
 
--- fill(attrs): assigns attrs (raising mass_assignment for a guarded one,
+--- fill(attrs): assigns attrs (raising mass_assignment for a guarded one,
 -- before assigning anything); returns the instance.
 function Instance:fill(attrs)
   local model = model_of(self)
@@ -338,7 +344,7 @@ local function update_row(inst, model, src)
   return true
 end
 
--- save(): inserts a new instance, or updates only the changed columns.
+--- save(): inserts a new instance, or updates only the changed columns.
 -- Returns true, or false when an event handler cancelled it.
 function Instance:save()
   local model = model_of(self)
@@ -355,7 +361,7 @@ function Instance:save()
   return true
 end
 
--- update(attrs): fill + save.
+--- update(attrs): fill + save.
 function Instance:update(attrs)
   return self:fill(attrs):save()
 end
@@ -368,7 +374,7 @@ local function hard_delete(inst, model)
   return true
 end
 
--- delete(): sets deleted_at when the model has soft deletes, else deletes
+--- delete(): sets deleted_at when the model has soft deletes, else deletes
 -- the row. Returns true, or false (not saved, or cancelled).
 function Instance:delete()
   local model = model_of(self)
@@ -383,11 +389,12 @@ function Instance:delete()
   return true
 end
 
+--- Deletes the row for good, even when the model has soft deletes.
 function Instance:force_delete()
   return hard_delete(self, model_of(self))
 end
 
--- restore(): clears deleted_at (soft deletes only).
+--- restore(): clears deleted_at (soft deletes only).
 function Instance:restore()
   local model = model_of(self)
   local col = model.soft_delete
@@ -399,7 +406,7 @@ function Instance:restore()
   return true
 end
 
--- trashed(): true when soft-deleted.
+--- trashed(): true when soft-deleted.
 function Instance:trashed()
   local col = model_of(self).soft_delete
   return col ~= nil and rawget(self, ATTRS)[col] ~= nil
@@ -412,7 +419,7 @@ local function forget_relations(inst)
   rawset(inst, LOADED, nil)
 end
 
--- refresh(): reloads the attributes from the database (assigned values
+--- refresh(): reloads the attributes from the database (assigned values
 -- and loaded relations are dropped); returns the instance.
 function Instance:refresh()
   local model = model_of(self)
@@ -427,14 +434,14 @@ function Instance:refresh()
   return self
 end
 
--- is_dirty(col?): whether col (or any attribute) changed since loaded.
+--- is_dirty(col?): whether col (or any attribute) changed since loaded.
 function Instance:is_dirty(col)
   local ch = changes_of(self)
   if col ~= nil then return ch[col] ~= nil end
   return next(ch) ~= nil
 end
 
--- get_dirty(): { col = new value } (orm.null for nil).
+--- get_dirty(): { col = new value } (orm.null for nil).
 function Instance:get_dirty()
   local ch = changes_of(self)
   for k, v in pairs(ch) do
@@ -443,7 +450,7 @@ function Instance:get_dirty()
   return ch
 end
 
--- get_original(col): the value as loaded.
+--- get_original(col): the value as loaded.
 function Instance:get_original(col)
   return original(model_of(self), self, col)
 end
@@ -460,7 +467,7 @@ local function plain(v)
   return v
 end
 
--- to_table(): a plain table of the attributes, loaded relations and extra
+--- to_table(): a plain table of the attributes, loaded relations and extra
 -- fields (posts_count, pivot), hidden fields left out.
 function Instance:to_table()
   local model = model_of(self)
@@ -478,7 +485,7 @@ function Instance:to_table()
   return out
 end
 
--- load(relations, opts?): eager-loads relations into this instance (on
+--- load(relations, opts?): eager-loads relations into this instance (on
 -- opts.connection, else the instance's); returns the instance.
 function Instance:load(spec, opts)
   local model = model_of(self)
@@ -487,24 +494,27 @@ function Instance:load(spec, opts)
   return self
 end
 
--- related(name): a query of this instance's related rows.
+--- related(name): a query of this instance's related rows.
 function Instance:related(name)
   return relations.query_for(self, name, source_of(self))
 end
 
+--- attach(relation, ids, pivot_values?): adds pivot rows of a belongs_to_many relation.
 function Instance:attach(name, ids, pivot_values)
   return relations.attach(self, source_of(self), name, ids, pivot_values)
 end
 
+--- detach(relation, ids?): removes pivot rows of a belongs_to_many relation (all when ids is nil).
 function Instance:detach(name, ids)
   return relations.detach(self, source_of(self), name, ids)
 end
 
+--- sync(relation, ids): makes the pivot rows of a belongs_to_many relation exactly ids.
 function Instance:sync(name, ids)
   return relations.sync(self, source_of(self), name, ids)
 end
 
--- set_connection(conn): later save/delete/load go to conn (a name or a
+--- set_connection(conn): later save/delete/load go to conn (a name or a
 -- data source; nil = the model's default). Returns the instance.
 function Instance:set_connection(conn)
   errors.check(conn == nil or type(conn) == "string" or type(conn) == "table",
@@ -513,7 +523,7 @@ function Instance:set_connection(conn)
   return self
 end
 
--- connection_name(): the name of the connection this instance uses.
+--- connection_name(): the name of the connection this instance uses.
 function Instance:connection_name()
   local s = rawget(self, SOURCE)
   if type(s) == "string" then return s end
@@ -528,6 +538,17 @@ local function instance_tostring(inst)
   local model = model_of(inst)
   return string.format("%s(%s=%s)", model.name, model.primary_key, tostring(inst[model.primary_key]))
 end
+
+--- A model class, made by `orm.model(name, definition)`: these methods,
+-- plus every query method as a shortcut (`User:where(...)`,
+-- `User:with{...}`, `User:active()` for a scope), each starting a new query.
+-- Call the model (`User{...}`) for a new unsaved instance.
+-- @type Model
+
+--- where(...): Model:query():where(...); every filter of ormed.query works the same way on the
+-- class (where_in, where_null, ...).
+-- @function Model:where
+
 
 -- {==== class methods ====}
 
@@ -564,13 +585,14 @@ function Model:_new_on(source, attrs)
   return inst
 end
 
--- new(attrs?) / Model(attrs?): an unsaved instance.
+--- new(attrs?) / Model(attrs?): an unsaved instance.
 function Model:new(attrs)
   local inst = setmetatable({ [ATTRS] = {} }, self._base_imt)
   if attrs ~= nil then inst:fill(attrs) end
   return inst
 end
 
+--- query(opts?): a query on this model (`opts.connection`: a name or a data source).
 function Model:query(opts)
   return ModelQuery.new(self, resolve(self, opts and opts.connection))
 end
@@ -580,6 +602,7 @@ function Model:_query_on(source, alias)
   return ModelQuery.new(self, source, alias)
 end
 
+--- all(opts?): every instance (scopes applied).
 function Model:all(opts)
   return self:query(opts):get()
 end
@@ -602,6 +625,7 @@ local function find_sql(model, source)
   return sql or nil
 end
 
+--- find(id, opts?): the instance with this primary key, or nil.
 function Model:find(id, opts)
   local src = resolve(self, opts and opts.connection)
   local sql = id ~= nil and find_sql(self, src)
@@ -611,27 +635,33 @@ function Model:find(id, opts)
   return ModelQuery.new(self, src):find(id)
 end
 
+--- find_or_fail(id, opts?): the instance with this primary key; raises model_not_found.
 function Model:find_or_fail(id, opts)
   return self:query(opts):find_or_fail(id)
 end
 
+--- first(opts?): the first instance, or nil.
 function Model:first(opts)
   return self:query(opts):first()
 end
 
+--- first_or_fail(opts?): the first instance; raises model_not_found.
 function Model:first_or_fail(opts)
   return self:query(opts):first_or_fail()
 end
 
+--- count(opts?): the number of rows (scopes applied).
 function Model:count(opts)
   return self:query(opts):count()
 end
 
+--- create(attrs, opts?): inserts a new instance and returns it (false when a creating or saving
+-- handler cancelled it).
 function Model:create(attrs, opts)
   return self:query(opts):create(attrs or {})
 end
 
--- destroy(ids, opts?): deletes (with events) the rows with these ids;
+--- destroy(ids, opts?): deletes (with events) the rows with these ids;
 -- returns how many were deleted.
 function Model:destroy(ids, opts)
   if type(ids) ~= "table" then ids = { ids } end
@@ -649,7 +679,7 @@ local function merged(a, b)
   return t
 end
 
--- first_or_create(match, values?, opts?): the first row matching, or a new
+--- first_or_create(match, values?, opts?): the first row matching, or a new
 -- one created from match + values.
 function Model:first_or_create(match, values, opts)
   errors.check(type(match) == "table", "%s:first_or_create(match, values) needs a table", self.name)
@@ -658,7 +688,7 @@ function Model:first_or_create(match, values, opts)
   return self:create(merged(match, values), opts)
 end
 
--- update_or_create(match, values, opts?): updates the first row matching
+--- update_or_create(match, values, opts?): updates the first row matching
 -- with values, or creates one from match + values.
 function Model:update_or_create(match, values, opts)
   errors.check(type(match) == "table", "%s:update_or_create(match, values) needs a table", self.name)
@@ -668,12 +698,12 @@ function Model:update_or_create(match, values, opts)
   return inst
 end
 
--- upsert(rows, unique_by, update_columns?, opts?): see ModelQuery:upsert.
+--- upsert(rows, unique_by, update_columns?, opts?): see ModelQuery:upsert.
 function Model:upsert(rows, unique_by, update_columns, opts)
   return self:query(opts):upsert(rows, unique_by, update_columns)
 end
 
--- load_many(instances, relations, opts?): eager-loads relations into a
+--- load_many(instances, relations, opts?): eager-loads relations into a
 -- list of instances (one query per relation level).
 function Model:load_many(list, spec, opts)
   if #list == 0 then return list end
@@ -682,7 +712,7 @@ function Model:load_many(list, spec, opts)
   return list
 end
 
--- on(event, fn): fn(instance) around writes; a "*ing" handler returning
+--- on(event, fn): fn(instance) around writes; a "*ing" handler returning
 -- false cancels the write. Returns a function that removes the handler.
 function Model:on(event, fn)
   errors.check(EVENTS[event], "%s:on(event, fn): unknown event '%s' (%s)", self.name,
@@ -693,7 +723,7 @@ function Model:on(event, fn)
   return util.add_handler(list, fn)
 end
 
--- add_global_scope(id, fn): fn(query) runs on every query of this model
+--- add_global_scope(id, fn): fn(query) runs on every query of this model
 -- (lift with without_global_scope(id)).
 function Model:add_global_scope(id, fn)
   errors.check(type(id) == "string", "%s:add_global_scope(id, fn) needs a string id", self.name)
@@ -731,6 +761,9 @@ local ModelMeta = {
     return nil
   end,
 }
+
+--- Defining models.
+-- @section definition
 
 -- {==== definition ====}
 
@@ -809,7 +842,7 @@ local KNOWN = { table = true, primary_key = true, fields = true, timestamps = tr
   soft_deletes = true, fillable = true, guarded = true, hidden = true, connection = true,
   relations = true, scopes = true, global_scopes = true, methods = true }
 
--- orm.model(name, definition): defines (or redefines) the model `name`.
+--- orm.model(name, definition): defines (or redefines) the model `name`.
 function M.model(name, def)
   errors.check(type(name) == "string" and name:match("^[%a_][%w_]*$"),
     "orm.model(name, definition): name must be an identifier, got %s", tostring(name))
@@ -844,16 +877,32 @@ function M.model(name, def)
   return m
 end
 
--- The model registered under name, or nil.
+--- The model registered under name, or nil.
 function M.get(name)
   return relations.models[name]
 end
 
--- True when v is an instance of a model (of `model` when given).
+--- True when v is an instance of a model (of `model` when given).
 function M.is_instance(v, model)
   local mt = type(v) == "table" and getmetatable(v)
   return mt and mt.__model ~= nil and (model == nil or mt.__model == model) or false
 end
+
+--- orm.has_one(Model, { foreign_key?, local_key? }): one related row whose foreign key (default
+-- <model>_id) points at this one.
+-- @function has_one
+
+--- orm.has_many(Model, { foreign_key?, local_key? }): the related rows whose foreign key points at this one.
+-- @function has_many
+
+--- orm.belongs_to(Model, { foreign_key?, owner_key? }): the row this one's foreign key (default
+-- <relation>_id) points at.
+-- @function belongs_to
+
+--- orm.belongs_to_many(Model, { pivot?, foreign_key?, related_key?, pivot_columns? }): rows linked
+-- through a pivot table.
+-- @function belongs_to_many
+
 
 M.has_one = relations.has_one
 M.has_many = relations.has_many

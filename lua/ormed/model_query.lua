@@ -1,4 +1,4 @@
--- ormed.model_query: the query of a model. Builder calls go straight to the
+--- ormed.model_query: the query of a model. Builder calls go straight to the
 -- C query (core.query) and return the query; reads hydrate instances in C
 -- (the model's metatable is set while each row table is built) and then
 -- eager-load the relations asked for with with() / with_count().
@@ -10,11 +10,18 @@
 -- so a model query also records its builder calls and, when it runs with
 -- global scopes, replays them into a fresh C query: scopes first, the
 -- user's filters inside one parenthesised group, then the rest.
+-- @module ormed.model_query
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 local casts = require("ormed.casts")
 local K = require("ormed.keys")
 local relations = require("ormed.relations")
+
+--- The query of a model (`User:query()`, `User:where(...)`): every method
+-- of a plain Query (ormed.query: filters, shape, reads, writes) with
+-- instances instead of rows, plus relations, scopes and soft deletes. A
+-- scope of the model is a method too: `User:query():active()`.
+-- @type ModelQuery
 
 local null = core.null
 
@@ -34,7 +41,7 @@ local function registry_scopes(source, model)
   return reg:scopes_for(model)
 end
 
--- A query of `model` run through `source` (a DataSource or OrmConnection),
+--- A query of `model` run through `source` (a DataSource or OrmConnection),
 -- its table named `alias` in the SQL when given (a sub-query on the table
 -- of its outer query).
 function ModelQuery.new(model, source, alias)
@@ -49,7 +56,7 @@ function ModelQuery.new(model, source, alias)
   }, model._query_mt)
 end
 
--- The name that qualifies this query's columns: its alias or table.
+--- The name that qualifies this query's columns: its alias or table.
 function ModelQuery:table_ref()
   return self._alias or self._model.table
 end
@@ -241,6 +248,7 @@ end
 
 ModelQuery.c_query = ModelQuery._compiled
 
+--- without_global_scope(id, ...): this query without the named global scopes.
 function ModelQuery:without_global_scope(...)
   local removed = self._removed
   if removed == true then return self end
@@ -250,6 +258,7 @@ function ModelQuery:without_global_scope(...)
   return self
 end
 
+--- This query without any global scope (soft deletes included).
 function ModelQuery:without_global_scopes()
   self._removed = true
   return self
@@ -261,11 +270,13 @@ local function check_soft(self, what)
   end
 end
 
+--- Includes soft-deleted rows.
 function ModelQuery:with_trashed()
   check_soft(self, "with_trashed()")
   return self:without_global_scope(SOFT_DELETES)
 end
 
+--- Only soft-deleted rows.
 function ModelQuery:only_trashed()
   check_soft(self, "only_trashed()")
   self:without_global_scope(SOFT_DELETES)
@@ -273,7 +284,7 @@ function ModelQuery:only_trashed()
   return self
 end
 
--- scope(name, ...): applies the model's local scope `name`.
+--- scope(name, ...): applies the model's local scope `name`.
 function ModelQuery:scope(name, ...)
   local fn = self._model.scopes[name]
   if fn == nil then
@@ -286,13 +297,13 @@ end
 
 -- {==== relations ====}
 
--- with{ "posts", "posts.comments" } | with("posts", fn) | with{ posts = fn }
+--- with{ "posts", "posts.comments" } | with("posts", fn) | with{ posts = fn }
 function ModelQuery:with(spec, fn, ...)
   self._with = relations.add_with(self._model, self._with, spec, fn, ...)
   return self
 end
 
--- with_count("posts") | with_count{ "posts", comments = fn }
+--- with_count("posts") | with_count{ "posts", comments = fn }
 function ModelQuery:with_count(spec, fn)
   self._counts = relations.add_counts(self._model, self._counts, spec, fn)
   return self
@@ -304,8 +315,11 @@ local function where_has(self, name, fn, method)
   return self[method](self, sub:_compiled())
 end
 
+--- where_has(relation, fn?): rows with at least one related row (matching fn(q) when given).
 function ModelQuery:where_has(name, fn) return where_has(self, name, fn, "where_exists") end
+--- or_where_has(relation, fn?): as where_has, joined with OR.
 function ModelQuery:or_where_has(name, fn) return where_has(self, name, fn, "or_where_exists") end
+--- where_doesnt_have(relation, fn?): rows with no related row (matching fn(q)).
 function ModelQuery:where_doesnt_have(name, fn) return where_has(self, name, fn, "where_not_exists") end
 
 -- Loads what with() / with_count() asked for into `list`; returns list.
@@ -319,6 +333,7 @@ end
 
 -- {==== reads ====}
 
+--- The instances the query matches (relations of with() loaded, one query per level).
 function ModelQuery:get()
   local src = self._source
   local rows = self:_compiled():get(src:_target(false), self._model:_hydration(src))
@@ -326,6 +341,7 @@ function ModelQuery:get()
   return rows
 end
 
+--- The first instance, or nil.
 function ModelQuery:first()
   local src = self._source
   local inst = self:_compiled():first(src:_target(false), self._model:_hydration(src))
@@ -333,6 +349,7 @@ function ModelQuery:first()
   return inst
 end
 
+--- find(id): the instance with this primary key, or nil.
 function ModelQuery:find(id)
   local m = self._model
   return self:where(m.table .. "." .. m.primary_key, id):first()
@@ -345,12 +362,14 @@ local function not_found(model, what)
 end
 ModelQuery.not_found = not_found
 
+--- find_or_fail(id): the instance with this primary key; raises model_not_found.
 function ModelQuery:find_or_fail(id)
   local inst = self:find(id)
   if inst == nil then not_found(self._model, self._model.primary_key .. " = " .. tostring(id)) end
   return inst
 end
 
+--- The first instance; raises model_not_found.
 function ModelQuery:first_or_fail()
   local inst = self:first()
   if inst == nil then not_found(self._model, "no row matches the query") end
@@ -364,7 +383,7 @@ for _, name in ipairs({ "count", "sum", "avg", "min", "max", "exists" }) do
   end
 end
 
--- The values of one column, read as the field's type.
+--- The values of one column, read as the field's type.
 function ModelQuery:pluck(col)
   local values = self:_compiled():pluck(self._source:_target(false), col)
   local c = type(col) == "string" and self._model._casts[col:match("([^%.]+)$")]
@@ -376,7 +395,7 @@ function ModelQuery:pluck(col)
   return values
 end
 
--- paginate{ page, per_page } -> { items, total, page, per_page, last_page }
+--- paginate{ page, per_page } -> { items, total, page, per_page, last_page }
 function ModelQuery:paginate(opts)
   local src = self._source
   local page = self:_compiled():paginate(src:_target(false), opts or {}, self._model:_hydration(src))
@@ -384,7 +403,7 @@ function ModelQuery:paginate(opts)
   return page
 end
 
--- chunk(n, fn): fn(instances, page) per chunk; stops when fn returns false.
+--- chunk(n, fn): fn(instances, page) per chunk; stops when fn returns false.
 -- Pages by the primary key when the query is unordered or ordered by it.
 function ModelQuery:chunk(n, fn)
   errors.check(type(fn) == "function", "chunk(n, fn) needs a function")
@@ -395,7 +414,7 @@ function ModelQuery:chunk(n, fn)
   end, self._model:_hydration(src), self._model.table .. "." .. self._model.primary_key)
 end
 
--- chunk_by_id(n, fn, column?): pages by column (default: the primary key)
+--- chunk_by_id(n, fn, column?): pages by column (default: the primary key)
 -- whatever the order, so fn may update rows out of the query's filter.
 function ModelQuery:chunk_by_id(n, fn, column)
   errors.check(type(fn) == "function", "chunk_by_id(n, fn, column?) needs a function")
@@ -406,11 +425,12 @@ function ModelQuery:chunk_by_id(n, fn, column)
   end, column or (self._model.table .. "." .. self._model.primary_key), self._model:_hydration(src))
 end
 
--- to_sql() -> sql, bindings (for this query's connection dialect)
+--- to_sql() -> sql, bindings (for this query's connection dialect)
 function ModelQuery:to_sql(dialect)
   return self:_compiled():to_sql(dialect or self._source:_target(false))
 end
 
+--- A copy of this query, to build on without changing it.
 function ModelQuery:clone()
   local c = {}
   for k, v in pairs(self) do c[k] = v end
@@ -427,7 +447,7 @@ end
 
 -- {==== writes ====}
 
--- The created instance, or false when a creating/saving handler cancelled it.
+--- The created instance, or false when a creating/saving handler cancelled it.
 function ModelQuery:create(attrs)
   local inst = self._model:_new_on(self._source, attrs)
   if inst:save() == false then return false end
@@ -458,11 +478,13 @@ local function db_rows(self, rows)
   return out
 end
 
+--- insert(row_or_rows): inserts rows without events (timestamps filled; batched under the driver's parameter limit).
 function ModelQuery:insert(rows)
   errors.check(type(rows) == "table", "insert(row_or_rows) needs a table")
   return self._q:insert(self._source:_target(true), db_rows(self, rows))
 end
 
+--- insert_get_id(row, pk?): inserts one row; returns its new id.
 function ModelQuery:insert_get_id(row, pk)
   return self._q:insert_get_id(self._source:_target(true), db_rows(self, row),
     pk or self._model.primary_key)
@@ -481,21 +503,23 @@ local function touch(self, row)
   return t
 end
 
--- update(values): updates every matching row (updated_at too); returns n.
+--- update(values): updates every matching row (updated_at too); returns n.
 function ModelQuery:update(values)
   errors.check(type(values) == "table", "update(values) needs a table")
   return self:_compiled():update(self._source:_target(true), touch(self, db_row(self, values)))
 end
 
+--- increment(col, n?, extra?): adds n (default 1) to col in the matched rows.
 function ModelQuery:increment(col, by, extra)
   return self:_compiled():increment(self._source:_target(true), col, by, touch(self, extra))
 end
 
+--- decrement(col, n?, extra?): subtracts n (default 1) from col in the matched rows.
 function ModelQuery:decrement(col, by, extra)
   return self:_compiled():decrement(self._source:_target(true), col, by, touch(self, extra))
 end
 
--- delete(): soft when the model has soft deletes; returns the row count.
+--- delete(): soft when the model has soft deletes; returns the row count.
 function ModelQuery:delete()
   local m = self._model
   if m.soft_delete then
@@ -504,11 +528,12 @@ function ModelQuery:delete()
   return self:_compiled():delete(self._source:_target(true))
 end
 
+--- Deletes the matched rows for good, even with soft deletes.
 function ModelQuery:force_delete()
   return self:_compiled():delete(self._source:_target(true))
 end
 
--- restore(): un-deletes the soft-deleted rows that match; returns n.
+--- restore(): un-deletes the soft-deleted rows that match; returns n.
 function ModelQuery:restore()
   check_soft(self, "restore()")
   local q = self:clone():only_trashed()
@@ -537,7 +562,7 @@ local function upsert_columns(m, rows, unique_by)
   return out
 end
 
--- upsert(rows, unique_by, update_columns?): inserts rows (timestamps
+--- upsert(rows, unique_by, update_columns?): inserts rows (timestamps
 -- filled), updating update_columns (default: every column but unique_by
 -- and created_at; updated_at always) of the rows that exist. Returns n.
 function ModelQuery:upsert(rows, unique_by, update_columns)
@@ -562,7 +587,7 @@ end
 
 -- {==== the metatable of a model's queries ====}
 
--- Methods, then the model's local scopes (q:active()), then C builders.
+--- Methods, then the model's local scopes (q:active()), then C builders.
 function ModelQuery.metatable_for(model)
   local cache = {}
   return {

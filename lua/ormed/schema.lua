@@ -1,4 +1,4 @@
--- ormed.schema: the schema builder of a data source (API.md section 5).
+--- ormed.schema: the schema builder of a data source (API.md section 5).
 --   local schema = ds:schema()          -- or orm.schema(ds)
 --   schema:create_table("users", function(t) t:id(); t:string("name", 100) end)
 --   schema:alter_table("users", function(t) t:rename_column("a", "b") end)
@@ -10,6 +10,7 @@
 -- source. On SQLite and PostgreSQL the statements of one call run in one
 -- transaction (a savepoint inside an open one); MySQL commits each DDL
 -- statement on its own, so a failure there can leave the earlier ones done.
+-- @module ormed.schema
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 
@@ -18,7 +19,7 @@ local M = {}
 local Schema = {}
 Schema.__index = Schema
 
--- The DDL statements of one blueprint, without a database:
+--- The DDL statements of one blueprint, without a database:
 -- M.compile("postgres", "create", "users", function(t) ... end) -> { sql, ... }
 function M.compile(dialect, mode, name, fn)
   errors.check(type(fn) == "function", "%s_table('%s', fn) needs a function",
@@ -28,14 +29,19 @@ function M.compile(dialect, mode, name, fn)
   return t:compile(dialect)
 end
 
--- orm.schema(ds) / ds:schema()
+--- orm.schema(ds) / ds:schema()
 function M.new(ds)
   errors.check(type(ds) == "table" and type(ds.execute) == "function"
     and type(ds.dialect) == "function", "schema(ds) needs a data source")
   return setmetatable({ ds = ds }, Schema)
 end
 
--- The dialect name of the data source.
+--- The schema builder of a data source (`ds:schema()`): creates, alters,
+-- renames and drops tables with the DDL of its database, and looks at what
+-- exists.
+-- @type Schema
+
+--- The dialect name of the data source.
 function Schema:dialect()
   return self.ds:dialect()
 end
@@ -55,26 +61,28 @@ function Schema:_run(stmts)
   return stmts
 end
 
--- create_table(name, fn(t)): returns the statements it ran.
+--- create_table(name, fn(t)): returns the statements it ran.
 function Schema:create_table(name, fn)
   return self:_run(M.compile(self:dialect(), "create", name, fn))
 end
 
--- alter_table(name, fn(t)): add, rename and drop columns and indexes.
+--- alter_table(name, fn(t)): add, rename and drop columns and indexes.
 function Schema:alter_table(name, fn)
   return self:_run(M.compile(self:dialect(), "alter", name, fn))
 end
 
--- drop_table(name, { if_exists = true }?)
+--- drop_table(name, { if_exists = true }?)
 function Schema:drop_table(name, opts)
   errors.check(opts == nil or type(opts) == "table", "drop_table(name, opts): opts must be a table")
   return self:_run(core.schema_drop(self:dialect(), name, opts and opts.if_exists))
 end
 
+--- drop_table_if_exists(name): drop_table(name, { if_exists = true }).
 function Schema:drop_table_if_exists(name)
   return self:drop_table(name, { if_exists = true })
 end
 
+--- rename_table(from, to).
 function Schema:rename_table(from, to)
   return self:_run(core.schema_rename(self:dialect(), from, to))
 end
@@ -88,17 +96,20 @@ local function check_name(fn, v, what)
   errors.check(type(v) == "string" and v ~= "", "%s: %s must be a non-empty string", fn, what)
 end
 
+--- has_table(name): true when the table exists.
 function Schema:has_table(name)
   check_name("has_table", name, "the table")
   return found(self, "has_table", name)
 end
 
+--- has_column(table, column): true when the column exists.
 function Schema:has_column(table_name, column)
   check_name("has_column", table_name, "the table")
   check_name("has_column", column, "the column")
   return found(self, "has_column", table_name, column)
 end
 
+--- has_index(table, index): true when the index exists.
 function Schema:has_index(table_name, index)
   check_name("has_index", table_name, "the table")
   check_name("has_index", index, "the index")
@@ -111,18 +122,18 @@ local function names(rows)
   return list
 end
 
--- The base tables of the database (current schema), sorted by name.
+--- The base tables of the database (current schema), sorted by name.
 function Schema:tables()
   return names(self.ds:select(core.schema_catalog(self:dialect(), "tables")))
 end
 
--- The column names of a table, in table order ({} when it does not exist).
+--- The column names of a table, in table order ({} when it does not exist).
 function Schema:columns(table_name)
   check_name("columns", table_name, "the table")
   return names(self.ds:select(core.schema_catalog(self:dialect(), "columns"), { table_name }))
 end
 
--- Drops every table of the database, whatever foreign keys link them.
+--- Drops every table of the database, whatever foreign keys link them.
 -- Returns the names of the tables dropped.
 function Schema:drop_all_tables()
   local ds = self.ds
@@ -138,6 +149,126 @@ function Schema:drop_all_tables()
   end)
   return list
 end
+
+--- The blueprint `t` handed to create_table and alter_table's function
+-- (built in C). Column methods return a Column.
+-- @type Blueprint
+
+--- id(name?): an auto-increment integer primary key (default "id").
+-- @function Blueprint:id
+
+--- string(name, length?): VARCHAR (default length 255).
+-- @function Blueprint:string
+
+--- text(name).
+-- @function Blueprint:text
+
+--- integer(name).
+-- @function Blueprint:integer
+
+--- big_integer(name).
+-- @function Blueprint:big_integer
+
+--- foreign_id(name): a big integer meant to reference another table (see Column:constrained, Column:references).
+-- @function Blueprint:foreign_id
+
+--- number(name): a double.
+-- @function Blueprint:number
+
+--- decimal(name, precision?, scale?).
+-- @function Blueprint:decimal
+
+--- boolean(name).
+-- @function Blueprint:boolean
+
+--- json(name): JSON text (jsonb on PostgreSQL).
+-- @function Blueprint:json
+
+--- date(name).
+-- @function Blueprint:date
+
+--- datetime(name).
+-- @function Blueprint:datetime
+
+--- blob(name): binary data.
+-- @function Blueprint:blob
+
+--- timestamps(): nullable created_at and updated_at.
+-- @function Blueprint:timestamps
+
+--- soft_deletes(col?): a nullable deleted_at.
+-- @function Blueprint:soft_deletes
+
+--- index{ col, ... } (name?): an index.
+-- @function Blueprint:index
+
+--- unique{ col, ... } (name?): a unique index.
+-- @function Blueprint:unique
+
+--- primary{ col, ... }: a composite primary key.
+-- @function Blueprint:primary
+
+--- foreign(col): a foreign key on an existing column (then :references(...)).
+-- @function Blueprint:foreign
+
+--- rename_column(from, to) (alter_table).
+-- @function Blueprint:rename_column
+
+--- drop_column(name) (alter_table).
+-- @function Blueprint:drop_column
+
+--- drop_index(name) (alter_table).
+-- @function Blueprint:drop_index
+
+--- drop_unique(name) (alter_table).
+-- @function Blueprint:drop_unique
+
+--- drop_foreign(name) (alter_table).
+-- @function Blueprint:drop_foreign
+
+--- drop_timestamps() (alter_table).
+-- @function Blueprint:drop_timestamps
+
+--- drop_soft_deletes() (alter_table).
+-- @function Blueprint:drop_soft_deletes
+
+
+--- A column of a blueprint; its modifiers return it (calls chain).
+-- @type Column
+
+--- nullable(): allows NULL (columns are NOT NULL otherwise).
+-- @function Column:nullable
+
+--- default(value): the column default.
+-- @function Column:default
+
+--- unique(): a unique index on the column.
+-- @function Column:unique
+
+--- index(): an index on the column.
+-- @function Column:index
+
+--- primary(): the primary key.
+-- @function Column:primary
+
+--- use_current(): defaults to the current time.
+-- @function Column:use_current
+
+--- references(table, column?): a foreign key (column default "id").
+-- @function Column:references
+
+--- constrained(table?): a foreign key to the table named after the column (team_id: teams.id).
+-- @function Column:constrained
+
+--- on_delete(action): "cascade", "restrict", "set null", "no action".
+-- @function Column:on_delete
+
+--- on_update(action).
+-- @function Column:on_update
+
+
+--- Module functions.
+-- @section functions
 
 M.Schema = Schema
 

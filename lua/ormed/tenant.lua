@@ -1,9 +1,15 @@
--- ormed.tenant: TenantManager, one database per tenant. Registering a
+--- ormed.tenant: TenantManager, one database per tenant. Registering a
 -- tenant creates its data source without connecting (pool min = 0), so
 -- thousands of tenants cost little until they are used.
+-- @module ormed.tenant
 local errors = require("ormed.errors")
 local ConnectionManager = require("ormed.manager")
 local DataSource = require("ormed.datasource").DataSource
+
+--- orm.TenantManager{ driver = function(id) return adapter end, entities?,
+-- pool?, prefix?, manager? }: one database per tenant. Registering a tenant
+-- opens nothing; its data source connects on first use.
+-- @type TenantManager
 
 local TenantManager = {}
 TenantManager.__index = TenantManager
@@ -26,7 +32,7 @@ local function new(opts)
   }, TenantManager)
 end
 
--- The connection name of a tenant (registered or not).
+--- The connection name of a tenant (registered or not).
 function TenantManager:connection_for(id)
   errors.check(type(id) == "string" and id ~= "", "a tenant id must be a non-empty string")
   if not self._sources[id] then
@@ -35,7 +41,7 @@ function TenantManager:connection_for(id)
   return self._prefix .. id
 end
 
--- Registers a tenant (idempotent); returns its DataSource.
+--- Registers a tenant (idempotent); returns its DataSource.
 function TenantManager:register(id)
   errors.check(type(id) == "string" and id ~= "", "a tenant id must be a non-empty string")
   local ds = self._sources[id]
@@ -48,13 +54,14 @@ function TenantManager:register(id)
   return ds
 end
 
--- The tenant's DataSource (raises connection_not_found when unknown).
+--- The tenant's DataSource (raises connection_not_found when unknown).
 function TenantManager:data_source(id)
   local ds = self._sources[id]
   if not ds then errors.raise("connection_not_found", "tenant '%s' is not registered", tostring(id)) end
   return ds
 end
 
+--- unregister(id): closes and forgets a tenant's data source.
 function TenantManager:unregister(id)
   local ds = self._sources[id]
   if not ds then return false end
@@ -66,16 +73,17 @@ function TenantManager:unregister(id)
   return true
 end
 
--- Tenant ids in registration order.
+--- Tenant ids in registration order.
 function TenantManager:list()
   return { table.unpack(self._order) }
 end
 
--- each(fn): fn(id, ds) for every tenant, in registration order.
+--- each(fn): fn(id, ds) for every tenant, in registration order.
 function TenantManager:each(fn)
   for _, id in ipairs(self:list()) do fn(id, self._sources[id]) end
 end
 
+--- Closes every tenant's data source.
 function TenantManager:dispose()
   for _, id in ipairs(self:list()) do self:unregister(id) end
 end
