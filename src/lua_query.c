@@ -931,6 +931,25 @@ static void lq_new_scratch(lua_State *L)
     lua_setmetatable(L, -2);
 }
 
+/* Pushes core.query_methods: every method name of a query -> "build"
+ * (changes the query, returns it), "read", "write" or "other", so the Lua
+ * front ends derive their method lists from this one table. */
+static void lq_push_kinds(lua_State *L)
+{
+    const luaL_Reg *r;
+    lua_newtable(L);
+    for (r = query_methods; r->name; r++) {
+        int other = strcmp(r->name, "clone") == 0 ||
+                    strcmp(r->name, "table_name") == 0;
+        lua_pushstring(L, other ? "other" : "build");
+        lua_setfield(L, -2, r->name);
+    }
+    for (r = lq_terminal_methods; r->name; r++) {
+        lua_pushstring(L, lq_terminal_kind(r->name));
+        lua_setfield(L, -2, r->name);
+    }
+}
+
 void orm_lua_open_query(lua_State *L)
 {
     lq_new_scratch(L);
@@ -948,4 +967,6 @@ void orm_lua_open_query(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pushcclosure(L, query_new, 2);
     lua_setfield(L, -2, "query");
+    lq_push_kinds(L);
+    lua_setfield(L, -2, "query_methods");
 }

@@ -109,6 +109,10 @@ int lq_hyd(lua_State *L, int idx);
  * builder's upvalues. */
 extern const luaL_Reg lq_terminal_methods[];
 
+/* What terminal method `name` does: "read", "write" (runs on the
+ * primary, inside the caller's transaction) or "other" (to_sql...). */
+const char *lq_terminal_kind(const char *name);
+
 /* {==== lua_rows.c ====} */
 
 /* insert(row | rows) with the row or list at a: runs (pushing

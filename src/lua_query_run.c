@@ -650,6 +650,18 @@ static int query_to_sql_for(lua_State *L)
     return len;
 }
 
+const char *lq_terminal_kind(const char *name)
+{
+    static const char *const writes[] = {"insert", "insert_get_id", "update",
+                                         "delete", "increment", "decrement",
+                                         "upsert", NULL};
+    int i;
+    for (i = 0; writes[i]; i++)
+        if (strcmp(name, writes[i]) == 0)
+            return "write";
+    return strncmp(name, "to_sql", 6) == 0 ? "other" : "read";
+}
+
 const luaL_Reg lq_terminal_methods[] = {
     {"get", query_get},
     {"first", query_first},

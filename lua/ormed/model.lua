@@ -736,12 +736,21 @@ function Model:add_global_scope(id, fn)
   return self
 end
 
--- Query methods callable on the class: User:where(...), User:with(...).
-local SHORTCUTS = { with = true, with_count = true, with_trashed = true, only_trashed = true,
-  without_global_scope = true, without_global_scopes = true, scope = true, select = true,
-  order_by = true, latest = true, oldest = true, limit = true, join = true, left_join = true,
-  pluck = true, paginate = true, chunk = true, exists = true, sum = true, avg = true,
-  min = true, max = true, distinct = true, group_by = true, chunk_by_id = true }
+-- Query methods callable on the class start a query (the class's own
+-- methods come first): every method of the C query (core.query_methods)
+-- and of the model query, derived, not listed. Not the model query's
+-- plumbing.
+local NOT_SHORTCUTS = { new = true, metatable_for = true, table_ref = true, c_query = true,
+  registry_scopes = true, soft_scope = true, clone = true }
+local SHORTCUTS = {}
+for name, kind in pairs(core.query_methods) do
+  if kind ~= "other" then SHORTCUTS[name] = true end
+end
+for name, v in pairs(ModelQuery) do
+  if type(v) == "function" and name:sub(1, 1) ~= "_" and not NOT_SHORTCUTS[name] then
+    SHORTCUTS[name] = true
+  end
+end
 
 local ModelMeta = {
   __name = "ormed.Model",

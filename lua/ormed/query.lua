@@ -16,21 +16,11 @@ local errors = require("ormed.errors")
 local Query = {}
 Query.__index = Query
 
-local BUILDERS = {
-  "where", "or_where", "where_equals", "where_not", "where_in", "where_not_in",
-  "or_where_in", "or_where_not_in", "where_null", "where_not_null", "or_where_null",
-  "or_where_not_null", "where_between", "where_like", "where_column", "where_raw",
-  "or_where_raw", "select", "distinct", "join", "left_join", "group_by", "having",
-  "order_by", "latest", "limit", "offset",
-}
+-- Every method of the C query, by kind ("build", "read", "write",
+-- "other"): the lists below are derived from it, never copied.
+local KINDS = core.query_methods
 
-local READS = { "get", "first", "count", "sum", "avg", "min", "max", "exists",
-  "pluck", "paginate", "chunk", "chunk_by_id" }
-
-local WRITES = { "insert", "insert_get_id", "update", "delete", "increment",
-  "decrement", "upsert" }
-
---- A query on `table_name` run through `source`.
+-- A query on `table_name` run through `source`.
 function Query.new(source, table_name)
   return setmetatable({ _q = core.query(table_name), _source = source }, Query)
 end
@@ -47,11 +37,19 @@ local function unwrap(v)
   return v
 end
 
-for _, name in ipairs(BUILDERS) do
-  Query[name] = function(self, ...)
-    local q = self._q
-    q[name](q, ...)
-    return self
+for name, kind in pairs(KINDS) do
+  if kind == "build" then
+    Query[name] = function(self, ...)
+      local q = self._q
+      q[name](q, ...)
+      return self
+    end
+  elseif kind == "read" or kind == "write" then
+    local write = kind == "write"
+    Query[name] = function(self, ...)
+      local q = self._q
+      return q[name](q, self._source:_target(write), ...)
+    end
   end
 end
 
@@ -63,19 +61,6 @@ for _, name in ipairs({ "where_in", "where_not_in", "or_where_in", "or_where_not
   end
 end
 
-for _, name in ipairs(READS) do
-  Query[name] = function(self, ...)
-    local q = self._q
-    return q[name](q, self._source:_target(false), ...)
-  end
-end
-
-for _, name in ipairs(WRITES) do
-  Query[name] = function(self, ...)
-    local q = self._q
-    return q[name](q, self._source:_target(true), ...)
-  end
-end
 
 for _, name in ipairs({ "where_exists", "where_not_exists", "or_where_exists",
   "or_where_not_exists" }) do
@@ -263,17 +248,9 @@ function Query:to_sql(...)
   return self._q:to_sql(select("#", ...) > 0 and ... or self._source:_target(false))
 end
 
--- Anything else the C query offers is forwarded as a builder.
-setmetatable(Query, {
-  __index = function(_, name)
-    if type(name) ~= "string" or name:sub(1, 1) == "_" then return nil end
-    return function(self, ...)
-      local q = self._q
-      local r = q[name](q, ...)
-      if r == q then return self end
-      return r
-    end
-  end,
-})
+--- The table this query reads.
+function Query:table_name()
+  return self._q:table_name()
+end
 
 return Query
