@@ -117,6 +117,9 @@ static const orm_dialect my_dialect = {
     .backslash_strings = 1,
     .hash_comments = 1,
     .empty_insert = " () VALUES ()",
+    .transactional_ddl = 0,
+    .datetime_sep = " ",
+    .datetime_zone = "",
 };
 
 /* {======================================================================

@@ -100,6 +100,9 @@ static const orm_dialect pg_dialect = {
     .nested_comments = 1,
     .copy_from_stdin = 1,
     .empty_insert = " DEFAULT VALUES",
+    .transactional_ddl = 1,
+    .datetime_sep = "T",
+    .datetime_zone = "Z",
 };
 
 /* {====================================================================

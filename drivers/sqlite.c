@@ -38,6 +38,9 @@ static const orm_dialect sq_dialect = {
     .limit_all = "-1",
     .begin_sql = "BEGIN",
     .empty_insert = " DEFAULT VALUES",
+    .transactional_ddl = 1,
+    .datetime_sep = "T",
+    .datetime_zone = "Z",
 };
 
 /* Maps an extended SQLite result code to an orm kind. */

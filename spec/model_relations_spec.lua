@@ -70,6 +70,7 @@ helper.each_driver(function(drv)
     end)
 
     after_each(function()
+      for k in pairs(relations.IN_LIMIT) do relations.IN_LIMIT[k] = nil end -- back to the derived limits
       for k, v in pairs(saved_limits) do relations.IN_LIMIT[k] = v end
     end)
 

@@ -242,7 +242,7 @@ static int core_dialect(lua_State *L)
     const orm_driver *d = orm_driver_find(luaL_checkstring(L, 1));
     if (d == NULL)
         return 0;
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 10);
     lua_pushstring(L, d->dialect->name);
     lua_setfield(L, -2, "name");
     core_setint(L, "max_params", d->dialect->max_params);
@@ -250,6 +250,12 @@ static int core_dialect(lua_State *L)
     core_setint(L, "array_in_over", d->dialect->array_in_over);
     lua_pushboolean(L, d->dialect->has_returning);
     lua_setfield(L, -2, "has_returning");
+    lua_pushboolean(L, d->dialect->transactional_ddl);
+    lua_setfield(L, -2, "transactional_ddl");
+    lua_pushstring(L, d->dialect->datetime_sep);
+    lua_setfield(L, -2, "datetime_sep");
+    lua_pushstring(L, d->dialect->datetime_zone);
+    lua_setfield(L, -2, "datetime_zone");
     return 1;
 }
 

@@ -76,6 +76,13 @@ typedef struct orm_dialect {
                                       through the driver's copy_* calls */
     const char *empty_insert;      /* what follows INSERT INTO t for a row
                                       with no columns */
+    int transactional_ddl;         /* DDL can be rolled back with the
+                                      transaction (not MySQL's implicit
+                                      commit) */
+    const char *datetime_sep;      /* between date and time in a datetime
+                                      bound as text ("T", or " ") */
+    const char *datetime_zone;     /* after it ("Z", or "" where the
+                                      database refuses a zone) */
 } orm_dialect;
 
 /* Step results. */

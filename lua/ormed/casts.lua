@@ -167,8 +167,9 @@ casts.datetime = {
     return s
   end,
   db = function(v, dialect)
-    if dialect ~= "mysql" then return v end
-    return format_datetime(parse_datetime(v), " ", "")
+    local f = core.dialect(dialect)
+    if f == nil or (f.datetime_sep == "T" and f.datetime_zone == "Z") then return v end
+    return format_datetime(parse_datetime(v), f.datetime_sep, f.datetime_zone)
   end,
   stored = identity,
 }

@@ -187,13 +187,14 @@ end
 
 -- Runs fn() atomically where DDL is transactional.
 function Migrator:_atomic(fn)
-  if self.ds:dialect() == "mysql" then return fn() end
+  if not core.dialect(self.ds:dialect()).transactional_ddl then return fn() end
   return self.ds:transaction(fn)
 end
 
--- The time now in UTC, as ISO 8601 (MySQL refuses the "T...Z" form).
+-- The time now in UTC, in the text the dialect takes for a datetime.
 local function now(dialect)
-  return os.date(dialect == "mysql" and "!%Y-%m-%d %H:%M:%S" or "!%Y-%m-%dT%H:%M:%SZ")
+  local f = core.dialect(dialect)
+  return os.date("!%Y-%m-%d" .. f.datetime_sep .. "%H:%M:%S" .. f.datetime_zone)
 end
 
 -- Runs one direction of one migration with its ledger change, then tells

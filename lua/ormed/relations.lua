@@ -20,7 +20,15 @@ relations.models = {}
 -- How many values one IN list may bind, per dialect (the drivers allow
 -- 32766 on SQLite >= 3.32 and 65535 on PostgreSQL and MySQL; the margin
 -- leaves room for the bindings of constraints and scopes).
-relations.IN_LIMIT = { sqlite = 30000, postgres = 60000, mysql = 60000 }
+-- Keys per eager-load statement, by dialect name: derived from the
+-- dialect's facts (an array parameter takes any number; else nine tenths
+-- of the parameter limit, leaving room for the scopes' bindings).
+-- Assignable, per dialect, to force smaller batches.
+relations.IN_LIMIT = setmetatable({}, { __index = function(_, name)
+  local f = core.dialect(name)
+  if f == nil then return 1000 end
+  return f.array_in_over > 0 and 50000 or f.max_params * 9 // 10
+end })
 
 local Relation = {}
 Relation.__index = Relation
@@ -202,7 +210,7 @@ end
 
 -- Calls fn(batch) for slices of keys that fit one statement.
 local function each_batch(source, keys, fn)
-  local limit = relations.IN_LIMIT[source:dialect()] or 1000
+  local limit = relations.IN_LIMIT[source:dialect()]
   if #keys <= limit then
     if #keys > 0 then fn(keys) end
     return

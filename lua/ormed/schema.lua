@@ -53,7 +53,7 @@ end
 -- Runs statements, atomically where the database has transactional DDL.
 function Schema:_run(stmts)
   local ds = self.ds
-  if #stmts > 1 and ds:dialect() ~= "mysql" then
+  if #stmts > 1 and core.dialect(ds:dialect()).transactional_ddl then
     ds:transaction(function() run_all(ds, stmts) end)
   else
     run_all(ds, stmts)
