@@ -288,10 +288,10 @@ describe("schema compile: alter_table", function()
   end)
 
   it("refuses on SQLite what it cannot do to an existing table", function()
-    refused(function() alter("sqlite", "t", function(t) t:drop_foreign{ "a" } end) end, "SQLite cannot")
+    refused(function() alter("sqlite", "t", function(t) t:drop_foreign{ "a" } end) end, "sqlite cannot")
     refused(function() alter("sqlite", "t", function(t) t:foreign("a"):references("x") end) end,
-      "SQLite cannot")
-    refused(function() alter("sqlite", "t", function(t) t:primary("a") end) end, "SQLite cannot")
+      "sqlite cannot")
+    refused(function() alter("sqlite", "t", function(t) t:primary("a") end) end, "sqlite cannot")
   end)
 
   it("compiles an empty alter to nothing", function()

@@ -46,6 +46,62 @@ typedef enum orm_upsert_style {
     ORM_UPSERT_ON_DUPLICATE  /* INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c) */
 } orm_upsert_style;
 
+/* Column types of the schema builder; each dialect names them (orm_ddl). */
+typedef enum orm_coltype {
+    ORM_COL_ID,          /* INTEGER PRIMARY KEY AUTOINCREMENT / BIGSERIAL
+                            PRIMARY KEY / BIGINT UNSIGNED AUTO_INCREMENT
+                            PRIMARY KEY */
+    ORM_COL_STRING,      /* VARCHAR(length), length 255 by default */
+    ORM_COL_TEXT,        /* TEXT */
+    ORM_COL_INTEGER,     /* INTEGER / INTEGER / INT */
+    ORM_COL_BIG_INTEGER, /* INTEGER / BIGINT / BIGINT */
+    ORM_COL_FOREIGN_ID,  /* INTEGER / BIGINT / BIGINT UNSIGNED: matches id */
+    ORM_COL_NUMBER,      /* REAL / DOUBLE PRECISION / DOUBLE */
+    ORM_COL_DECIMAL,     /* NUMERIC(p,s) / NUMERIC(p,s) / DECIMAL(p,s),
+                            8,2 by default */
+    ORM_COL_BOOLEAN,     /* BOOLEAN everywhere (TINYINT(1) on MySQL) */
+    ORM_COL_JSON,        /* TEXT / JSONB / JSON */
+    ORM_COL_DATE,        /* DATE */
+    ORM_COL_DATETIME,    /* DATETIME / TIMESTAMP(6) / DATETIME(6) */
+    ORM_COL_BLOB         /* BLOB / BYTEA / LONGBLOB */
+} orm_coltype;
+
+#define ORM_COLTYPE_COUNT (ORM_COL_BLOB + 1)
+
+/* Catalog queries of the schema builder; each dialect writes them. */
+typedef enum orm_catalog {
+    ORM_CAT_HAS_TABLE,  /* (table) -> a row when the table exists */
+    ORM_CAT_HAS_COLUMN, /* (table, column) -> a row when it exists */
+    ORM_CAT_HAS_INDEX,  /* (table, index) -> a row when it exists */
+    ORM_CAT_TABLES,     /* () -> rows { name }, the base tables, sorted */
+    ORM_CAT_COLUMNS     /* (table) -> rows { name }, in table order */
+} orm_catalog;
+
+#define ORM_CATALOG_COUNT (ORM_CAT_COLUMNS + 1)
+
+/* What differs between databases in DDL (the schema builder, orm_ddl.c). */
+typedef struct orm_ddl {
+    const char *types[ORM_COLTYPE_COUNT]; /* SQL type of each orm_coltype;
+                                             STRING gets (n), DECIMAL (p,s) */
+    const char *default_now;       /* DEFAULT clause of use_current() */
+    const char *blob_open;         /* a blob literal: blob_open hex blob_close */
+    const char *blob_close;
+    const char *table_options;     /* after CREATE TABLE t (...), or "" */
+    int alter_keys;                /* ALTER TABLE adds primary and foreign
+                                      keys and drops foreign keys */
+    int add_column_fk_inline;      /* ADD COLUMN carries its foreign key as
+                                      a column constraint */
+    int drop_index_on_table;       /* DROP INDEX i ON t */
+    const char *drop_foreign;      /* " DROP FOREIGN KEY " / " DROP CONSTRAINT " */
+    const char *rename_table;      /* "RENAME TABLE " / "ALTER TABLE " */
+    const char *rename_to;         /* " TO " / " RENAME TO " */
+    int drop_one_per_statement;    /* DROP TABLE takes one table */
+    const char *drop_cascade;      /* after DROP TABLE a, b: " CASCADE" or "" */
+    const char *fk_checks_off;     /* before dropping every table, or NULL */
+    const char *fk_checks_on;      /* after, or NULL */
+    const char *catalog[ORM_CATALOG_COUNT]; /* by orm_catalog; ? = bound */
+} orm_ddl;
+
 /* What differs between SQL dialects; the compiler reads only this. Each
  * driver defines one, with designated initializers, in its own file. */
 typedef struct orm_dialect {
@@ -74,6 +130,7 @@ typedef struct orm_dialect {
     int hash_comments;             /* # starts a comment to the line end */
     int copy_from_stdin;           /* COPY t (cols) FROM STDIN bulk loads,
                                       through the driver's copy_* calls */
+    orm_ddl ddl;                   /* the schema builder's facts */
     const char *empty_insert;      /* what follows INSERT INTO t for a row
                                       with no columns */
     int transactional_ddl;         /* DDL can be rolled back with the

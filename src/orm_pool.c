@@ -132,7 +132,7 @@ int orm_pool_new(const orm_driver *d, const orm_params *params,
     p->opts = *opts;
     if (p->opts.max < 1)
         p->opts.max = 1;
-    if (params->memory && strcmp(d->name, "sqlite") == 0)
+    if (params->memory)
         p->opts.max = 1; /* each connection would be a separate database */
     if (p->opts.min > p->opts.max)
         p->opts.min = p->opts.max;

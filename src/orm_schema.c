@@ -557,11 +557,10 @@ int orm_schema_drop(orm_schema *s, orm_sop_kind kind, const char *name,
 
 /* {==== compiling ====} */
 
-typedef enum sc_dialect { SC_SQLITE, SC_POSTGRES, SC_MYSQL } sc_dialect;
-
 typedef struct sc_ctx {
     const orm_schema *s; /* the blueprint (NULL for other DDL) */
-    sc_dialect dl;
+    const orm_dialect *d;
+    const orm_ddl *dl;   /* the dialect's DDL facts */
     char q;              /* identifier quote */
     orm_buf b;           /* the statement being written */
     orm_sqls out;        /* statements written so far */
@@ -577,13 +576,9 @@ static int sc_ctx_init(sc_ctx *x, const orm_schema *s, const orm_dialect *d,
     x->q = d->quote;
     orm_buf_init(&x->b);
     orm_sqls_init(&x->out);
-    if (strcmp(d->name, "sqlite") == 0)
-        x->dl = SC_SQLITE;
-    else if (strcmp(d->name, "postgres") == 0)
-        x->dl = SC_POSTGRES;
-    else if (strcmp(d->name, "mysql") == 0)
-        x->dl = SC_MYSQL;
-    else
+    x->d = d;
+    x->dl = &d->ddl;
+    if (x->dl->types[ORM_COL_ID] == NULL)
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "no schema support for dialect '%s'", d->name);
     return ORM_OK;
@@ -643,40 +638,26 @@ static void sc_alter_prefix(sc_ctx *x)
 /* The SQL type of a column. */
 static void sc_type(sc_ctx *x, const sc_op *o)
 {
-    static const char *const names[][3] = {
-        /* sqlite, postgres, mysql */
-        {"INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY",
-         "BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY"},
-        {"VARCHAR", "VARCHAR", "VARCHAR"},
-        {"TEXT", "TEXT", "TEXT"},
-        {"INTEGER", "INTEGER", "INT"},
-        {"INTEGER", "BIGINT", "BIGINT"},
-        {"INTEGER", "BIGINT", "BIGINT UNSIGNED"},
-        {"REAL", "DOUBLE PRECISION", "DOUBLE"},
-        {"NUMERIC", "NUMERIC", "DECIMAL"},
-        {"BOOLEAN", "BOOLEAN", "BOOLEAN"},
-        {"TEXT", "JSONB", "JSON"},
-        {"DATE", "DATE", "DATE"},
-        {"DATETIME", "TIMESTAMP(6)", "DATETIME(6)"},
-        {"BLOB", "BYTEA", "LONGBLOB"},
-    };
-    orm_buf_adds(&x->b, names[o->type][x->dl]);
+    orm_buf_adds(&x->b, x->dl->types[o->type]);
     if (o->type == ORM_COL_STRING)
         orm_buf_addf(&x->b, "(%d)", o->a);
     else if (o->type == ORM_COL_DECIMAL)
         orm_buf_addf(&x->b, "(%d,%d)", o->a, o->b);
 }
 
-/* 'text' with quotes doubled (and backslashes on MySQL; E'' on PG). */
+/* 'text' with quotes doubled, and backslashes doubled where they escape
+ * (in every string of a backslash_strings dialect, in E'' strings of an
+ * escape_strings one, which this writes when a backslash appears). */
 static void sc_text_literal(sc_ctx *x, const char *p, size_t n)
 {
     int bs = memchr(p, '\\', n) != NULL;
+    int esc = bs && (x->d->backslash_strings || x->d->escape_strings);
     size_t i;
-    if (bs && x->dl == SC_POSTGRES)
+    if (bs && !x->d->backslash_strings && x->d->escape_strings)
         orm_buf_addc(&x->b, 'E');
     orm_buf_addc(&x->b, '\'');
     for (i = 0; i < n; i++) {
-        if (p[i] == '\'' || (p[i] == '\\' && bs && x->dl != SC_SQLITE))
+        if (p[i] == '\'' || (p[i] == '\\' && esc))
             orm_buf_addc(&x->b, p[i]);
         orm_buf_addc(&x->b, p[i]);
     }
@@ -686,10 +667,10 @@ static void sc_text_literal(sc_ctx *x, const char *p, size_t n)
 static void sc_blob_literal(sc_ctx *x, const unsigned char *p, size_t n)
 {
     size_t i;
-    orm_buf_adds(&x->b, x->dl == SC_POSTGRES ? "decode('" : "X'");
+    orm_buf_adds(&x->b, x->dl->blob_open);
     for (i = 0; i < n; i++)
         orm_buf_addf(&x->b, "%02x", p[i]);
-    orm_buf_adds(&x->b, x->dl == SC_POSTGRES ? "', 'hex')" : "'");
+    orm_buf_adds(&x->b, x->dl->blob_close);
 }
 
 /* A value as a SQL literal. ORM_OK or invalid_argument. */
@@ -798,9 +779,7 @@ static int sc_column_default(sc_ctx *x, const sc_op *o)
             return orm_error_set(x->err, ORM_E_INVALID_ARGUMENT,
                                  "use_current() needs a datetime column, "
                                  "'%s' is not one", o->name);
-        orm_buf_adds(&x->b, x->dl == SC_MYSQL
-                                ? " DEFAULT CURRENT_TIMESTAMP(6)"
-                                : " DEFAULT CURRENT_TIMESTAMP");
+        orm_buf_adds(&x->b, x->dl->default_now);
         return ORM_OK;
     }
     if (!o->has_default)
@@ -928,8 +907,7 @@ static int sc_compile_create(sc_ctx *x)
     if (rc != ORM_OK)
         return rc;
     orm_buf_addc(&x->b, ')');
-    if (x->dl == SC_MYSQL)
-        orm_buf_adds(&x->b, " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4");
+    orm_buf_adds(&x->b, x->dl->table_options);
     if ((rc = sc_emit(x)) != ORM_OK)
         return rc;
     for (i = 0; i < s->n && rc == ORM_OK; i++)
@@ -937,12 +915,12 @@ static int sc_compile_create(sc_ctx *x)
     return rc;
 }
 
-static int sc_not_on_sqlite(sc_ctx *x, const char *what)
+static int sc_no_alter_keys(sc_ctx *x, const char *what)
 {
     return orm_error_set(x->err, ORM_E_INVALID_ARGUMENT,
-                         "SQLite cannot %s of an existing table ('%s'); "
-                         "create a new table and copy the rows", what,
-                         x->s->table);
+                         "%s cannot %s of an existing table ('%s'); "
+                         "create a new table and copy the rows", x->d->name,
+                         what, x->s->table);
 }
 
 /* ALTER TABLE "t" ADD COLUMN ..., its indexes and its foreign key. */
@@ -951,11 +929,11 @@ static int sc_alter_add_column(sc_ctx *x, const sc_op *o)
     int rc;
     sc_alter_prefix(x);
     orm_buf_adds(&x->b, " ADD COLUMN ");
-    if ((rc = sc_column_def(x, o, x->dl == SC_SQLITE)) != ORM_OK ||
+    if ((rc = sc_column_def(x, o, x->dl->add_column_fk_inline)) != ORM_OK ||
         (rc = sc_emit(x)) != ORM_OK ||
         (rc = sc_column_indexes(x, o)) != ORM_OK)
         return rc;
-    if (x->dl == SC_SQLITE || o->fk.table == NULL)
+    if (x->dl->add_column_fk_inline || o->fk.table == NULL)
         return ORM_OK;
     sc_alter_prefix(x);
     orm_buf_adds(&x->b, " ADD ");
@@ -966,8 +944,8 @@ static int sc_alter_add_column(sc_ctx *x, const sc_op *o)
 /* ALTER TABLE "t" ADD PRIMARY KEY / ADD CONSTRAINT .. FOREIGN KEY */
 static int sc_alter_add_key(sc_ctx *x, const sc_op *o)
 {
-    if (x->dl == SC_SQLITE)
-        return sc_not_on_sqlite(x, o->kind == ORM_SOP_PRIMARY
+    if (!x->dl->alter_keys)
+        return sc_no_alter_keys(x, o->kind == ORM_SOP_PRIMARY
                                        ? "add a primary key to the columns"
                                        : "add a foreign key to the columns");
     if (o->kind == ORM_SOP_FOREIGN && o->fk.table == NULL)
@@ -1008,7 +986,7 @@ static int sc_alter_drop_index(sc_ctx *x, const sc_op *o)
 {
     orm_buf_adds(&x->b, "DROP INDEX ");
     sc_ident(x, o->name);
-    if (x->dl == SC_MYSQL) {
+    if (x->dl->drop_index_on_table) {
         orm_buf_adds(&x->b, " ON ");
         sc_table_ident(x);
     }
@@ -1017,11 +995,10 @@ static int sc_alter_drop_index(sc_ctx *x, const sc_op *o)
 
 static int sc_alter_drop_foreign(sc_ctx *x, const sc_op *o)
 {
-    if (x->dl == SC_SQLITE)
-        return sc_not_on_sqlite(x, "drop a foreign key");
+    if (!x->dl->alter_keys)
+        return sc_no_alter_keys(x, "drop a foreign key");
     sc_alter_prefix(x);
-    orm_buf_adds(&x->b, x->dl == SC_MYSQL ? " DROP FOREIGN KEY "
-                                          : " DROP CONSTRAINT ");
+    orm_buf_adds(&x->b, x->dl->drop_foreign);
     sc_ident(x, o->name);
     return sc_emit(x);
 }
@@ -1097,11 +1074,11 @@ int orm_schema_compile_rename(const orm_dialect *d, const char *from,
     sc_ctx x;
     int rc = sc_ctx_init(&x, NULL, d, err);
     if (rc == ORM_OK) {
-        orm_buf_adds(&x.b, x.dl == SC_MYSQL ? "RENAME TABLE " : "ALTER TABLE ");
+        orm_buf_adds(&x.b, x.dl->rename_table);
         rc = sc_check_name(&x, from, fn, "the table name");
     }
     if (rc == ORM_OK) {
-        orm_buf_adds(&x.b, x.dl == SC_MYSQL ? " TO " : " RENAME TO ");
+        orm_buf_adds(&x.b, x.dl->rename_to);
         rc = sc_check_name(&x, to, tn, "the new table name");
     }
     if (rc == ORM_OK)
@@ -1116,18 +1093,17 @@ static int sc_drop_list(sc_ctx *x, const char *const *names,
 {
     int i, rc = ORM_OK;
     for (i = 0; i < n && rc == ORM_OK; i++) {
-        if (i == 0 || x->dl == SC_SQLITE)
+        if (i == 0 || x->dl->drop_one_per_statement)
             orm_buf_adds(&x->b, "DROP TABLE IF EXISTS ");
         else
             orm_buf_adds(&x->b, ", ");
         rc = sc_check_name(x, names[i], lens[i], "a table name");
-        if (rc == ORM_OK && x->dl == SC_SQLITE)
+        if (rc == ORM_OK && x->dl->drop_one_per_statement)
             rc = sc_emit(x);
     }
-    if (rc != ORM_OK || x->dl == SC_SQLITE)
+    if (rc != ORM_OK || x->dl->drop_one_per_statement)
         return rc;
-    if (x->dl == SC_POSTGRES)
-        orm_buf_adds(&x->b, " CASCADE");
+    orm_buf_adds(&x->b, x->dl->drop_cascade);
     return sc_emit(x);
 }
 
@@ -1142,16 +1118,14 @@ int orm_schema_compile_drop_all(const orm_dialect *d,
     orm_sqls_init(&tail);
     if (rc != ORM_OK || n <= 0)
         return sc_ctx_finish(&x, rc, out);
-    if (x.dl == SC_SQLITE)
-        orm_buf_adds(&x.b, "PRAGMA defer_foreign_keys = ON");
-    else if (x.dl == SC_MYSQL)
-        orm_buf_adds(&x.b, "SET FOREIGN_KEY_CHECKS = 0");
-    if (x.dl != SC_POSTGRES)
+    if (x.dl->fk_checks_off) {
+        orm_buf_adds(&x.b, x.dl->fk_checks_off);
         rc = sc_emit(&x);
+    }
     if (rc == ORM_OK)
         rc = sc_drop_list(&x, names, lens, n);
-    if (rc == ORM_OK && x.dl == SC_MYSQL) {
-        const char *on = "SET FOREIGN_KEY_CHECKS = 1";
+    if (rc == ORM_OK && x.dl->fk_checks_on) {
+        const char *on = x.dl->fk_checks_on;
         if (sqls_push(&tail, on, strlen(on)) != 0 ||
             sqls_reserve(after, tail.n) != 0)
             rc = orm_error_set(err, ORM_E_NOMEM, "out of memory");
@@ -1165,52 +1139,9 @@ int orm_schema_compile_drop_all(const orm_dialect *d,
 
 /* {==== catalog and ledger ====} */
 
-static const char *const sc_catalog_sql[][3] = {
-    /* ORM_CAT_HAS_TABLE */
-    {"SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?",
-     "SELECT 1 AS found FROM information_schema.tables WHERE table_schema = "
-     "current_schema() AND table_name = ? AND table_type = 'BASE TABLE'",
-     "SELECT 1 AS found FROM information_schema.tables WHERE table_schema = "
-     "DATABASE() AND table_name = ? AND table_type = 'BASE TABLE'"},
-    /* ORM_CAT_HAS_COLUMN */
-    {"SELECT 1 AS found FROM pragma_table_info(?) WHERE name = ?",
-     "SELECT 1 AS found FROM information_schema.columns WHERE table_schema = "
-     "current_schema() AND table_name = ? AND column_name = ?",
-     "SELECT 1 AS found FROM information_schema.columns WHERE table_schema = "
-     "DATABASE() AND table_name = ? AND column_name = ?"},
-    /* ORM_CAT_HAS_INDEX */
-    {"SELECT 1 AS found FROM sqlite_master WHERE type = 'index' AND "
-     "tbl_name = ? AND name = ?",
-     "SELECT 1 AS found FROM pg_indexes WHERE schemaname = current_schema() "
-     "AND tablename = ? AND indexname = ?",
-     "SELECT 1 AS found FROM information_schema.statistics WHERE "
-     "table_schema = DATABASE() AND table_name = ? AND index_name = ? "
-     "LIMIT 1"},
-    /* ORM_CAT_TABLES */
-    {"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
-     "'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-     "SELECT table_name::text AS name FROM information_schema.tables WHERE "
-     "table_schema = current_schema() AND table_type = 'BASE TABLE' "
-     "ORDER BY table_name",
-     "SELECT table_name AS name FROM information_schema.tables WHERE "
-     "table_schema = DATABASE() AND table_type = 'BASE TABLE' "
-     "ORDER BY table_name"},
-    /* ORM_CAT_COLUMNS */
-    {"SELECT name FROM pragma_table_info(?) ORDER BY cid",
-     "SELECT column_name::text AS name FROM information_schema.columns WHERE "
-     "table_schema = current_schema() AND table_name = ? "
-     "ORDER BY ordinal_position",
-     "SELECT column_name AS name FROM information_schema.columns WHERE "
-     "table_schema = DATABASE() AND table_name = ? "
-     "ORDER BY ordinal_position"},
-};
-
 const char *orm_schema_catalog(const orm_dialect *d, orm_catalog q)
 {
-    int i = strcmp(d->name, "postgres") == 0 ? 1
-            : strcmp(d->name, "mysql") == 0  ? 2
-                                             : 0;
-    return sc_catalog_sql[q][i];
+    return d->ddl.catalog[q];
 }
 
 int orm_schema_ledger(const orm_dialect *d, const char *table, size_t n,

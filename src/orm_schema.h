@@ -53,25 +53,6 @@ typedef enum orm_schema_mode {
     ORM_SCHEMA_ALTER   /* a list of changes to an existing table */
 } orm_schema_mode;
 
-/* Column types and what they become (SQLite / PostgreSQL / MySQL). */
-typedef enum orm_coltype {
-    ORM_COL_ID,          /* INTEGER PRIMARY KEY AUTOINCREMENT / BIGSERIAL
-                            PRIMARY KEY / BIGINT UNSIGNED AUTO_INCREMENT
-                            PRIMARY KEY */
-    ORM_COL_STRING,      /* VARCHAR(length), length 255 by default */
-    ORM_COL_TEXT,        /* TEXT */
-    ORM_COL_INTEGER,     /* INTEGER / INTEGER / INT */
-    ORM_COL_BIG_INTEGER, /* INTEGER / BIGINT / BIGINT */
-    ORM_COL_FOREIGN_ID,  /* INTEGER / BIGINT / BIGINT UNSIGNED: matches id */
-    ORM_COL_NUMBER,      /* REAL / DOUBLE PRECISION / DOUBLE */
-    ORM_COL_DECIMAL,     /* NUMERIC(p,s) / NUMERIC(p,s) / DECIMAL(p,s),
-                            8,2 by default */
-    ORM_COL_BOOLEAN,     /* BOOLEAN everywhere (TINYINT(1) on MySQL) */
-    ORM_COL_JSON,        /* TEXT / JSONB / JSON */
-    ORM_COL_DATE,        /* DATE */
-    ORM_COL_DATETIME,    /* DATETIME / TIMESTAMP(6) / DATETIME(6) */
-    ORM_COL_BLOB         /* BLOB / BYTEA / LONGBLOB */
-} orm_coltype;
 
 /* Column modifiers (orm_schema_flag). */
 #define ORM_SF_NULLABLE 0x01    /* NULL allowed (columns are NOT NULL) */
@@ -200,13 +181,6 @@ int orm_schema_compile_drop_all(const orm_dialect *d,
 /* Catalog queries. Parameters are bound; the SQL is written with the
  * portable `?` placeholder of raw SQL (the binding's run path rewrites it
  * for PostgreSQL), like the ledger statements below. */
-typedef enum orm_catalog {
-    ORM_CAT_HAS_TABLE,  /* (table) -> a row when the table exists */
-    ORM_CAT_HAS_COLUMN, /* (table, column) -> a row when it exists */
-    ORM_CAT_HAS_INDEX,  /* (table, index) -> a row when it exists */
-    ORM_CAT_TABLES,     /* () -> rows { name }, the base tables, sorted */
-    ORM_CAT_COLUMNS     /* (table) -> rows { name }, in table order */
-} orm_catalog;
 
 /* The SQL of catalog query q for dialect d (static text). */
 const char *orm_schema_catalog(const orm_dialect *d, orm_catalog q);
