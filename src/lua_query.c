@@ -274,7 +274,7 @@ query_scratch *lq_scratch(lua_State *L)
     return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-static int scratch_gc(lua_State *L)
+static int lq_scratch_gc(lua_State *L)
 {
     query_scratch *sc = lua_touserdata(L, 1);
     lq_out_free(&sc->out);
@@ -926,7 +926,7 @@ static void lq_new_scratch(lua_State *L)
     orm_vlist_init(&sc->out.binds);
     sc->busy = 0;
     lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, scratch_gc);
+    lua_pushcfunction(L, lq_scratch_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
 }

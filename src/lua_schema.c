@@ -53,7 +53,7 @@ static void aux_check(lua_State *L, int rc, const orm_error *err)
 }
 
 /* A string argument (a name), raising invalid_argument otherwise. */
-static const char *aux_name(lua_State *L, int idx, size_t *n, const char *fn,
+static const char *ls_name(lua_State *L, int idx, size_t *n, const char *fn,
                             const char *what)
 {
     if (lua_type(L, idx) != LUA_TSTRING)
@@ -90,7 +90,7 @@ static const orm_dialect *aux_dialect(lua_State *L, int idx)
 /* A list of names at idx: a string or a list of strings. The strings stay
  * owned by the argument; the arrays live in a scratch userdata pushed on
  * the stack. OUT: *cols, *lens. Returns the count (>= 1). */
-static int aux_names(lua_State *L, int idx, const char *fn,
+static int ls_names(lua_State *L, int idx, const char *fn,
                      const char ***cols, size_t **lens)
 {
     int i, n;
@@ -132,7 +132,7 @@ static scratch_ud *aux_scratch(lua_State *L)
     return u;
 }
 
-static int scratch_gc(lua_State *L)
+static int ls_scratch_gc(lua_State *L)
 {
     scratch_ud *u = luaL_checkudata(L, 1, ORM_LUA_SCRATCH);
     orm_sqls_free(&u->out);
@@ -179,7 +179,7 @@ static int schema_blueprint(lua_State *L)
 {
     static const char *const modes[] = {"create", "alter", NULL};
     size_t n;
-    const char *table = aux_name(L, 1, &n, "schema_blueprint", "the table");
+    const char *table = ls_name(L, 1, &n, "schema_blueprint", "the table");
     int mode = luaL_checkoption(L, 2, "create", modes);
     orm_error err;
     bp_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
@@ -214,7 +214,7 @@ static int aux_addcol(lua_State *L, orm_coltype t, int a, int b,
         name = dflt;
         n = strlen(dflt);
     } else
-        name = aux_name(L, 2, &n, fn, "the column name");
+        name = ls_name(L, 2, &n, fn, "the column name");
     orm_error_clear(&err);
     aux_check(L, orm_schema_column(u->s, name, n, t, a, b, &op, &err), &err);
     return op;
@@ -305,7 +305,7 @@ static int bp_soft_deletes(lua_State *L)
     size_t n;
     const char *name = lua_isnoneornil(L, 2)
                            ? "deleted_at"
-                           : aux_name(L, 2, &n, "soft_deletes", "the column");
+                           : ls_name(L, 2, &n, "soft_deletes", "the column");
     return aux_pushhandle(L, 1, aux_nullable_datetime(L, name));
 }
 
@@ -319,8 +319,8 @@ static int aux_key(lua_State *L, orm_sop_kind kind, const char *fn)
     orm_error err;
     int n, op = -1;
     if (!lua_isnoneornil(L, 3))
-        name = aux_name(L, 3, &nn, fn, "the name");
-    n = aux_names(L, 2, fn, &cols, &lens);
+        name = ls_name(L, 3, &nn, fn, "the name");
+    n = ls_names(L, 2, fn, &cols, &lens);
     orm_error_clear(&err);
     aux_check(L, orm_schema_key(u->s, kind, cols, lens, n, name, nn, &op, &err),
               &err);
@@ -348,8 +348,8 @@ static int bp_rename_column(lua_State *L)
 {
     bp_ud *u = aux_checkbp(L, 1);
     size_t fn, tn;
-    const char *from = aux_name(L, 2, &fn, "rename_column", "the column");
-    const char *to = aux_name(L, 3, &tn, "rename_column", "the new name");
+    const char *from = ls_name(L, 2, &fn, "rename_column", "the column");
+    const char *to = ls_name(L, 3, &tn, "rename_column", "the new name");
     orm_error err;
     orm_error_clear(&err);
     aux_check(L, orm_schema_rename_column(u->s, from, fn, to, tn, &err), &err);
@@ -366,7 +366,7 @@ static int aux_drop(lua_State *L, orm_sop_kind kind, const char *fn)
     orm_error err;
     int i, n;
     orm_error_clear(&err);
-    n = aux_names(L, 2, fn, &cols, &lens);
+    n = ls_names(L, 2, fn, &cols, &lens);
     if (kind == ORM_SOP_DROP_COLUMN) {
         for (i = 0; i < n; i++)
             aux_check(L, orm_schema_drop(u->s, kind, cols[i], lens[i], NULL,
@@ -419,7 +419,7 @@ static int bp_drop_soft_deletes(lua_State *L)
     size_t n;
     return aux_drop_named(L, lua_isnoneornil(L, 2)
                                  ? "deleted_at"
-                                 : aux_name(L, 2, &n, "drop_soft_deletes",
+                                 : ls_name(L, 2, &n, "drop_soft_deletes",
                                             "the column"));
 }
 
@@ -514,7 +514,7 @@ static int aux_references(lua_State *L, const char *table, size_t tn,
     size_t *lens = NULL;
     orm_error err;
     if (!lua_isnoneornil(L, colidx))
-        n = aux_names(L, colidx, "references", &cols, &lens);
+        n = ls_names(L, colidx, "references", &cols, &lens);
     orm_error_clear(&err);
     aux_check(L, orm_schema_references(s, op, table, tn, cols, lens, n, &err),
               &err);
@@ -526,7 +526,7 @@ static int aux_references(lua_State *L, const char *table, size_t tn,
 static int col_references(lua_State *L)
 {
     size_t tn;
-    const char *t = aux_name(L, 2, &tn, "references", "the table");
+    const char *t = ls_name(L, 2, &tn, "references", "the table");
     return aux_references(L, t, tn, 3);
 }
 
@@ -539,7 +539,7 @@ static int col_constrained(lua_State *L)
     orm_schema *s = aux_handle(L, &op);
     const char *name = orm_schema_op_name(s, op);
     if (!lua_isnoneornil(L, 2)) {
-        const char *t = aux_name(L, 2, &tn, "constrained", "the table");
+        const char *t = ls_name(L, 2, &tn, "constrained", "the table");
         return aux_references(L, t, tn, 3);
     }
     n = name ? strlen(name) : 0;
@@ -561,7 +561,7 @@ static int aux_action(lua_State *L, int on_update, const char *fn)
     int op;
     orm_schema *s = aux_handle(L, &op);
     size_t n;
-    const char *a = aux_name(L, 2, &n, fn, "the action");
+    const char *a = ls_name(L, 2, &n, fn, "the action");
     orm_error err;
     orm_error_clear(&err);
     aux_check(L, orm_schema_fk_action(s, op, on_update, a, n, &err), &err);
@@ -585,7 +585,7 @@ static int schema_drop(lua_State *L)
 {
     const orm_dialect *d = aux_dialect(L, 1);
     size_t n;
-    const char *t = aux_name(L, 2, &n, "drop_table", "the table");
+    const char *t = ls_name(L, 2, &n, "drop_table", "the table");
     int if_exists = lua_toboolean(L, 3);
     scratch_ud *x = aux_scratch(L);
     orm_error err;
@@ -601,8 +601,8 @@ static int schema_rename(lua_State *L)
 {
     const orm_dialect *d = aux_dialect(L, 1);
     size_t fn, tn;
-    const char *from = aux_name(L, 2, &fn, "rename_table", "the table");
-    const char *to = aux_name(L, 3, &tn, "rename_table", "the new name");
+    const char *from = ls_name(L, 2, &fn, "rename_table", "the table");
+    const char *to = ls_name(L, 3, &tn, "rename_table", "the new name");
     scratch_ud *x = aux_scratch(L);
     orm_error err;
     orm_error_clear(&err);
@@ -623,7 +623,7 @@ static int schema_drop_all(lua_State *L)
     orm_error err;
     luaL_checktype(L, 2, LUA_TTABLE);
     if (luaL_len(L, 2) > 0)
-        n = aux_names(L, 2, "drop_all_tables", &names, &lens);
+        n = ls_names(L, 2, "drop_all_tables", &names, &lens);
     x = aux_scratch(L);
     orm_error_clear(&err);
     aux_check(L, orm_schema_compile_drop_all(d, names, lens, n, &x->out,
@@ -650,7 +650,7 @@ static int schema_ledger(lua_State *L)
     static const char *const whats[] = {"select", "insert", "delete", NULL};
     const orm_dialect *d = aux_dialect(L, 1);
     size_t n;
-    const char *t = aux_name(L, 2, &n, "ledger", "the table");
+    const char *t = ls_name(L, 2, &n, "ledger", "the table");
     int what = luaL_checkoption(L, 3, NULL, whats);
     scratch_ud *x = aux_scratch(L);
     orm_error err;
@@ -761,7 +761,7 @@ void orm_lua_open_schema(lua_State *L)
 {
     orm_lua_newclass(L, ORM_LUA_BLUEPRINT, bp_methods, bp_gc);
     orm_lua_newclass(L, ORM_LUA_COLUMN, col_methods, NULL);
-    orm_lua_newclass(L, ORM_LUA_SCRATCH, NULL, scratch_gc);
+    orm_lua_newclass(L, ORM_LUA_SCRATCH, NULL, ls_scratch_gc);
     orm_lua_newclass(L, ORM_LUA_DIR, NULL, dir_gc);
     luaL_setfuncs(L, schema_funcs, 0);
 }

@@ -192,7 +192,7 @@ static int aux_check_ident(const char *s, size_t n, unsigned flags,
 }
 
 /* Checks and copies an identifier into q's arena. */
-static int aux_ident(orm_qarena *a, const char *s, size_t n, unsigned flags,
+static int qm_ident(orm_qarena *a, const char *s, size_t n, unsigned flags,
                      const char *what, const char **out, orm_error *err)
 {
     int rc = aux_check_ident(s, n, flags, what, err);
@@ -285,7 +285,7 @@ void orm_query_free(orm_query *q)
 int orm_query_set_table(orm_query *q, const char *name, size_t n,
                         orm_error *err)
 {
-    return aux_ident(&q->arena, name, n, ORM_ID_ALIAS, "table name",
+    return qm_ident(&q->arena, name, n, ORM_ID_ALIAS, "table name",
                      &q->table, err);
 }
 
@@ -311,7 +311,7 @@ static orm_query *aux_adopt(orm_query *q, const orm_query *sub,
 
 /* {==== filters ====} */
 
-static orm_qfilter *aux_filter(orm_query *q, orm_qfilter_kind kind,
+static orm_qfilter *qm_filter(orm_query *q, orm_qfilter_kind kind,
                                int use_or, int negate)
 {
     orm_qfilter *f = aux_arena_alloc(&q->arena, sizeof *f);
@@ -341,10 +341,10 @@ static int aux_col_filter(orm_query *q, orm_qfilter_kind kind, int use_or,
 {
     const char *c;
     orm_qfilter *f = NULL;
-    int rc = aux_ident(&q->arena, col, n, flags, "column name", &c, err);
+    int rc = qm_ident(&q->arena, col, n, flags, "column name", &c, err);
     if (rc != ORM_OK)
         return rc;
-    f = aux_filter(q, kind, use_or, negate);
+    f = qm_filter(q, kind, use_or, negate);
     if (!f)
         return aux_nomem(err);
     f->col = c;
@@ -356,7 +356,7 @@ static int aux_col_filter(orm_query *q, orm_qfilter_kind kind, int use_or,
 }
 
 /* col op v into group g, with the NULL rules of orm_query_where. */
-static int aux_compare(orm_query *q, orm_qfilter *g, int use_or,
+static int qm_compare(orm_query *q, orm_qfilter *g, int use_or,
                        unsigned flags, const char *col, size_t n, orm_qop op,
                        const orm_value *v, orm_error *err)
 {
@@ -384,7 +384,7 @@ static int aux_compare(orm_query *q, orm_qfilter *g, int use_or,
 int orm_query_where(orm_query *q, int use_or, const char *col, size_t n,
                     orm_qop op, const orm_value *v, orm_error *err)
 {
-    return aux_compare(q, q->cur, use_or, 0, col, n, op, v, err);
+    return qm_compare(q, q->cur, use_or, 0, col, n, op, v, err);
 }
 
 int orm_query_where_in(orm_query *q, int use_or, int negate, const char *col,
@@ -451,7 +451,7 @@ int orm_query_where_column(orm_query *q, int use_or, const char *a,
         rc = aux_col_filter(q, ORM_QF_COLUMN, use_or, 0, 0, a, an, NULL, 0, &f,
                             err);
     if (rc == ORM_OK)
-        rc = aux_ident(&q->arena, b, bn, 0, "column name", &f->col2, err);
+        rc = qm_ident(&q->arena, b, bn, 0, "column name", &f->col2, err);
     if (rc != ORM_OK)
         return rc;
     f->op = op;
@@ -496,7 +496,7 @@ int orm_query_where_raw(orm_query *q, int use_or, const char *sql, size_t n,
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "raw SQL has %d placeholder(s) but %d binding(s)",
                              want, nvals);
-    if (!(f = aux_filter(q, ORM_QF_RAW, use_or, 0)))
+    if (!(f = qm_filter(q, ORM_QF_RAW, use_or, 0)))
         return aux_nomem(err);
     if (!(f->col = aux_arena_str(&q->arena, sql, n)))
         return aux_nomem(err);
@@ -510,7 +510,7 @@ int orm_query_where_raw(orm_query *q, int use_or, const char *sql, size_t n,
 int orm_query_where_exists(orm_query *q, int use_or, int negate,
                            const orm_query *sub, orm_error *err)
 {
-    orm_qfilter *f = aux_filter(q, ORM_QF_EXISTS, use_or, negate);
+    orm_qfilter *f = qm_filter(q, ORM_QF_EXISTS, use_or, negate);
     if (!f)
         return aux_nomem(err);
     if (!(f->sub = aux_adopt(q, sub, err)))
@@ -522,7 +522,7 @@ int orm_query_where_exists(orm_query *q, int use_or, int negate,
 int orm_query_group_begin(orm_query *q, int use_or, orm_qfilter **saved,
                           orm_error *err)
 {
-    orm_qfilter *g = aux_filter(q, ORM_QF_GROUP, use_or, 0);
+    orm_qfilter *g = qm_filter(q, ORM_QF_GROUP, use_or, 0);
     if (!g)
         return aux_nomem(err);
     aux_group_append(q->cur, g);
@@ -538,12 +538,12 @@ void orm_query_group_end(orm_query *q, orm_qfilter *saved)
 
 /* {==== shape ====} */
 
-static int aux_name(orm_query *q, orm_qlist *l, const char *s, size_t n,
+static int qm_name(orm_query *q, orm_qlist *l, const char *s, size_t n,
                     unsigned flags, const char *what, orm_error *err)
 {
     orm_qname *nm;
     const char *c;
-    int rc = aux_ident(&q->arena, s, n, flags, what, &c, err);
+    int rc = qm_ident(&q->arena, s, n, flags, what, &c, err);
     if (rc != ORM_OK)
         return rc;
     if (!(nm = aux_arena_alloc(&q->arena, sizeof *nm)))
@@ -555,7 +555,7 @@ static int aux_name(orm_query *q, orm_qlist *l, const char *s, size_t n,
 
 int orm_query_select(orm_query *q, const char *col, size_t n, orm_error *err)
 {
-    return aux_name(q, &q->select, col, n,
+    return qm_name(q, &q->select, col, n,
                     ORM_ID_ALIAS | ORM_ID_FUNC | ORM_ID_STAR, "column name",
                     err);
 }
@@ -580,12 +580,12 @@ int orm_query_join(orm_query *q, int left, const char *table, size_t tn,
         return rc;
     if (!j)
         return aux_nomem(err);
-    rc = aux_ident(&q->arena, table, tn, ORM_ID_ALIAS, "table name",
+    rc = qm_ident(&q->arena, table, tn, ORM_ID_ALIAS, "table name",
                    &j->table, err);
     if (rc == ORM_OK)
-        rc = aux_ident(&q->arena, a, an, 0, "column name", &j->a, err);
+        rc = qm_ident(&q->arena, a, an, 0, "column name", &j->a, err);
     if (rc == ORM_OK)
-        rc = aux_ident(&q->arena, b, bn, 0, "column name", &j->b, err);
+        rc = qm_ident(&q->arena, b, bn, 0, "column name", &j->b, err);
     if (rc != ORM_OK)
         return rc;
     j->left = left != 0;
@@ -597,13 +597,13 @@ int orm_query_join(orm_query *q, int left, const char *table, size_t tn,
 int orm_query_group_by(orm_query *q, const char *col, size_t n,
                        orm_error *err)
 {
-    return aux_name(q, &q->groups, col, n, 0, "column name", err);
+    return qm_name(q, &q->groups, col, n, 0, "column name", err);
 }
 
 int orm_query_having(orm_query *q, const char *col, size_t n, orm_qop op,
                      const orm_value *v, orm_error *err)
 {
-    return aux_compare(q, &q->having, 0, ORM_ID_FUNC, col, n, op, v, err);
+    return qm_compare(q, &q->having, 0, ORM_ID_FUNC, col, n, op, v, err);
 }
 
 int orm_query_order_by(orm_query *q, const char *col, size_t n, int desc,
@@ -614,7 +614,7 @@ int orm_query_order_by(orm_query *q, const char *col, size_t n, int desc,
         return aux_nomem(err);
     o->col = NULL;
     if (col) {
-        int rc = aux_ident(&q->arena, col, n, ORM_ID_FUNC, "column name",
+        int rc = qm_ident(&q->arena, col, n, ORM_ID_FUNC, "column name",
                            &o->col, err);
         if (rc != ORM_OK)
             return rc;
@@ -789,7 +789,7 @@ static int aux_write_name(orm_query *q, orm_qlist *l, const char *col,
 {
     orm_qname *nm;
     const char *c;
-    int rc = aux_ident(&q->write.names, col, n, 0, "column name", &c, err);
+    int rc = qm_ident(&q->write.names, col, n, 0, "column name", &c, err);
     if (rc != ORM_OK)
         return rc;
     if (!(nm = aux_arena_alloc(&q->write.names, sizeof *nm)))
@@ -820,7 +820,7 @@ int orm_query_write_update(orm_query *q, const char *col, size_t n,
 int orm_query_write_returning(orm_query *q, const char *col, size_t n,
                               orm_error *err)
 {
-    return aux_ident(&q->write.names, col, n, 0, "column name",
+    return qm_ident(&q->write.names, col, n, 0, "column name",
                      &q->write.returning, err);
 }
 
@@ -882,7 +882,7 @@ int orm_query_write_set(orm_query *q, const char *col, size_t n,
 {
     orm_qset *s;
     const char *c;
-    int rc = aux_ident(&q->write.names, col, n, 0, "column name", &c, err);
+    int rc = qm_ident(&q->write.names, col, n, 0, "column name", &c, err);
     if (rc != ORM_OK)
         return rc;
     if (!(s = aux_arena_alloc(&q->write.names, sizeof *s)))

@@ -113,7 +113,7 @@ static int sc_push(orm_schema *s, const sc_op *op, int *idx, orm_error *err)
 /* The name <table>_<col>[_<col>...]_<suffix>, malloc'd. ORM_OK or
  * ORM_E_NOMEM. */
 int sc_derive(const char *table, const sc_names *cols,
-                     const char *suffix, char **out, orm_error *err)
+              const char *suffix, char **out, orm_error *err)
 {
     orm_buf b;
     int i;
