@@ -102,74 +102,6 @@ typedef struct my_stmt {
     int64_t last_id;
 } my_stmt;
 
-static const orm_dialect my_dialect = {
-    .name = "mysql",
-    .quote = '`',
-    .placeholder = ORM_PH_QMARK,
-    .has_returning = 0,
-    .has_ilike = 0,
-    .upsert = ORM_UPSERT_ON_DUPLICATE,
-    .max_params = 65535,
-    .insert_batch = 16384,
-    .array_in_over = 0,
-    .limit_all = "18446744073709551615",
-    .begin_sql = "START TRANSACTION",
-    .backslash_strings = 1,
-    .hash_comments = 1,
-    .empty_insert = " () VALUES ()",
-    .transactional_ddl = 0,
-    .datetime_sep = " ",
-    .datetime_zone = "",
-    .ddl = {
-        .types = {
-            [ORM_COL_ID] = "BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY",
-            [ORM_COL_STRING] = "VARCHAR",
-            [ORM_COL_TEXT] = "TEXT",
-            [ORM_COL_INTEGER] = "INT",
-            [ORM_COL_BIG_INTEGER] = "BIGINT",
-            [ORM_COL_FOREIGN_ID] = "BIGINT UNSIGNED",
-            [ORM_COL_NUMBER] = "DOUBLE",
-            [ORM_COL_DECIMAL] = "DECIMAL",
-            [ORM_COL_BOOLEAN] = "BOOLEAN",
-            [ORM_COL_JSON] = "JSON",
-            [ORM_COL_DATE] = "DATE",
-            [ORM_COL_DATETIME] = "DATETIME(6)",
-            [ORM_COL_BLOB] = "LONGBLOB",
-        },
-        .default_now = " DEFAULT CURRENT_TIMESTAMP(6)",
-        .blob_open = "X'",
-        .blob_close = "'",
-        .table_options = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        .alter_keys = 1,
-        .add_column_fk_inline = 0,
-        .drop_index_on_table = 1,
-        .drop_foreign = " DROP FOREIGN KEY ",
-        .rename_table = "RENAME TABLE ",
-        .rename_to = " TO ",
-        .drop_one_per_statement = 0,
-        .drop_cascade = "",
-        .fk_checks_off = "SET FOREIGN_KEY_CHECKS = 0",
-        .fk_checks_on = "SET FOREIGN_KEY_CHECKS = 1",
-        .catalog = {
-            [ORM_CAT_HAS_TABLE] = "SELECT 1 AS found FROM information_schema.tables "
-                                  "WHERE table_schema = DATABASE() AND "
-                                  "table_name = ? AND table_type = 'BASE TABLE'",
-            [ORM_CAT_HAS_COLUMN] = "SELECT 1 AS found FROM information_schema.columns "
-                                   "WHERE table_schema = DATABASE() AND "
-                                   "table_name = ? AND column_name = ?",
-            [ORM_CAT_HAS_INDEX] = "SELECT 1 AS found FROM information_schema.statistics "
-                                  "WHERE table_schema = DATABASE() AND table_name = ? "
-                                  "AND index_name = ? LIMIT 1",
-            [ORM_CAT_TABLES] = "SELECT table_name AS name FROM information_schema.tables "
-                               "WHERE table_schema = DATABASE() AND table_type = "
-                               "'BASE TABLE' ORDER BY table_name",
-            [ORM_CAT_COLUMNS] = "SELECT column_name AS name FROM "
-                                "information_schema.columns WHERE table_schema = "
-                                "DATABASE() AND table_name = ? "
-                                "ORDER BY ordinal_position",
-        },
-    },
-};
 
 /* {======================================================================
  * Errors
@@ -1039,7 +971,7 @@ static int64_t my_last_id(void *stmt)
 /* }====================================================================== */
 
 const orm_driver orm_mysql_driver = {
-    "mysql",    &my_dialect, my_open,    my_close,   my_ping,
+    "mysql",    &orm_mysql_dialect, my_open,    my_close,   my_ping,
     my_exec,    my_prepare,  my_nparams, my_bind,    my_step,
     my_ncols,   my_colname,  my_column,  my_changes, my_last_id,
     my_reset,   my_finalize, my_broken,

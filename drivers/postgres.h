@@ -13,6 +13,11 @@
 
 #include "orm_driver.h"
 
+/* Parameters a statement may have: libpq 15 and 16 refuse a
+ * ParameterDescription message over 30,000 bytes (4 + 2 + 4 per
+ * parameter) and drop the connection. */
+#define PG_MAX_PARAMS 7498
+
 /* A bulk load in progress on a connection (COPY ... FROM STDIN, text
  * format). */
 typedef struct pg_copy {

@@ -25,66 +25,6 @@ typedef struct sq_stmt {
     int64_t last_id;
 } sq_stmt;
 
-static const orm_dialect sq_dialect = {
-    .name = "sqlite",
-    .quote = '"',
-    .placeholder = ORM_PH_QMARK,
-    .has_returning = 1,
-    .has_ilike = 0,
-    .upsert = ORM_UPSERT_ON_CONFLICT,
-    .max_params = 32766, /* SQLITE_MAX_VARIABLE_NUMBER since 3.32 */
-    .insert_batch = 4096,
-    .array_in_over = 0,
-    .limit_all = "-1",
-    .begin_sql = "BEGIN",
-    .empty_insert = " DEFAULT VALUES",
-    .transactional_ddl = 1,
-    .datetime_sep = "T",
-    .datetime_zone = "Z",
-    .ddl = {
-        .types = {
-            [ORM_COL_ID] = "INTEGER PRIMARY KEY AUTOINCREMENT",
-            [ORM_COL_STRING] = "VARCHAR",
-            [ORM_COL_TEXT] = "TEXT",
-            [ORM_COL_INTEGER] = "INTEGER",
-            [ORM_COL_BIG_INTEGER] = "INTEGER",
-            [ORM_COL_FOREIGN_ID] = "INTEGER",
-            [ORM_COL_NUMBER] = "REAL",
-            [ORM_COL_DECIMAL] = "NUMERIC",
-            [ORM_COL_BOOLEAN] = "BOOLEAN",
-            [ORM_COL_JSON] = "TEXT",
-            [ORM_COL_DATE] = "DATE",
-            [ORM_COL_DATETIME] = "DATETIME",
-            [ORM_COL_BLOB] = "BLOB",
-        },
-        .default_now = " DEFAULT CURRENT_TIMESTAMP",
-        .blob_open = "X'",
-        .blob_close = "'",
-        .table_options = "",
-        .alter_keys = 0,
-        .add_column_fk_inline = 1,
-        .drop_index_on_table = 0,
-        .drop_foreign = NULL,
-        .rename_table = "ALTER TABLE ",
-        .rename_to = " RENAME TO ",
-        .drop_one_per_statement = 1,
-        .drop_cascade = "",
-        .fk_checks_off = "PRAGMA defer_foreign_keys = ON",
-        .fk_checks_on = NULL,
-        .catalog = {
-            [ORM_CAT_HAS_TABLE] = "SELECT 1 AS found FROM sqlite_master WHERE "
-                                  "type = 'table' AND name = ?",
-            [ORM_CAT_HAS_COLUMN] = "SELECT 1 AS found FROM pragma_table_info(?) "
-                                   "WHERE name = ?",
-            [ORM_CAT_HAS_INDEX] = "SELECT 1 AS found FROM sqlite_master WHERE "
-                                  "type = 'index' AND tbl_name = ? AND name = ?",
-            [ORM_CAT_TABLES] = "SELECT name FROM sqlite_master WHERE type = "
-                               "'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE "
-                               "'\\' ORDER BY name",
-            [ORM_CAT_COLUMNS] = "SELECT name FROM pragma_table_info(?) ORDER BY cid",
-        },
-    },
-};
 
 /* Maps an extended SQLite result code to an orm kind. */
 static orm_kind sq_kind(int rc)
@@ -408,7 +348,7 @@ static int sq_broken(void *conn)
 }
 
 const orm_driver orm_sqlite_driver = {
-    "sqlite",   &sq_dialect, sq_open,    sq_close,   sq_ping,
+    "sqlite",   &orm_sqlite_dialect, sq_open,    sq_close,   sq_ping,
     sq_exec,    sq_prepare,  sq_nparams, sq_bind,    sq_step,
     sq_ncols,   sq_colname,  sq_column,  sq_changes, sq_last_id,
     sq_reset,   sq_finalize, sq_broken,

@@ -232,6 +232,11 @@ typedef struct orm_driver {
     int (*copy_end)(void *conn, int64_t *rows, orm_error *err);
 } orm_driver;
 
+/* The dialects of the built-in drivers (drivers/<name>_dialect.c). */
+extern const orm_dialect orm_sqlite_dialect;
+extern const orm_dialect orm_postgres_dialect;
+extern const orm_dialect orm_mysql_dialect;
+
 /* Drivers built into the engine (drivers/registry.c). */
 extern const orm_driver orm_sqlite_driver;
 extern const orm_driver orm_postgres_driver;
