@@ -864,7 +864,28 @@ static int query_offset(lua_State *L)
 
 /* {==== registration ====} */
 
+/* q:_scope_begin() / q:_scope_end(): see orm_query_scope_begin. For the
+ * model layer's global scopes; not a public method. */
+static int query_scope_begin(lua_State *L)
+{
+    orm_error err;
+    query_ud *u = lq_check(L, 1);
+    if (orm_query_scope_begin(&u->q, &err) != ORM_OK)
+        return lq_raise(L, &err);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int query_scope_end(lua_State *L)
+{
+    orm_query_scope_end(&lq_check(L, 1)->q);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static const luaL_Reg query_methods[] = {
+    {"_scope_begin", query_scope_begin},
+    {"_scope_end", query_scope_end},
     {"where", query_where},
     {"or_where", query_or_where},
     {"where_equals", query_where_equals},
@@ -939,7 +960,10 @@ static void lq_push_kinds(lua_State *L)
     const luaL_Reg *r;
     lua_newtable(L);
     for (r = query_methods; r->name; r++) {
-        int other = strcmp(r->name, "clone") == 0 ||
+        int other;
+        if (r->name[0] == '_')
+            continue; /* the model layer's plumbing */
+        other = strcmp(r->name, "clone") == 0 ||
                     strcmp(r->name, "table_name") == 0;
         lua_pushstring(L, other ? "other" : "build");
         lua_setfield(L, -2, r->name);

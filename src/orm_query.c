@@ -240,6 +240,7 @@ void orm_query_init(orm_query *q)
     aux_group_init(&q->where);
     aux_group_init(&q->having);
     q->cur = &q->where;
+    q->held = NULL;
     aux_list_init(&q->joins);
     aux_list_init(&q->groups);
     aux_list_init(&q->orders);
@@ -534,6 +535,31 @@ int orm_query_group_begin(orm_query *q, int use_or, orm_qfilter **saved,
 void orm_query_group_end(orm_query *q, orm_qfilter *saved)
 {
     q->cur = saved ? saved : &q->where;
+}
+
+int orm_query_scope_begin(orm_query *q, orm_error *err)
+{
+    orm_qfilter *g;
+    q->cur = &q->where;
+    if (q->where.first == NULL)
+        return ORM_OK;
+    g = qm_filter(q, ORM_QF_GROUP, 0, 0);
+    if (!g)
+        return aux_nomem(err);
+    g->first = q->where.first;
+    g->last = q->where.last;
+    q->where.first = q->where.last = NULL;
+    q->held = g;
+    return ORM_OK;
+}
+
+void orm_query_scope_end(orm_query *q)
+{
+    q->cur = &q->where;
+    if (q->held == NULL)
+        return;
+    aux_group_append(&q->where, q->held);
+    q->held = NULL;
 }
 
 /* {==== shape ====} */

@@ -174,6 +174,8 @@ struct orm_query {
     orm_qfilter where;          /* root group of WHERE */
     orm_qfilter having;         /* root group of HAVING (AND only) */
     orm_qfilter *cur;           /* group receiving new filters */
+    orm_qfilter *held;          /* WHERE's filters put aside by
+                                   orm_query_scope_begin, or NULL */
     orm_qlist joins;            /* orm_qjoin */
     orm_qlist groups;           /* orm_qname: GROUP BY */
     orm_qlist orders;           /* orm_qorder */
@@ -270,6 +272,14 @@ int orm_query_group_begin(orm_query *q, int use_or, orm_qfilter **saved,
 
 /* Makes `saved` (from orm_query_group_begin) current again. Never fails. */
 void orm_query_group_end(orm_query *q, orm_qfilter *saved);
+
+/* Global scopes: puts the filters WHERE has so far aside, so that the
+ * filters added next (the scopes) come first; orm_query_scope_end puts
+ * the set-aside filters back after them as one parenthesised group, ANDed
+ * with the scopes as a whole (`a OR b` never becomes `s AND a OR b`).
+ * begin returns ORM_OK or ORM_E_NOMEM; end never fails. */
+int orm_query_scope_begin(orm_query *q, orm_error *err);
+void orm_query_scope_end(orm_query *q);
 
 /* {==== shape ====} */
 

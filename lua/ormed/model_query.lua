@@ -6,10 +6,10 @@
 -- Global scopes (soft deletes, the model's own, and those registered on the
 -- data source's context.scope_registry) are applied when the query runs,
 -- so without_global_scope() works at any point. They must be ANDed with
--- the user's filters as a whole (`a OR b` must not become `a OR b AND s`),
--- so a model query also records its builder calls and, when it runs with
--- global scopes, replays them into a fresh C query: scopes first, the
--- user's filters inside one parenthesised group, then the rest.
+-- the user's filters as a whole (`a OR b` must not become `a OR b AND s`):
+-- the query runs as a copy of its C query whose WHERE holds the scopes
+-- first and the user's filters as one parenthesised group (the engine's
+-- scope_begin / scope_end), with nothing recorded or replayed.
 -- @module ormed.model_query
 local core = require("ormed.core")
 local errors = require("ormed.errors")
@@ -52,7 +52,6 @@ function ModelQuery.new(model, source, alias)
     _alias = alias,
     _source = source,
     _model = model,
-    _calls = {},
   }, model._query_mt)
 end
 
@@ -76,10 +75,6 @@ local function scope_names(model)
   for s in pairs(model.scopes) do names[#names + 1] = s end
   table.sort(names)
   return #names > 0 and table.concat(names, ", ") or "none"
-end
-
-local function is_filter(name)
-  return name:sub(1, 5) == "where" or name:sub(1, 8) == "or_where"
 end
 
 -- The value to bind for `v` compared (with operator op, "=" when nil) to
@@ -172,11 +167,6 @@ local function builder(name)
     local cq = self._q
     local r = apply(self, cq, name, args)
     if r ~= cq then return r end
-    if not self._nested then
-      args.name = name
-      local calls = self._calls
-      calls[#calls + 1] = args
-    end
     return self
   end
 end
@@ -217,33 +207,17 @@ local function active_scopes(self)
   return list
 end
 
-local function replay(self, cq, calls, filters)
-  for _, args in ipairs(calls) do
-    if is_filter(args.name) == filters then apply(self, cq, args.name, args) end
-  end
-end
-
-local function has_filters(calls)
-  for _, args in ipairs(calls) do
-    if is_filter(args.name) then return true end
-  end
-  return false
-end
-
--- The C query to run: self's, or a fresh one with the global scopes.
+-- The C query to run: self's, or, with global scopes, a copy of it whose
+-- WHERE is the scopes first, then the caller's filters as one group (one
+-- engine operation: orm_query_scope_begin / _end).
 function ModelQuery:_compiled()
   local scopes = active_scopes(self)
   if scopes == nil then return self._q end
-  local calls = self._calls
-  local cq = core.query(self._from)
+  local cq = self._q:clone():_scope_begin()
   for _, fn in ipairs(scopes) do
     cq:where(function(g) fn(nested(self, g)) end)
   end
-  if has_filters(calls) then
-    cq:where(function(g) replay(self, g, calls, true) end)
-  end
-  replay(self, cq, calls, false)
-  return cq
+  return cq:_scope_end()
 end
 
 ModelQuery.c_query = ModelQuery._compiled
@@ -435,7 +409,6 @@ function ModelQuery:clone()
   local c = {}
   for k, v in pairs(self) do c[k] = v end
   c._q = self._q:clone()
-  c._calls = { table.unpack(self._calls) }
   if type(self._removed) == "table" then
     c._removed = {}
     for k, v in pairs(self._removed) do c._removed[k] = v end
