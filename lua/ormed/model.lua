@@ -44,7 +44,7 @@ local EVENTS = { creating = true, created = true, updating = true, updated = tru
 -- The data source for `conn` (a name, a data source, or nil for the
 -- model's own connection, else the manager's default).
 local function resolve(model, conn)
-  if conn == nil then conn = model.connection end
+  if conn == nil then conn = rawget(model, "connection") end -- rawget: no method lookup
   local t = type(conn)
   if t == "table" then
     if type(conn._target) ~= "function" then
@@ -752,6 +752,16 @@ for name, v in pairs(ModelQuery) do
   end
 end
 
+-- One closure per shortcut name, shared by every model.
+local shortcut_fns = setmetatable({}, { __index = function(t, k)
+  local f = function(self, ...)
+    local q = Model.query(self)
+    return q[k](q, ...)
+  end
+  t[k] = f
+  return f
+end })
+
 local ModelMeta = {
   __name = "ormed.Model",
   __call = function(model, attrs) return model:new(attrs) end,
@@ -759,14 +769,9 @@ local ModelMeta = {
   __index = function(model, k)
     local v = Model[k]
     if v ~= nil then return v end
-    if type(k) ~= "string" then return nil end
-    if SHORTCUTS[k] or k:sub(1, 5) == "where" or k:sub(1, 8) == "or_where"
-        or rawget(model, "scopes") and model.scopes[k] then
-      return function(self, ...)
-        local q = self:query()
-        return q[k](q, ...)
-      end
-    end
+    if SHORTCUTS[k] then return shortcut_fns[k] end
+    local scopes = rawget(model, "scopes")
+    if scopes and type(k) == "string" and scopes[k] then return shortcut_fns[k] end
     return nil
   end,
 }
@@ -819,6 +824,12 @@ local function define_fields(m, def)
     if c == casts.blob or c == casts.datetime then m._filter_casts[col] = c end
   end
   m._filter_casts_any = next(m._filter_casts) ~= nil
+  -- the filter cast of a column as written in a query ("users.born_on"), or false
+  m._cast_of = setmetatable({}, { __index = function(t, col)
+    local c = m._filter_casts[col:match("([^%.]+)$")] or false
+    t[col] = c
+    return c
+  end })
 end
 
 local function define_scopes(m, def)

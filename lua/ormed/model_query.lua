@@ -57,7 +57,7 @@ end
 
 --- The name that qualifies this query's columns: its alias or table.
 function ModelQuery:table_ref()
-  return self._alias or self._model.table
+  return rawget(self, "_alias") or self._model.table
 end
 
 -- A view of self whose builder calls go to `cq` (a group being built):
@@ -83,9 +83,14 @@ end
 local function filter_value(self, col, v, op)
   if type(col) ~= "string" or v == nil or v == null then return v end
   if type(op) == "string" and op:lower():find("like", 1, true) then return v end
-  local c = self._model._filter_casts[col:match("([^%.]+)$")]
-  if c == nil or type(v) == "table" and getmetatable(v) then return v end
-  return casts.to_db(c, c.write(v, col), self._source:dialect())
+  local c = self._model._cast_of[col]
+  if c == false or type(v) == "table" and getmetatable(v) then return v end
+  local dialect = rawget(self, "_dialect")
+  if dialect == nil then
+    dialect = self._source:dialect()
+    self._dialect = dialect
+  end
+  return casts.to_db(c, c.write(v, col), dialect)
 end
 
 local function filter_list(self, col, list)
@@ -160,12 +165,21 @@ end
 -- A builder method: forwards to C, records the call, returns self (or
 -- what C returned when it is not the query: table_name(), ...).
 local function builder(name)
-  local casts_args = COMPARE[name] or LISTS[name] or BETWEEN[name] or name:find("exists", 1, true)
-  return function(self, ...)
-    local args = table.pack(...)
-    if casts_args then cast_args(self, name, args) end
+  local compare = COMPARE[name] or LISTS[name] or BETWEEN[name]
+  local sub_query = name:find("exists", 1, true) or LISTS[name]
+  return function(self, a1, ...)
     local cq = self._q
-    local r = apply(self, cq, name, args)
+    local r
+    local casts_args = sub_query or compare and self._model._filter_casts_any
+    if casts_args or type(a1) == "function" or type(a1) == "table" and a1._compiled then
+      local args = table.pack(a1, ...)
+      if casts_args then cast_args(self, name, args) end
+      r = apply(self, cq, name, args)
+    else -- nothing to convert: straight to C
+      local f = cq[name]
+      if f == nil then apply(self, cq, name, { n = 0 }) end -- raises, naming the scopes
+      r = f(cq, a1, ...)
+    end
     if r ~= cq then return r end
     return self
   end
@@ -192,7 +206,7 @@ end
 
 -- The global scope functions that apply to this query, or nil.
 local function active_scopes(self)
-  local removed = self._removed
+  local removed = rawget(self, "_removed") -- rawget: a field, not a method lookup
   local list
   if removed ~= true then
     local own = self._model._global_scopes
@@ -200,7 +214,7 @@ local function active_scopes(self)
     local reg = registry_scopes(self._source, self._model)
     if reg and #reg > 0 then list = add_scopes(list, reg, removed) end
   end
-  if self._only_trashed then
+  if rawget(self, "_only_trashed") then
     list = list or {}
     list[#list + 1] = soft_scope(self._model, true)
   end
@@ -311,7 +325,7 @@ end
 function ModelQuery:get()
   local src = self._source
   local rows = self:_compiled():get(src:_target(false), self._model:_hydration(src))
-  if self._with or self._counts then finish(self, rows) end
+  if rawget(self, "_with") or rawget(self, "_counts") then finish(self, rows) end
   return rows
 end
 
@@ -319,7 +333,7 @@ end
 function ModelQuery:first()
   local src = self._source
   local inst = self:_compiled():first(src:_target(false), self._model:_hydration(src))
-  if inst ~= nil and (self._with or self._counts) then finish(self, { inst }) end
+  if inst ~= nil and (rawget(self, "_with") or rawget(self, "_counts")) then finish(self, { inst }) end
   return inst
 end
 
@@ -561,23 +575,23 @@ end
 -- {==== the metatable of a model's queries ====}
 
 --- Methods, then the model's local scopes (q:active()), then C builders.
+-- A method found once is kept in the metatable's __index table, so each
+-- later call finds it with one table lookup.
 function ModelQuery.metatable_for(model)
-  local cache = {}
+  local methods = setmetatable({}, { __index = function(t, name)
+    local m = ModelQuery[name]
+    if m == nil and model.scopes[name] ~= nil then
+      m = function(self, ...) return self:scope(name, ...) end
+    elseif m == nil then
+      if type(name) ~= "string" or name:byte(1) == 95 then return nil end -- "_"
+      m = builder(name)
+    end
+    rawset(t, name, m)
+    return m
+  end })
   return {
     __name = "ormed.ModelQuery",
-    __index = function(_, name)
-      local m = ModelQuery[name]
-      if m ~= nil then return m end
-      if model.scopes[name] ~= nil then
-        return function(self, ...) return self:scope(name, ...) end
-      end
-      local f = cache[name]
-      if f ~= nil then return f end
-      if type(name) ~= "string" or name:byte(1) == 95 then return nil end -- "_"
-      f = builder(name)
-      cache[name] = f
-      return f
-    end,
+    __index = methods,
     __tostring = function(self)
       return "ormed.ModelQuery(" .. model.name .. "): " .. (select(1, self:to_sql()))
     end,
