@@ -100,6 +100,17 @@ static const orm_dialect pg_dialect = {
     .nested_comments = 1,
     .copy_from_stdin = 1,
     .empty_insert = " DEFAULT VALUES",
+    /* The insert position, not pg_current_wal_lsn(): with
+     * synchronous_commit = off a commit returns before its record is
+     * written, and only the insert position is sure to be past it. */
+    .position_sql = "SELECT pg_current_wal_insert_lsn()::text",
+    .replay_position_sql = "SELECT pg_last_wal_replay_lsn()::text",
+    .position_kind = "lsn",
+    /* Nothing left to replay is no lag, however old the last commit. */
+    .replica_lag_sql = "SELECT CASE WHEN pg_last_wal_receive_lsn() = "
+                       "pg_last_wal_replay_lsn() THEN 0 ELSE "
+                       "COALESCE(EXTRACT(EPOCH FROM now() - "
+                       "pg_last_xact_replay_timestamp()), 0)::float8 END",
 };
 
 /* {====================================================================
