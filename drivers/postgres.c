@@ -106,8 +106,10 @@ static const orm_dialect pg_dialect = {
     .position_sql = "SELECT pg_current_wal_insert_lsn()::text",
     .replay_position_sql = "SELECT pg_last_wal_replay_lsn()::text",
     .position_kind = "lsn",
-    /* Nothing left to replay is no lag, however old the last commit. */
-    .replica_lag_sql = "SELECT CASE WHEN pg_last_wal_receive_lsn() = "
+    /* Nothing received and not replayed is no lag, however old the last
+     * commit (and nothing received yet, just after a start, too). */
+    .replica_lag_sql = "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NULL "
+                       "OR pg_last_wal_receive_lsn() <= "
                        "pg_last_wal_replay_lsn() THEN 0 ELSE "
                        "COALESCE(EXTRACT(EPOCH FROM now() - "
                        "pg_last_xact_replay_timestamp()), 0)::float8 END",
