@@ -82,7 +82,9 @@ end
 -- listeners, statistics. Create with `orm.DataSource{...}`, then `init()`.
 -- @type DataSource
 
---- orm.DataSource{ name, driver, entities?, pool?, manager? }
+--- orm.DataSource{ name, driver, entities?, pool?, manager?, replicas?,
+-- read_your_writes?, sticky_seconds?, replica_retry_after?, max_replica_lag? }
+-- (replicas: ormed.replicas)
 function DataSource.new(opts)
   errors.check(type(opts) == "table", "DataSource expects a table of options")
   errors.check(type(opts.name) == "string" and opts.name ~= "",

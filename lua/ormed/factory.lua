@@ -133,7 +133,8 @@ end
 
 --- orm.register_sqlite_orm_connection{ name, database = orm.DatabaseConfig{ driver = "sqlite",
 -- options = { path | memory } }, registry?, pool?, replace?, manager? }: registers an
--- OrmConnection on SQLite; returns a Handle.
+-- OrmConnection on SQLite; returns a Handle. The PostgreSQL and MySQL helpers also take
+-- replicas = { url | adapter | DatabaseConfig, ... } and the replica options of a DataSource.
 -- @function register_sqlite_orm_connection
 
 M.register_sqlite_orm_connection = register_with(function(database)
