@@ -22,6 +22,13 @@ const orm_dialect orm_mysql_dialect = {
     .backslash_strings = 1,
     .hash_comments = 1,
     .empty_insert = " () VALUES ()",
+    /* MariaDB GTIDs (MASTER_USE_GTID=slave_pos); the replica's position is
+     * written in the same transaction as what it replays. */
+    .position_sql = "SELECT @@gtid_binlog_pos",
+    .replay_position_sql = "SELECT @@gtid_slave_pos",
+    .position_kind = "gtid",
+    .replica_lag_sql = "SHOW SLAVE STATUS",
+    .replica_lag_column = "Seconds_Behind_Master",
     .transactional_ddl = 0,
     .datetime_sep = " ",
     .datetime_zone = "",

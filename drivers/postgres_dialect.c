@@ -27,6 +27,19 @@ const orm_dialect orm_postgres_dialect = {
     .nested_comments = 1,
     .copy_from_stdin = 1,
     .empty_insert = " DEFAULT VALUES",
+    /* The insert position, not pg_current_wal_lsn(): with
+     * synchronous_commit = off a commit returns before its record is
+     * written, and only the insert position is sure to be past it. */
+    .position_sql = "SELECT pg_current_wal_insert_lsn()::text",
+    .replay_position_sql = "SELECT pg_last_wal_replay_lsn()::text",
+    .position_kind = "lsn",
+    /* Nothing received and not replayed is no lag, however old the last
+     * commit (and nothing received yet, just after a start, too). */
+    .replica_lag_sql = "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NULL "
+                       "OR pg_last_wal_receive_lsn() <= "
+                       "pg_last_wal_replay_lsn() THEN 0 ELSE "
+                       "COALESCE(EXTRACT(EPOCH FROM now() - "
+                       "pg_last_xact_replay_timestamp()), 0)::float8 END",
     .transactional_ddl = 1,
     .datetime_sep = "T",
     .datetime_zone = "Z",

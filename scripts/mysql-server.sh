@@ -11,9 +11,20 @@
 #       Everything else goes to stderr. If a server from DIR already runs, it
 #       is reused. Exits non-zero (with the error log's tail) on failure, and
 #       then leaves no server running.
+#       The server writes a binary log (--log-bin, --server-id=1, GTIDs) so
+#       that a replica can follow it.
+#   scripts/mysql-server.sh replica-start DIR
+#       Starts (creating it on first use) a streaming replica of the server
+#       running from DIR: a second mariadbd (data DIR/mysqlr, socket
+#       DIR/mysqlr.sock, --server-id=2) following it with
+#       CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos; waits until it has
+#       caught up, then prints its URL the same way.
+#   scripts/mysql-server.sh replica-stop DIR
+#       Stops that replica (its replication position is kept: replica-start
+#       resumes it).
 #   scripts/mysql-server.sh stop DIR
-#       Stops the server started from DIR and waits until it is gone.
-#       Idempotent: exits 0 when nothing runs.
+#       Stops the server started from DIR (and its replica) and waits until
+#       they are gone. Idempotent: exits 0 when nothing runs.
 set -u
 # The server and client tools are not under test: never run them with the
 # sanitizer runtime `make asan` preloads for Lua.
@@ -23,15 +34,19 @@ USER_NAME=ormed
 USER_PW=ormed_pw
 DB_NAME=ormed_test
 START_TIMEOUT=${MYSQL_START_TIMEOUT:-60}
+# The server's files are DIR/$N.*: "mysql" for the primary, "mysqlr" for its
+# replica; ROLE_OPTS are the options that differ between them.
+N=mysql
+ROLE_OPTS=(--log-bin=mysql-bin --server-id=1 --binlog-format=ROW)
 STOP_TIMEOUT=${MYSQL_STOP_TIMEOUT:-60}
 
 log() { printf 'mysql-server: %s\n' "$*" >&2; }
 
 die() {
     log "$*"
-    if [ -n "${DIR:-}" ] && [ -f "$DIR/mysql.err" ]; then
-        log "last lines of $DIR/mysql.err:"
-        tail -n 25 "$DIR/mysql.err" >&2
+    if [ -n "${DIR:-}" ] && [ -f "$DIR/$N.err" ]; then
+        log "last lines of $DIR/$N.err:"
+        tail -n 25 "$DIR/$N.err" >&2
     fi
     exit 1
 }
@@ -66,20 +81,20 @@ EOF
 # The pid of the running server, or nothing.
 running_pid() {
     local pid
-    [ -f "$DIR/mysql.pid" ] || return 1
-    pid=$(cat "$DIR/mysql.pid" 2>/dev/null) || return 1
+    [ -f "$DIR/$N.pid" ] || return 1
+    pid=$(cat "$DIR/$N.pid" 2>/dev/null) || return 1
     case "$pid" in '' | *[!0-9]*) return 1 ;; esac
     kill -0 "$pid" 2>/dev/null || return 1
     echo "$pid"
 }
 
 admin() {
-    "$ADMIN" --no-defaults --socket="$DIR/mysql.sock" --user=root \
+    "$ADMIN" --no-defaults --socket="$DIR/$N.sock" --user=root \
         --connect-timeout=5 "$@"
 }
 
 client() {
-    "$CLIENT" --no-defaults --socket="$DIR/mysql.sock" --user=root \
+    "$CLIENT" --no-defaults --socket="$DIR/$N.sock" --user=root \
         --connect-timeout=5 --batch --skip-column-names "$@"
 }
 
@@ -95,67 +110,67 @@ wait_gone() {
 
 do_stop() {
     local pid
-    pid=$(running_pid) || { rm -f "$DIR/mysql.pid"; return 0; }
+    pid=$(running_pid) || { rm -f "$DIR/$N.pid"; return 0; }
     admin shutdown >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null
     if ! wait_gone "$pid"; then
         log "server $pid did not stop in ${STOP_TIMEOUT}s, killing it"
         kill -KILL "$pid" 2>/dev/null
         wait_gone "$pid" || return 1
     fi
-    rm -f "$DIR/mysql.pid" "$DIR/mysql.sock"
+    rm -f "$DIR/$N.pid" "$DIR/$N.sock"
     return 0
 }
 
 install_db() {
-    if [ -d "$DIR/mysql/mysql" ]; then
-        [ -f "$DIR/mysql.installed" ] && return 0
+    if [ -d "$DIR/$N/mysql" ]; then
+        [ -f "$DIR/$N.installed" ] && return 0
         # made by an earlier version of this script, which left no marker
-        if grep -q 'get-involved' "$DIR/install.log" 2>/dev/null; then
-            : >"$DIR/mysql.installed"
+        if grep -q 'get-involved' "$DIR/$N-install.log" 2>/dev/null; then
+            : >"$DIR/$N.installed"
             return 0
         fi
     fi
-    log "initialising $DIR/mysql"
-    rm -rf "$DIR/mysql" # a half-made data folder from an interrupted run
-    mkdir -p "$DIR/mysql" || die "cannot create $DIR/mysql"
-    if ! "$INSTALL_DB" --no-defaults --datadir="$DIR/mysql" "${RUN_AS[@]}" \
+    log "initialising $DIR/$N"
+    rm -rf "$DIR/$N" # a half-made data folder from an interrupted run
+    mkdir -p "$DIR/$N" || die "cannot create $DIR/$N"
+    if ! "$INSTALL_DB" --no-defaults --datadir="$DIR/$N" "${RUN_AS[@]}" \
         --auth-root-authentication-method=normal --skip-test-db \
         --skip-name-resolve --innodb-log-file-size=16M \
-        --character-set-server=utf8mb4 >"$DIR/install.log" 2>&1; then
-        cat "$DIR/install.log" >&2
-        rm -rf "$DIR/mysql"
+        --character-set-server=utf8mb4 >"$DIR/$N-install.log" 2>&1; then
+        cat "$DIR/$N-install.log" >&2
+        rm -rf "$DIR/$N"
         die "mariadb-install-db failed"
     fi
-    : >"$DIR/mysql.installed"
+    : >"$DIR/$N.installed"
 }
 
 # Starts mariadbd on $1; returns 0 once it answers, 2 when the port was
 # taken, 1 on any other failure.
 launch() {
     local port=$1 pid waited=0
-    : >"$DIR/mysql.err"
-    nohup "$MARIADBD" --no-defaults --datadir="$DIR/mysql" \
-        --socket="$DIR/mysql.sock" --port="$port" --bind-address=127.0.0.1 \
-        "${RUN_AS[@]}" --pid-file="$DIR/mysql.pid" --log-error="$DIR/mysql.err" \
-        --skip-name-resolve --skip-log-bin \
+    : >"$DIR/$N.err"
+    nohup "$MARIADBD" --no-defaults --datadir="$DIR/$N" \
+        --socket="$DIR/$N.sock" --port="$port" --bind-address=127.0.0.1 \
+        "${RUN_AS[@]}" --pid-file="$DIR/$N.pid" --log-error="$DIR/$N.err" \
+        --skip-name-resolve "${ROLE_OPTS[@]}" \
         --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 \
         --innodb-log-file-size=16M --innodb-buffer-pool-size=64M \
         --innodb-fast-shutdown=1 --loose-innodb-use-native-aio=0 \
         --sync-frm=0 --performance-schema=0 --max-connections=500 \
         --max-allowed-packet=64M --character-set-server=utf8mb4 \
         --collation-server=utf8mb4_general_ci \
-        </dev/null >>"$DIR/mysql.err" 2>&1 &
+        </dev/null >>"$DIR/$N.err" 2>&1 &
     pid=$!
     while :; do
         if ! kill -0 "$pid" 2>/dev/null; then
             wait "$pid" 2>/dev/null
-            if grep -qiE 'address already in use|bind on tcp' "$DIR/mysql.err"; then
+            if grep -qiE 'address already in use|bind on tcp' "$DIR/$N.err"; then
                 return 2
             fi
             return 1
         fi
         if admin ping >/dev/null 2>&1; then
-            echo "$port" >"$DIR/mysql.port"
+            echo "$port" >"$DIR/$N.port"
             return 0
         fi
         [ "$waited" -ge $((START_TIMEOUT * 10)) ] && {
@@ -194,8 +209,8 @@ do_start() {
     RUN_AS=()
     [ "$(id -u)" = 0 ] && RUN_AS=(--user=root)
 
-    if running_pid >/dev/null && admin ping >/dev/null 2>&1 && [ -f "$DIR/mysql.port" ]; then
-        port=$(cat "$DIR/mysql.port")
+    if running_pid >/dev/null && admin ping >/dev/null 2>&1 && [ -f "$DIR/$N.port" ]; then
+        port=$(cat "$DIR/$N.port")
         log "reusing the server already running from $DIR (port $port)"
     else
         # interrupted half-way: leave no server behind
@@ -221,13 +236,81 @@ do_start() {
         die "creating user $USER_NAME and database $DB_NAME failed"
     fi
     trap - INT TERM HUP
-    log "ready on 127.0.0.1:$port (socket $DIR/mysql.sock)"
+    log "ready on 127.0.0.1:$port (socket $DIR/$N.sock)"
+    printf 'mysql://%s:%s@127.0.0.1:%s/%s\n' "$USER_NAME" "$USER_PW" "$port" "$DB_NAME"
+}
+
+# Runs $@ as the replica (N=mysqlr).
+as_replica() {
+    N=mysqlr
+    ROLE_OPTS=(--server-id=2 --skip-log-bin --relay-log=mysqlr-relay)
+    "$@"
+}
+
+do_replica_start() {
+    local pport pos
+    DIR=$(realpath -m "$DIR") || die "bad folder $DIR"
+    running_pid >/dev/null || die "no server runs from $DIR (start it first)"
+    pport=$(cat "$DIR/mysql.port") || die "no port file for the server in $DIR"
+    RUN_AS=()
+    [ "$(id -u)" = 0 ] && RUN_AS=(--user=root)
+    pos=$(client -e 'SELECT @@gtid_binlog_pos') || die "cannot read the primary's GTID position"
+    as_replica replica_up "$pport" "$pos"
+}
+
+replica_up() {
+    local pport=$1 pos=$2 port attempt rc fresh=""
+    MARIADBD=$(find_bin mariadbd mysqld) || die "mariadbd not found"
+    INSTALL_DB=$(find_bin mariadb-install-db mysql_install_db) || die "mariadb-install-db not found"
+    if running_pid >/dev/null && admin ping >/dev/null 2>&1 && [ -f "$DIR/$N.port" ]; then
+        port=$(cat "$DIR/$N.port")
+    else
+        trap 'do_stop; exit 130' INT TERM HUP
+        do_stop
+        [ -f "$DIR/$N.installed" ] || fresh=1
+        install_db
+        rc=1
+        for attempt in 1 2 3 4 5; do
+            # a restarted replica keeps its port (its URL is out already)
+            if [ "$attempt" = 1 ] && [ -f "$DIR/$N.port" ]; then
+                port=$(cat "$DIR/$N.port")
+            else
+                port=$(free_port) || die "cannot find a free port"
+            fi
+            log "starting the replica on 127.0.0.1:$port (attempt $attempt)"
+            launch "$port"
+            rc=$?
+            [ "$rc" -eq 2 ] || break
+        done
+        if [ "$rc" -ne 0 ]; then
+            do_stop
+            die "the replica did not start"
+        fi
+        if [ -n "$fresh" ]; then
+            client <<EOF || { do_stop; die "CHANGE MASTER on the replica failed"; }
+CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$pport,
+    MASTER_USER='$USER_NAME', MASTER_PASSWORD='$USER_PW',
+    MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+EOF
+        fi
+        client -e 'START SLAVE' >/dev/null 2>&1
+        trap - INT TERM HUP
+    fi
+    # Caught up with the primary (its users and database included)?
+    rc=$(client -e "SELECT MASTER_GTID_WAIT('$pos', $START_TIMEOUT)") || rc=-1
+    if [ "$rc" != 0 ]; then
+        client -e 'SHOW SLAVE STATUS\G' >&2
+        do_stop
+        die "the replica did not catch up with the primary"
+    fi
+    log "replica ready on 127.0.0.1:$port (socket $DIR/$N.sock)"
     printf 'mysql://%s:%s@127.0.0.1:%s/%s\n' "$USER_NAME" "$USER_PW" "$port" "$DB_NAME"
 }
 
 main() {
-    if [ $# -ne 2 ] || { [ "$1" != start ] && [ "$1" != stop ]; }; then
-        echo "usage: $0 start|stop DIR" >&2
+    case "${1:-}" in start | stop | replica-start | replica-stop) ;; *) set -- ;; esac
+    if [ $# -ne 2 ]; then
+        echo "usage: $0 start|stop|replica-start|replica-stop DIR" >&2
         exit 2
     fi
     DIR=$2
@@ -235,9 +318,17 @@ main() {
     CLIENT=$(find_bin mariadb mysql) || die "mariadb client not found (apt-get install mariadb-client)"
     case "$1" in
     start) do_start ;;
+    replica-start) do_replica_start ;;
+    replica-stop)
+        [ -d "$DIR" ] || exit 0
+        DIR=$(cd "$DIR" && pwd)
+        as_replica do_stop || die "could not stop the replica from $DIR"
+        ;;
     stop)
         [ -d "$DIR" ] || exit 0
         DIR=$(cd "$DIR" && pwd)
+        as_replica do_stop || log "could not stop the replica from $DIR"
+        N=mysql
         do_stop || die "could not stop the server from $DIR"
         ;;
     esac

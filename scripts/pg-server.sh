@@ -13,9 +13,19 @@
 #       Everything else goes to stderr. If a server from DIR already runs, it
 #       is reused. Exits non-zero (with the server log's tail) on failure, and
 #       then leaves no server running.
+#   scripts/pg-server.sh replica-start DIR
+#       Starts (creating it on first use) a streaming replica of the server
+#       running from DIR: `pg_basebackup -R` of it into DIR/pgr/data (over
+#       the unix socket, as the postgres user: initdb's pg_hba trusts local
+#       replication; wal_level = replica and max_wal_senders are defaults),
+#       a hot standby on another loopback port (kept across restarts), then
+#       prints its URL the same way.
+#   scripts/pg-server.sh replica-stop DIR
+#       Stops that replica (replica-start resumes it).
 #   scripts/pg-server.sh stop DIR
-#       Stops the server started from DIR (pg_ctl -m immediate) and waits
-#       until it is gone. Idempotent: exits 0 when nothing runs.
+#       Stops the server started from DIR (and its replica; pg_ctl -m
+#       immediate) and waits until they are gone. Idempotent: exits 0 when
+#       nothing runs.
 #
 # PG_BIN may name the folder holding initdb/pg_ctl/psql; by default the
 # newest /usr/lib/postgresql/*/bin is used.
@@ -239,20 +249,86 @@ do_start() {
     printf 'postgres://%s:%s@127.0.0.1:%s/%s\n' "$USER_NAME" "$USER_PW" "$PORT" "$DB_NAME"
 }
 
+do_replica_start() {
+    local primary_port attempt rc
+    DIR=$(cd "$DIR" && pwd) || die "cannot enter $DIR"
+    PGDIR=$DIR/pg
+    running || die "no server runs from $DIR (start it first)"
+    primary_port=$(cat "$PGDIR/port") || die "no port file in $PGDIR"
+    PGDIR=$DIR/pgr
+    cd "$DIR" || die "cannot enter $DIR"
+    if running && [ -f "$PGDIR/port" ]; then
+        PORT=$(cat "$PGDIR/port")
+    else
+        do_stop
+        if [ ! -f "$PGDIR/data/PG_VERSION" ]; then
+            mkdir -p "$PGDIR" || die "cannot create $PGDIR"
+            [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDIR"
+            chmod 700 "$PGDIR"
+            log "pg_basebackup of 127.0.0.1:$primary_port into $PGDIR/data"
+            if ! as_pg timeout 300 "$BIN/pg_basebackup" -h "$DIR/pg" -p "$primary_port" -U postgres \
+                -D "$PGDIR/data" -R -X stream --checkpoint=fast --no-sync >"$PGDIR/basebackup.log" 2>&1; then
+                cat "$PGDIR/basebackup.log" >&2
+                as_pg rm -rf "$PGDIR/data"
+                die "pg_basebackup failed"
+            fi
+            {
+                echo "# the replica's own socket folder (scripts/pg-server.sh replica-start)"
+                echo "unix_socket_directories = '${PGDIR//\'/\'\'}'"
+            } | as_pg tee -a "$PGDIR/data/postgresql.conf" >/dev/null ||
+                die "cannot write $PGDIR/data/postgresql.conf"
+        fi
+        rc=1
+        for attempt in 1 2 3 4 5; do
+            # a restarted replica keeps its port (its URL is out already)
+            if [ "$attempt" = 1 ] && [ -f "$PGDIR/port" ]; then
+                PORT=$(cat "$PGDIR/port")
+            else
+                PORT=$(free_port) || die "cannot find a free port"
+            fi
+            log "starting the replica on 127.0.0.1:$PORT (attempt $attempt)"
+            launch "$PORT"
+            rc=$?
+            [ "$rc" -eq 2 ] || break
+        done
+        [ "$rc" -eq 0 ] || die "the replica did not start"
+        echo "$PORT" | as_pg tee "$PGDIR/port" >/dev/null
+    fi
+    if ! check_tcp; then
+        do_stop
+        die "no password login on the replica over 127.0.0.1:$PORT"
+    fi
+    log "replica ready on 127.0.0.1:$PORT"
+    printf 'postgres://%s:%s@127.0.0.1:%s/%s\n' "$USER_NAME" "$USER_PW" "$PORT" "$DB_NAME"
+}
+
 main() {
-    if [ $# -ne 2 ] || { [ "$1" != start ] && [ "$1" != stop ]; }; then
-        echo "usage: $0 start|stop DIR" >&2
+    case "${1:-}" in start | stop | replica-start | replica-stop) ;; *) set -- ;; esac
+    if [ $# -ne 2 ]; then
+        echo "usage: $0 start|stop|replica-start|replica-stop DIR" >&2
         exit 2
     fi
     DIR=$2
     BIN=$(find_bindir) || die "PostgreSQL binaries not found (apt-get install postgresql)"
     case "$1" in
     start) do_start ;;
+    replica-start) do_replica_start ;;
+    replica-stop)
+        [ -d "$DIR/pgr" ] || exit 0
+        DIR=$(cd "$DIR" && pwd)
+        PGDIR=$DIR/pgr
+        cd "$DIR" || exit 0
+        do_stop || die "could not stop the replica from $DIR"
+        ;;
     stop)
         [ -d "$DIR/pg" ] || exit 0
         DIR=$(cd "$DIR" && pwd)
-        PGDIR=$DIR/pg
         cd "$DIR" || exit 0
+        if [ -d "$DIR/pgr" ]; then
+            PGDIR=$DIR/pgr
+            do_stop || log "could not stop the replica from $DIR"
+        fi
+        PGDIR=$DIR/pg
         do_stop || die "could not stop the server from $DIR"
         ;;
     esac

@@ -2,7 +2,10 @@
 # Runs a command (the spec suite) with throwaway PostgreSQL and MariaDB
 # servers on loopback ports, exported as ORMED_TEST_POSTGRES / ORMED_TEST_MYSQL,
 # plus a PgBouncer in transaction mode in front of that PostgreSQL
-# (ORMED_TEST_PGBOUNCER), and stops them afterwards whatever happened. A URL
+# (ORMED_TEST_PGBOUNCER) and a streaming replica of each server
+# (ORMED_TEST_POSTGRES_REPLICA / ORMED_TEST_MYSQL_REPLICA; the folder their
+# scripts control them from is ORMED_TEST_REPLICA_DIR, for the specs that
+# stop and restart a replica), and stops them afterwards whatever happened. A URL
 # already set in the environment selects an existing server instead. With CI=true a server that
 # cannot start fails the run; otherwise the specs of that driver fail loudly.
 set -u
@@ -44,6 +47,17 @@ if want mysql && [ -z "${ORMED_TEST_MYSQL:-}" ]; then
     export ORMED_TEST_MYSQL="$url"; started_my=1
   else fail_start MariaDB; fi
 fi
+if [ -n "$started_pg" ] && [ -z "${ORMED_TEST_POSTGRES_REPLICA:-}" ]; then
+  if url=$("$here/pg-server.sh" replica-start "$dir"); then
+    export ORMED_TEST_POSTGRES_REPLICA="$url"
+  else fail_start "the PostgreSQL replica"; fi
+fi
+if [ -n "$started_my" ] && [ -z "${ORMED_TEST_MYSQL_REPLICA:-}" ]; then
+  if url=$("$here/mysql-server.sh" replica-start "$dir"); then
+    export ORMED_TEST_MYSQL_REPLICA="$url"
+  else fail_start "the MariaDB replica"; fi
+fi
+[ -n "$started_pg$started_my" ] && export ORMED_TEST_REPLICA_DIR="$dir"
 export ORMED_TEST_TMP="$dir"
 # make asan preloads the sanitizer runtimes into the spec run only, never
 # into the servers.

@@ -235,6 +235,15 @@ static void core_setint(lua_State *L, const char *k, lua_Integer v)
     lua_setfield(L, -2, k);
 }
 
+/* Sets t[k] = s on the table on top; nothing when s is NULL. */
+static void core_setstr(lua_State *L, const char *k, const char *s)
+{
+    if (s == NULL)
+        return;
+    lua_pushstring(L, s);
+    lua_setfield(L, -2, k);
+}
+
 /* core.dialect(name): the facts of a driver's dialect the Lua layer may
  * need, as a table; nil for an unknown name. */
 static int core_dialect(lua_State *L)
@@ -242,7 +251,7 @@ static int core_dialect(lua_State *L)
     const orm_driver *d = orm_driver_find(luaL_checkstring(L, 1));
     if (d == NULL)
         return 0;
-    lua_createtable(L, 0, 10);
+    lua_createtable(L, 0, 15);
     lua_pushstring(L, d->dialect->name);
     lua_setfield(L, -2, "name");
     core_setint(L, "max_params", d->dialect->max_params);
@@ -256,6 +265,11 @@ static int core_dialect(lua_State *L)
     lua_setfield(L, -2, "datetime_sep");
     lua_pushstring(L, d->dialect->datetime_zone);
     lua_setfield(L, -2, "datetime_zone");
+    core_setstr(L, "position_sql", d->dialect->position_sql);
+    core_setstr(L, "replay_position_sql", d->dialect->replay_position_sql);
+    core_setstr(L, "position_kind", d->dialect->position_kind);
+    core_setstr(L, "replica_lag_sql", d->dialect->replica_lag_sql);
+    core_setstr(L, "replica_lag_column", d->dialect->replica_lag_column);
     return 1;
 }
 

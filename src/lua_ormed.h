@@ -74,7 +74,11 @@ const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx);
  * "hydrated": with `key` absent the row gets metatable mt; with `key` the
  * row is wrapped as setmetatable({ [key] = row }, mt). Records statistics,
  * notifies listeners, raises orm.Error (with connection name and sql) on
- * failure. The bytes of binds must stay valid during the call. */
+ * failure. When a pool target cannot reach its server (connection_failed
+ * or connection_lost) and its info table has a `failover` function (a read
+ * replica's), the statement runs again on the pool that function returns,
+ * which replaces the target in its stack slot. The bytes of binds must
+ * stay valid during the call. */
 int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
                 const orm_value *binds, int n, orm_lua_mode mode, int hyd);
 

@@ -295,6 +295,8 @@ static void run_notify(lua_State *L, int tidx, const char *sql, size_t len,
     lua_createtable(L, 0, 6);
     lua_getfield(L, listeners - 1, "name");
     lua_setfield(L, -2, "connection");
+    lua_getfield(L, listeners - 1, "node"); /* "primary", "replica1", ... */
+    lua_setfield(L, -2, "node");
     lua_pushlstring(L, sql, len);
     lua_setfield(L, -2, "sql");
     run_pushbinds(L, binds, n);
@@ -315,6 +317,33 @@ static void run_notify(lua_State *L, int tidx, const char *sql, size_t len,
     lua_pop(L, 3);
 }
 
+/* A statement on a pool target failed to reach its server: when the pool's
+ * info table has a `failover` function (a read replica's, set by
+ * lua/ormed/replicas.lua), calls it with the error kind and message; when
+ * it returns another pool, puts that pool in the target's stack slot and
+ * returns 1 (run the statement again there), else 0. */
+static int run_failover(lua_State *L, int tidx, const orm_error *err)
+{
+    if (err->kind != ORM_E_CONNECTION_FAILED && err->kind != ORM_E_CONNECTION_LOST)
+        return 0;
+    aux_pushinfo(L, tidx);
+    lua_getfield(L, -1, "failover");
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_pushstring(L, orm_error_kind_name(err->kind));
+    lua_pushstring(L, err->message);
+    lua_call(L, 2, 1);
+    if (luaL_testudata(L, -1, ORM_LUA_POOL) == NULL) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_replace(L, tidx);
+    lua_pop(L, 1);
+    return 1;
+}
+
 int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
                 const orm_value *binds, int n, orm_lua_mode mode, int hyd)
 {
@@ -322,10 +351,12 @@ int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
     conn_ud *cu;
     orm_pool *pool;
     double t0;
-    int ok;
+    int ok, top;
     double ms;
     tidx = lua_absindex(L, tidx);
     hyd = hyd ? lua_absindex(L, hyd) : 0;
+    top = lua_gettop(L);
+again:
     x.conn = NULL;
     x.stmt = NULL;
     x.mode = mode;
@@ -338,8 +369,11 @@ int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
         pool = cu->pool;
     } else {
         pool = aux_checkpool(L, tidx)->pool;
-        if (orm_pool_acquire(pool, &x.conn, &x.err) != ORM_OK)
+        if (orm_pool_acquire(pool, &x.conn, &x.err) != ORM_OK) {
+            if (run_failover(L, tidx, &x.err))
+                goto again;
             return orm_lua_raise(L, &x.err, aux_name(L, tidx), NULL);
+        }
     }
     t0 = orm_clock();
     ok = orm_conn_start(x.conn, sql, len, binds, n, &x.stmt, &x.err) == ORM_OK;
@@ -364,6 +398,10 @@ int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
     if (!ok)
         lua_pushnil(L);
     run_notify(L, tidx, sql, len, binds, n, ms, x.rows, &x.err);
+    if (!ok && cu == NULL && run_failover(L, tidx, &x.err)) {
+        lua_settop(L, top);
+        goto again;
+    }
     if (!ok) {
         lua_pushlstring(L, sql, len); /* sql may not be NUL-terminated */
         return orm_lua_raise(L, &x.err, aux_name(L, tidx), lua_tostring(L, -1));

@@ -140,6 +140,20 @@ typedef struct orm_dialect {
                                       bound as text ("T", or " ") */
     const char *datetime_zone;     /* after it ("Z", or "" where the
                                       database refuses a zone) */
+    /* Streaming replication (read replicas, lua/ormed/replicas.lua); all
+     * NULL when the database has none: */
+    const char *position_sql;      /* on the primary: one row, one text
+                                      column, a position at or past every
+                                      commit made so far */
+    const char *replay_position_sql; /* on a replica: the position it has
+                                      replayed (visible to new queries) */
+    const char *position_kind;     /* how positions compare: "lsn" (hex
+                                      HI/LO, PostgreSQL) or "gtid"
+                                      (domain-server-seq lists, MariaDB) */
+    const char *replica_lag_sql;   /* on a replica: its lag in seconds */
+    const char *replica_lag_column; /* the column of replica_lag_sql's row
+                                      holding the lag (NULL: the first);
+                                      NULL lag = replay stopped */
 } orm_dialect;
 
 /* Step results. */

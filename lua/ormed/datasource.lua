@@ -7,6 +7,7 @@ local core = require("ormed.core")
 local errors = require("ormed.errors")
 local ConnectionManager = require("ormed.manager")
 local Query = require("ormed.query")
+local replicas = require("ormed.replicas")
 local util = require("ormed.util")
 
 local DataSource = {}
@@ -81,7 +82,9 @@ end
 -- listeners, statistics. Create with `orm.DataSource{...}`, then `init()`.
 -- @type DataSource
 
---- orm.DataSource{ name, driver, entities?, pool?, manager? }
+--- orm.DataSource{ name, driver, entities?, pool?, manager?, replicas?,
+-- read_your_writes?, sticky_seconds?, replica_retry_after?, max_replica_lag? }
+-- (replicas: ormed.replicas)
 function DataSource.new(opts)
   errors.check(type(opts) == "table", "DataSource expects a table of options")
   errors.check(type(opts.name) == "string" and opts.name ~= "",
@@ -103,6 +106,7 @@ function DataSource.new(opts)
   errors.check(leak == nil or (type(leak) == "number" and leak > 0),
     "pool.leak_timeout must be a positive number of seconds")
   self._leak_timeout = leak
+  self._replicas = replicas.configure(self, opts) -- nil without replicas
   return self
 end
 
@@ -116,7 +120,9 @@ local function open_pool(self)
   local info = pool:info()
   info.name = self.name
   info.listeners = self._listeners
+  info.node = "primary"
   self._pool = pool
+  if self._replicas then replicas.open(self) end
 end
 
 -- Closes the pool; false when none was open.
@@ -125,6 +131,7 @@ local function close_pool(self)
   if not pool then return false end
   self._pool = nil
   pool:close()
+  if self._replicas then replicas.close(self) end
   return true
 end
 
@@ -207,13 +214,17 @@ local function tx_conn(self, co)
 end
 
 -- Where a statement runs: the current coroutine's transaction connection
--- on this data source, else the pool. A write while this coroutine has a
--- transaction open on another data source (and none here) raises
--- cross_connection_transaction.
-function DataSource:_target(write)
+-- on this data source, else the pool (with replicas: the pool of the server
+-- ormed.replicas routes it to; role = "read" | "write" | nil). A write
+-- while this coroutine has a transaction open on another data source (and
+-- none here) raises cross_connection_transaction.
+function DataSource:_target(write, role)
   local pool = pool_of(self)
   local txs = active[coroutine.running()]
-  if txs == nil then return pool end
+  if txs == nil then
+    if self._replicas then return replicas.route(self, pool, write, role) end
+    return pool
+  end
   local conn = txs[self]
   if conn then return conn end
   if write and next(txs) ~= nil then
@@ -223,7 +234,49 @@ function DataSource:_target(write)
         .. "a transaction cannot span databases (open one on '%s' too, or compensate)",
         self.name, other.name, self.name) }), 3)
   end
+  if self._replicas then return replicas.route(self, pool, write, role) end
   return pool
+end
+
+local ROLES = { read = true, write = true }
+
+-- The role of statement opts (nil when none).
+local function role_of(opts)
+  local role = opts and opts.role
+  errors.check(role == nil or ROLES[role], "role must be \"read\" or \"write\", got %s",
+    tostring(role))
+  return role
+end
+
+--- _with_role(role): this data source with every read routed by role
+-- ("read": a replica, "write": the primary), for `{ connection = ..., role
+-- = ... }` opts; one per data source and role, so it can key caches.
+function DataSource:_with_role(role)
+  if role_of({ role = role }) == nil then return self end
+  local base = rawget(self, "_base") or self
+  base._roles = base._roles or {}
+  local proxy = base._roles[role]
+  if proxy == nil then
+    proxy = setmetatable({
+      _base = base,
+      _target = function(_, write) return base:_target(write, role) end,
+      transaction = function(_, fn) return base:transaction(fn) end,
+      in_transaction = function() return base:in_transaction() end,
+      select = function(_, sql, bindings, opts)
+        return base:select(sql, bindings, opts and opts.role and opts or { role = role })
+      end,
+    }, { __index = base })
+    base._roles[role] = proxy
+  end
+  return proxy
+end
+
+--- on_primary(fn): fn(ds) with every read of this coroutine on this data
+-- source going to the primary; returns what fn returns.
+function DataSource:on_primary(fn)
+  errors.check(type(fn) == "function", "on_primary(fn) needs a function")
+  if not self._replicas then return fn(self) end
+  return replicas.on_primary(self, fn, self)
 end
 
 --- True when the current coroutine has a transaction open on this data source.
@@ -231,9 +284,10 @@ function DataSource:in_transaction()
   return tx_conn(self) ~= nil
 end
 
---- select(sql, bindings?): rows as plain tables.
-function DataSource:select(sql, bindings)
-  return self:_target(false):run(sql, bindings, "rows")
+--- select(sql, bindings?, opts?): rows as plain tables (opts.role: "read"
+-- or "write", where a read goes with replicas).
+function DataSource:select(sql, bindings, opts)
+  return self:_target(false, role_of(opts)):run(sql, bindings, "rows")
 end
 
 --- execute(sql, bindings?): { affected_rows, last_insert_id }.
@@ -306,6 +360,7 @@ function DataSource:transaction(fn)
       close_outer()
       error(err, 2)
     end
+    if outer and self._replicas then replicas.note_write(self) end
   else
     pcall(conn.rollback, conn)
   end
@@ -325,8 +380,12 @@ end
 --- stats(): { open, in_use, idle, waits, timeouts, queries, errors,
 -- prepared, expired, total_ms } (expired: connections closed for reaching
 -- pool.max_lifetime). Also checks for leaked connections.
+-- With replicas also reads_primary, reads_replica and replicas = { { host,
+-- port, open, in_use, queries, errors, down, lag }, ... }.
 function DataSource:stats()
-  return pool_of(self):stats()
+  local s = pool_of(self):stats()
+  if self._replicas then replicas.stats(self, s) end
+  return s
 end
 
 --- ping(): true, or raises connection_failed / connection_lost.
@@ -342,6 +401,12 @@ end
 local OrmConnection = setmetatable({}, { __index = DataSource })
 OrmConnection.__index = OrmConnection
 
+-- opts[k], else config[k] (false counts).
+local function pick(opts, config, k)
+  if opts[k] ~= nil then return opts[k] end
+  return config[k]
+end
+
 --- orm.OrmConnection{ config = ConnectionConfig, driver = adapter, registry? }: a data source built
 -- by a factory (same methods as a DataSource).
 function OrmConnection.new(opts)
@@ -354,6 +419,11 @@ function OrmConnection.new(opts)
     entities = opts.registry and opts.registry:models() or opts.entities,
     pool = opts.pool or config.pool,
     manager = opts.manager,
+    replicas = opts.replicas or config.replicas,
+    read_your_writes = pick(opts, config, "read_your_writes"),
+    sticky_seconds = opts.sticky_seconds or config.sticky_seconds,
+    replica_retry_after = opts.replica_retry_after or config.replica_retry_after,
+    max_replica_lag = opts.max_replica_lag or config.max_replica_lag,
   })
   self.config = config
   self.registry = opts.registry

@@ -102,13 +102,30 @@ local function register_with(adapter_of)
       "register_*_orm_connection needs { name = ..., database = orm.DatabaseConfig{...} }")
     local database = t.database or {}
     local config = t.connection or M.ConnectionConfig({ name = t.name, pool = t.pool })
+    -- replicas: adapters, URLs or DatabaseConfigs of the same driver
+    local reps
+    if t.replicas ~= nil then
+      errors.check(type(t.replicas) == "table", "replicas must be a list")
+      reps = {}
+      for i, r in ipairs(t.replicas) do
+        if type(r) == "string" then
+          reps[i] = drivers.driver_from_url(r)
+        elseif type(r) == "table" and r.params then
+          reps[i] = r
+        else
+          reps[i] = adapter_of(r)
+        end
+      end
+    end
     return M.OrmConnectionFactory({ manager = t.manager }):register({
       name = t.name,
       connection = config,
       replace = t.replace,
       builder = function(c)
         return OrmConnection({ config = c, driver = adapter_of(database),
-          registry = t.registry, pool = t.pool })
+          registry = t.registry, pool = t.pool, replicas = reps,
+          read_your_writes = t.read_your_writes, sticky_seconds = t.sticky_seconds,
+          replica_retry_after = t.replica_retry_after, max_replica_lag = t.max_replica_lag })
       end,
     })
   end
@@ -116,7 +133,8 @@ end
 
 --- orm.register_sqlite_orm_connection{ name, database = orm.DatabaseConfig{ driver = "sqlite",
 -- options = { path | memory } }, registry?, pool?, replace?, manager? }: registers an
--- OrmConnection on SQLite; returns a Handle.
+-- OrmConnection on SQLite; returns a Handle. The PostgreSQL and MySQL helpers also take
+-- replicas = { url | adapter | DatabaseConfig, ... } and the replica options of a DataSource.
 -- @function register_sqlite_orm_connection
 
 M.register_sqlite_orm_connection = register_with(function(database)

@@ -147,7 +147,7 @@ end
 -- The ledger rows ordered by batch then id (none when there is no ledger).
 function Migrator:_ledger()
   if not self.schema:has_table(self.table) then return {} end
-  return self.ds:select(ledger_sql(self, "select"))
+  return self.ds:select(ledger_sql(self, "select"), nil, { role = "write" }) -- never a replica
 end
 
 local function by_id(list)

@@ -41,9 +41,18 @@ local EVENTS = { creating = true, created = true, updating = true, updated = tru
 
 -- {==== connections ====}
 
+local resolve_source
+
 -- The data source for `conn` (a name, a data source, or nil for the
--- model's own connection, else the manager's default).
-local function resolve(model, conn)
+-- model's own connection, else the manager's default); with a role
+-- ("read" | "write", opts.role), that data source routing reads that way.
+local function resolve(model, conn, role)
+  local src = resolve_source(model, conn)
+  if role ~= nil then return src:_with_role(role) end
+  return src
+end
+
+resolve_source = function(model, conn)
   if conn == nil then conn = rawget(model, "connection") end -- rawget: no method lookup
   local t = type(conn)
   if t == "table" then
@@ -490,6 +499,7 @@ end
 function Instance:load(spec, opts)
   local model = model_of(self)
   local src = (opts and opts.connection) and resolve(model, opts.connection) or source_of(self)
+  if opts and opts.role then src = src:_with_role(opts.role) end
   relations.eager(model, { self }, relations.add_with(model, nil, spec), src)
   return self
 end
@@ -594,7 +604,7 @@ end
 
 --- query(opts?): a query on this model (`opts.connection`: a name or a data source).
 function Model:query(opts)
-  return ModelQuery.new(self, resolve(self, opts and opts.connection))
+  return ModelQuery.new(self, resolve(self, opts and opts.connection, opts and opts.role))
 end
 
 -- A query on `source` with the table named `alias` (for sub-queries).
@@ -627,7 +637,7 @@ end
 
 --- find(id, opts?): the instance with this primary key, or nil.
 function Model:find(id, opts)
-  local src = resolve(self, opts and opts.connection)
+  local src = resolve(self, opts and opts.connection, opts and opts.role)
   local sql = id ~= nil and find_sql(self, src)
   if sql then
     return src:_target(false):run(sql, { id }, "first", self._hyds[src] or self:_hydration(src))
@@ -708,6 +718,7 @@ end
 function Model:load_many(list, spec, opts)
   if #list == 0 then return list end
   local src = (opts and opts.connection) and resolve(self, opts.connection) or source_of(list[1])
+  if opts and opts.role then src = src:_with_role(opts.role) end
   relations.eager(self, list, relations.add_with(self, nil, spec), src)
   return list
 end

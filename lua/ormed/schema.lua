@@ -87,8 +87,11 @@ function Schema:rename_table(from, to)
   return self:_run(core.schema_rename(self:dialect(), from, to))
 end
 
+-- Catalog reads go to the primary, like the DDL they follow (replicas).
+local ON_PRIMARY = { role = "write" }
+
 local function found(self, what, ...)
-  local rows = self.ds:select(core.schema_catalog(self:dialect(), what), { ... })
+  local rows = self.ds:select(core.schema_catalog(self:dialect(), what), { ... }, ON_PRIMARY)
   return rows[1] ~= nil
 end
 
@@ -124,13 +127,14 @@ end
 
 --- The base tables of the database (current schema), sorted by name.
 function Schema:tables()
-  return names(self.ds:select(core.schema_catalog(self:dialect(), "tables")))
+  return names(self.ds:select(core.schema_catalog(self:dialect(), "tables"), nil, ON_PRIMARY))
 end
 
 --- The column names of a table, in table order ({} when it does not exist).
 function Schema:columns(table_name)
   check_name("columns", table_name, "the table")
-  return names(self.ds:select(core.schema_catalog(self:dialect(), "columns"), { table_name }))
+  return names(self.ds:select(core.schema_catalog(self:dialect(), "columns"), { table_name },
+    ON_PRIMARY))
 end
 
 --- Drops every table of the database, whatever foreign keys link them.

@@ -7,8 +7,11 @@ local ConnectionManager = require("ormed.manager")
 local DataSource = require("ormed.datasource").DataSource
 
 --- orm.TenantManager{ driver = function(id) return adapter end, entities?,
--- pool?, prefix?, manager? }: one database per tenant. Registering a tenant
--- opens nothing; its data source connects on first use.
+-- pool?, prefix?, manager?, replicas = function(id) return { adapter, ... }
+-- end?, read_your_writes?, sticky_seconds?, replica_retry_after?,
+-- max_replica_lag? }: one database per tenant (each with its read replicas
+-- when `replicas` is given). Registering a tenant opens nothing; its data
+-- source connects on first use.
 -- @type TenantManager
 
 local TenantManager = {}
@@ -19,6 +22,8 @@ TenantManager.__index = TenantManager
 local function new(opts)
   errors.check(type(opts) == "table" and type(opts.driver) == "function",
     "TenantManager needs { driver = function(tenant_id) return adapter end }")
+  errors.check(opts.replicas == nil or type(opts.replicas) == "function",
+    "TenantManager: replicas must be function(tenant_id) return { adapter, ... } end")
   local pool = { min = 0 }
   for k, v in pairs(opts.pool or {}) do pool[k] = v end
   return setmetatable({
@@ -29,6 +34,9 @@ local function new(opts)
     _manager = opts.manager or ConnectionManager.instance,
     _sources = {},
     _order = {},
+    _replicas = opts.replicas,
+    _replica_opts = { read_your_writes = opts.read_your_writes, sticky_seconds = opts.sticky_seconds,
+      replica_retry_after = opts.replica_retry_after, max_replica_lag = opts.max_replica_lag },
   }, TenantManager)
 end
 
@@ -46,8 +54,12 @@ function TenantManager:register(id)
   errors.check(type(id) == "string" and id ~= "", "a tenant id must be a non-empty string")
   local ds = self._sources[id]
   if ds then return ds end
+  local o = self._replica_opts
   ds = DataSource({ name = self._prefix .. id, driver = self._driver(id),
-    entities = self._entities, pool = self._pool, manager = self._manager })
+    entities = self._entities, pool = self._pool, manager = self._manager,
+    replicas = self._replicas and self._replicas(id), read_your_writes = o.read_your_writes,
+    sticky_seconds = o.sticky_seconds, replica_retry_after = o.replica_retry_after,
+    max_replica_lag = o.max_replica_lag })
   ds:init()
   self._sources[id] = ds
   self._order[#self._order + 1] = id
