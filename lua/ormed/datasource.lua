@@ -77,8 +77,9 @@ end
 -- orm.DataSource{ name, driver, entities?, pool?, manager? }
 function DataSource.new(opts)
   errors.check(type(opts) == "table", "DataSource expects a table of options")
-  errors.check(type(opts.name) == "string" and opts.name ~= "",
-    "DataSource needs a name (a non-empty string)")
+  errors.check(util.is_name(opts.name),
+    "DataSource needs a name (a string that is not empty or blank), got %s",
+    type(opts.name) == "string" and string.format("%q", opts.name) or type(opts.name))
   errors.check(type(opts.driver) == "table" and type(opts.driver.params) == "table",
     "DataSource '%s' needs a driver adapter (orm.SqliteDriverAdapter.file(...), ...)", opts.name)
   local self = setmetatable({

@@ -3,6 +3,7 @@
 -- connections built on demand by a builder (ConnectionManager:register).
 -- An unknown name always raises connection_not_found; nothing falls back.
 local errors = require("ormed.errors")
+local util = require("ormed.util")
 
 local ConnectionManager = {}
 ConnectionManager.__index = ConnectionManager
@@ -12,8 +13,9 @@ local function new_manager()
 end
 
 local function check_name(name)
-  errors.check(type(name) == "string" and name ~= "",
-    "a connection name must be a non-empty string, got %s", type(name))
+  errors.check(util.is_name(name),
+    "a connection name must be a string that is not empty or blank, got %s",
+    type(name) == "string" and string.format("%q", name) or type(name))
 end
 
 -- Sorted list of registered names.

@@ -2,6 +2,7 @@
 -- tenant creates its data source without connecting (pool min = 0), so
 -- thousands of tenants cost little until they are used.
 local errors = require("ormed.errors")
+local util = require("ormed.util")
 local ConnectionManager = require("ormed.manager")
 local DataSource = require("ormed.datasource").DataSource
 
@@ -28,7 +29,7 @@ end
 
 -- The connection name of a tenant (registered or not).
 function TenantManager:connection_for(id)
-  errors.check(type(id) == "string" and id ~= "", "a tenant id must be a non-empty string")
+  errors.check(util.is_name(id), "a tenant id must be a string that is not empty or blank")
   if not self._sources[id] then
     errors.raise("connection_not_found", "tenant '%s' is not registered", id)
   end
@@ -37,7 +38,7 @@ end
 
 -- Registers a tenant (idempotent); returns its DataSource.
 function TenantManager:register(id)
-  errors.check(type(id) == "string" and id ~= "", "a tenant id must be a non-empty string")
+  errors.check(util.is_name(id), "a tenant id must be a string that is not empty or blank")
   local ds = self._sources[id]
   if ds then return ds end
   ds = DataSource({ name = self._prefix .. id, driver = self._driver(id),
