@@ -1165,26 +1165,35 @@ int orm_schema_compile_drop_all(const orm_dialect *d,
 
 /* {==== catalog and ledger ====} */
 
+/* MySQL/MariaDB: information_schema names are utf8mb3, so a bound utf8mb4
+ * name with a 4-byte character ("😀") cannot be compared with them ("Illegal
+ * mix of collations"); the catalog column is converted to utf8mb4 instead
+ * (such a name then simply matches nothing). Table names compare exactly, as
+ * the server's own lookup does on Linux; column and index names ignore
+ * case, as the server does. */
 static const char *const sc_catalog_sql[][3] = {
     /* ORM_CAT_HAS_TABLE */
     {"SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?",
      "SELECT 1 AS found FROM information_schema.tables WHERE table_schema = "
      "current_schema() AND table_name = ? AND table_type = 'BASE TABLE'",
      "SELECT 1 AS found FROM information_schema.tables WHERE table_schema = "
-     "DATABASE() AND table_name = ? AND table_type = 'BASE TABLE'"},
+     "DATABASE() AND CONVERT(table_name USING utf8mb4) COLLATE utf8mb4_bin "
+     "= ? AND table_type = 'BASE TABLE'"},
     /* ORM_CAT_HAS_COLUMN */
     {"SELECT 1 AS found FROM pragma_table_info(?) WHERE name = ?",
      "SELECT 1 AS found FROM information_schema.columns WHERE table_schema = "
      "current_schema() AND table_name = ? AND column_name = ?",
      "SELECT 1 AS found FROM information_schema.columns WHERE table_schema = "
-     "DATABASE() AND table_name = ? AND column_name = ?"},
+     "DATABASE() AND CONVERT(table_name USING utf8mb4) COLLATE utf8mb4_bin "
+     "= ? AND CONVERT(column_name USING utf8mb4) = ?"},
     /* ORM_CAT_HAS_INDEX */
     {"SELECT 1 AS found FROM sqlite_master WHERE type = 'index' AND "
      "tbl_name = ? AND name = ?",
      "SELECT 1 AS found FROM pg_indexes WHERE schemaname = current_schema() "
      "AND tablename = ? AND indexname = ?",
      "SELECT 1 AS found FROM information_schema.statistics WHERE "
-     "table_schema = DATABASE() AND table_name = ? AND index_name = ? "
+     "table_schema = DATABASE() AND CONVERT(table_name USING utf8mb4) "
+     "COLLATE utf8mb4_bin = ? AND CONVERT(index_name USING utf8mb4) = ? "
      "LIMIT 1"},
     /* ORM_CAT_TABLES */
     {"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
@@ -1201,8 +1210,8 @@ static const char *const sc_catalog_sql[][3] = {
      "table_schema = current_schema() AND table_name = ? "
      "ORDER BY ordinal_position",
      "SELECT column_name AS name FROM information_schema.columns WHERE "
-     "table_schema = DATABASE() AND table_name = ? "
-     "ORDER BY ordinal_position"},
+     "table_schema = DATABASE() AND CONVERT(table_name USING utf8mb4) "
+     "COLLATE utf8mb4_bin = ? ORDER BY ordinal_position"},
 };
 
 const char *orm_schema_catalog(const orm_dialect *d, orm_catalog q)
