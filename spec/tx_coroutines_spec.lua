@@ -140,6 +140,28 @@ helper.each_driver(function(drv)
       assert.are.equal("b", other:select("SELECT body FROM tx_other")[1].body)
     end)
 
+    it("applies the same rule to OrmConnection and tenant data sources", function()
+      local conn = orm.OrmConnection({ name = drv.name .. "_tx_orm", driver = drv.adapter(),
+        manager = orm.ConnectionManager() }):init()
+      local tenants = orm.TenantManager({ driver = function() return drv.adapter() end,
+        manager = orm.ConnectionManager(), prefix = drv.name .. "_tx_tenant_" })
+      for _, src in ipairs({ conn, tenants:register("t1") }) do
+        drv:create_table(src, "tx_more", { { "id", "id" }, { "body", "string" } })
+        local err = helper.error_of(src.transaction, src, function()
+          coroutine.wrap(function()
+            src:table("tx_more"):insert({ body = "helper" })
+          end)()
+          assert.are.equal(1, #src:select("SELECT body FROM tx_more"))
+          error("undo")
+        end)
+        assert.matches("undo", tostring(err))
+        assert.are.equal(0, #src:select("SELECT body FROM tx_more"))
+        drv:drop_table(src, "tx_more")
+      end
+      conn:dispose()
+      tenants:dispose()
+    end)
+
     it("runs a generator made inside a transaction outside it once the transaction ended", function()
       local gen
       local err = helper.error_of(ds.transaction, ds, function()
