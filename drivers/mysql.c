@@ -240,7 +240,10 @@ static int my_open(const orm_params *p, void **out, orm_error *err)
     return ORM_OK;
 
 cleanup:
-    orm_error_redact(err, p->password);
+    orm_error_redact(err, p->password,
+                     (const char *const[]){p->user, host, p->database,
+                                           p->socket},
+                     4);
     if (c != NULL)
         mysql_close(c->db);
     free(c);

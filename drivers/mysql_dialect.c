@@ -62,23 +62,34 @@ const orm_dialect orm_mysql_dialect = {
         .drop_cascade = "",
         .fk_checks_off = "SET FOREIGN_KEY_CHECKS = 0",
         .fk_checks_on = "SET FOREIGN_KEY_CHECKS = 1",
+        /* information_schema names are utf8mb3, so a bound utf8mb4 name
+         * with a 4-byte character ("😀") cannot be compared with them
+         * ("Illegal mix of collations"): the catalog column is converted
+         * to utf8mb4 (such a name then matches nothing). Table names
+         * compare exactly, as the server's own lookup does on Linux;
+         * column and index names ignore case, as the server does. */
         .catalog = {
             [ORM_CAT_HAS_TABLE] = "SELECT 1 AS found FROM information_schema.tables "
                                   "WHERE table_schema = DATABASE() AND "
-                                  "table_name = ? AND table_type = 'BASE TABLE'",
+                                  "CONVERT(table_name USING utf8mb4) COLLATE "
+                                  "utf8mb4_bin = ? AND table_type = 'BASE TABLE'",
             [ORM_CAT_HAS_COLUMN] = "SELECT 1 AS found FROM information_schema.columns "
                                    "WHERE table_schema = DATABASE() AND "
-                                   "table_name = ? AND column_name = ?",
+                                   "CONVERT(table_name USING utf8mb4) COLLATE "
+                                   "utf8mb4_bin = ? AND CONVERT(column_name USING "
+                                   "utf8mb4) = ?",
             [ORM_CAT_HAS_INDEX] = "SELECT 1 AS found FROM information_schema.statistics "
-                                  "WHERE table_schema = DATABASE() AND table_name = ? "
-                                  "AND index_name = ? LIMIT 1",
+                                  "WHERE table_schema = DATABASE() AND "
+                                  "CONVERT(table_name USING utf8mb4) COLLATE "
+                                  "utf8mb4_bin = ? AND CONVERT(index_name USING "
+                                  "utf8mb4) = ? LIMIT 1",
             [ORM_CAT_TABLES] = "SELECT table_name AS name FROM information_schema.tables "
                                "WHERE table_schema = DATABASE() AND table_type = "
                                "'BASE TABLE' ORDER BY table_name",
             [ORM_CAT_COLUMNS] = "SELECT column_name AS name FROM "
                                 "information_schema.columns WHERE table_schema = "
-                                "DATABASE() AND table_name = ? "
-                                "ORDER BY ordinal_position",
+                                "DATABASE() AND CONVERT(table_name USING utf8mb4) "
+                                "COLLATE utf8mb4_bin = ? ORDER BY ordinal_position",
         },
     },
 };

@@ -234,7 +234,10 @@ static int pg_open(const orm_params *p, void **out, orm_error *err)
 fail:
     err->code = 0;
     orm_error_set_sqlstate(err, NULL);
-    orm_error_redact(err, p->password);
+    orm_error_redact(err, p->password,
+                     (const char *const[]){p->user, host, p->database,
+                                           p->socket},
+                     4);
     PQclear(res);
     PQfinish(pg);
     return rc;

@@ -80,7 +80,10 @@ int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
     c->d = d;
     rc = d->open(p, &c->h, err);
     if (rc != ORM_OK) {
-        orm_error_redact(err, p->password);
+        orm_error_redact(err, p->password,
+                         (const char *const[]){p->user, p->host, p->database,
+                                               p->socket},
+                         4);
         free(c);
         return rc;
     }

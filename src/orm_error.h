@@ -50,8 +50,18 @@ void orm_error_set_sqlstate(orm_error *e, const char *s);
  * `fallback` for anything else or NULL. */
 orm_kind orm_error_kind_from_sqlstate(const char *s, orm_kind fallback);
 
-/* Replaces every occurrence of `secret` in e->message with "***".
- * NULL or empty secret does nothing. */
-void orm_error_redact(orm_error *e, const char *secret);
+/* Keeps a password out of e->message, replacing it with "***":
+ * - wherever the message gives a password as one: the value of every
+ *   "password=" (conninfo syntax, quoted or not) and the password of every
+ *   URL ("scheme://user:password@host"), whatever `secret` is;
+ * - and, when `secret` has at least 8 bytes, every other occurrence of it,
+ *   unless it equals one of the `nshown` strings of `shown` (user, host,
+ *   database: NULL entries skipped), which the message may show as
+ *   themselves. A shorter password is not replaced elsewhere: it would
+ *   collide with words and names, garble the message and, through the ***
+ *   pattern, tell what the password is.
+ * When the rewritten message would not fit, it is cut (never the redaction). */
+void orm_error_redact(orm_error *e, const char *secret,
+                      const char *const *shown, int nshown);
 
 #endif

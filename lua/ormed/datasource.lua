@@ -1,6 +1,7 @@
 --- ormed.datasource: DataSource, a named database with its own connection
 -- pool (in C), raw SQL, plain-table queries, transactions pinned to one
--- connection per coroutine, statement listeners, statistics and health.
+-- connection (shared with the coroutines the opener resumes), statement
+-- listeners, statistics and health.
 -- OrmConnection is a DataSource built from a ConnectionConfig by a factory.
 -- @module ormed.datasource
 local core = require("ormed.core")
@@ -13,9 +14,13 @@ local util = require("ormed.util")
 local DataSource = {}
 DataSource.__index = DataSource
 
--- Transactions open in each coroutine: active[co][ds] = connection.
--- Weak keys: a finished coroutine takes its entry with it.
+-- Transactions, by the coroutines inside a transaction() call:
+-- active[co][ds] = tx, tx = { conn, seq, closed? }. The opener holds the
+-- outer call; a coroutine it resumes that calls transaction() on ds holds
+-- a nested one (a savepoint) on the same tx. Weak keys: a finished
+-- coroutine takes its entry with it.
 local active = setmetatable({}, { __mode = "k" })
+local tx_seq = 0
 
 local DEFAULT_POOL = { max = 10, min = 1, acquire_timeout = 5, idle_timeout = 60, health_check = 2 }
 
@@ -87,8 +92,9 @@ end
 -- (replicas: ormed.replicas)
 function DataSource.new(opts)
   errors.check(type(opts) == "table", "DataSource expects a table of options")
-  errors.check(type(opts.name) == "string" and opts.name ~= "",
-    "DataSource needs a name (a non-empty string)")
+  errors.check(util.is_name(opts.name),
+    "DataSource needs a name (a string that is not empty or blank), got %s",
+    type(opts.name) == "string" and string.format("%q", opts.name) or type(opts.name))
   errors.check(type(opts.driver) == "table" and type(opts.driver.params) == "table",
     "DataSource '%s' needs a driver adapter (orm.SqliteDriverAdapter.file(...), ...)", opts.name)
   local self = setmetatable({
@@ -207,35 +213,72 @@ function DataSource:dialect()
   return pool_of(self):dialect()
 end
 
--- The connection transaction `co` holds on this data source, or nil.
-local function tx_conn(self, co)
-  local txs = active[co or coroutine.running()]
-  return txs and txs[self]
+-- The transactions the running coroutine belongs to, by data source: its
+-- own, then those of the coroutines that resumed it (status "normal": the
+-- only normal coroutines are the ones below the running one on the resume
+-- chain). A coroutine resumed by anyone else (the opener is suspended)
+-- finds none. Where two resumers hold one on the same data source, the
+-- running coroutine's own wins, else the one opened last.
+local function chain_txs()
+  local co = coroutine.running()
+  local found = {}
+  for owner, txs in pairs(active) do
+    if owner ~= co and coroutine.status(owner) == "normal" then
+      for ds, tx in pairs(txs) do
+        local have = found[ds]
+        if have == nil or tx.seq > have.seq then found[ds] = tx end
+      end
+    end
+  end
+  for ds, tx in pairs(active[co] or {}) do found[ds] = tx end
+  return found
 end
 
--- Where a statement runs: the current coroutine's transaction connection
--- on this data source, else the pool (with replicas: the pool of the server
--- ormed.replicas routes it to; role = "read" | "write" | nil). A write
--- while this coroutine has a transaction open on another data source (and
--- none here) raises cross_connection_transaction.
+-- The transaction the running coroutine belongs to on ds, or nil.
+local function current_tx(ds)
+  if next(active) == nil then return nil end
+  local own = active[coroutine.running()]
+  return own and own[ds] or chain_txs()[ds]
+end
+
+local function raise_closed(self, level)
+  error(errors.Error({ kind = "invalid_argument", connection = self.name,
+    message = string.format("the transaction on '%s' this coroutine joined has already "
+      .. "ended (it was rolled back): finish a nested transaction before the one "
+      .. "around it", self.name) }), level + 1)
+end
+
+-- Where a statement runs: the transaction connection the running
+-- coroutine belongs to on this data source (see chain_txs), else the
+-- pool (with replicas: the pool of the server ormed.replicas routes it
+-- to; role = "read" | "write" | nil). A write while it belongs to a
+-- transaction on another data source (and none here) raises
+-- cross_connection_transaction.
 function DataSource:_target(write, role)
   local pool = pool_of(self)
-  local txs = active[coroutine.running()]
-  if txs == nil then
+  if next(active) == nil then
     if self._replicas then return replicas.route(self, pool, write, role) end
     return pool
   end
-  local conn = txs[self]
-  if conn then return conn end
-  if write and next(txs) ~= nil then
-    local other = next(txs)
-    error(errors.Error({ kind = "cross_connection_transaction", connection = self.name,
-      message = string.format("cannot write through '%s' inside a transaction on '%s': "
-        .. "a transaction cannot span databases (open one on '%s' too, or compensate)",
-        self.name, other.name, self.name) }), 3)
+  local own = active[coroutine.running()]
+  local tx = own and own[self]
+  if tx == nil then
+    local txs = chain_txs()
+    tx = txs[self]
+    if tx == nil then
+      local other = write and next(txs)
+      if other then
+        error(errors.Error({ kind = "cross_connection_transaction", connection = self.name,
+          message = string.format("cannot write through '%s' inside a transaction on '%s': "
+            .. "a transaction cannot span databases (open one on '%s' too, or compensate)",
+            self.name, other.name, self.name) }), 3)
+      end
+      if self._replicas then return replicas.route(self, pool, write, role) end
+      return pool
+    end
   end
-  if self._replicas then return replicas.route(self, pool, write, role) end
-  return pool
+  if tx.closed then raise_closed(self, 3) end
+  return tx.conn
 end
 
 local ROLES = { read = true, write = true }
@@ -281,7 +324,8 @@ end
 
 --- True when the current coroutine has a transaction open on this data source.
 function DataSource:in_transaction()
-  return tx_conn(self) ~= nil
+  local tx = current_tx(self)
+  return tx ~= nil and not tx.closed
 end
 
 --- select(sql, bindings?, opts?): rows as plain tables (opts.role: "read"
@@ -318,53 +362,106 @@ local function finish(ok, ...)
   error((...), 0)
 end
 
+-- Before a transaction's connection goes back: reports it if it was held
+-- past pool.leak_timeout, and stops watching it.
+local function forget_held(self, conn)
+  if self._leak_timeout then
+    check_leaks(self)
+    self._held[conn] = nil
+  end
+end
+
+-- The error of a nested transaction that ended while one opened after it
+-- (by a coroutine resumed meanwhile) was still open.
+local function out_of_order(self, level)
+  error(errors.Error({ kind = "invalid_argument", connection = self.name,
+    message = string.format("a nested transaction on '%s' ended while one opened inside "
+      .. "it (by a coroutine it resumed) was still open: the whole transaction is rolled "
+      .. "back", self.name) }), level + 1)
+end
+
+-- Ends the outer level of tx: commits when fn succeeded and every nested
+-- level ended first, else rolls everything back. Raises what went wrong.
+local function end_outer(self, tx, level, results)
+  local conn = tx.conn
+  tx.closed = true
+  local in_order = conn:depth() == level
+  local ok, err = true, nil
+  if results[1] and in_order then
+    ok, err = pcall(conn.commit, conn)
+    if not ok then pcall(conn.rollback, conn) end
+  else
+    while conn:depth() > 0 and pcall(conn.rollback, conn) do end
+  end
+  forget_held(self, conn)
+  conn:release()
+  if not ok then error(err, 0) end
+  if results[1] and not in_order then out_of_order(self, 2) end
+end
+
 --- transaction(fn): fn(ds) runs with every statement of this data source
--- (in this coroutine) on one connection; commits when fn returns, rolls
--- back and re-raises when it raises. Nested calls are savepoints.
+-- on one connection, from this coroutine and from the coroutines it
+-- resumes meanwhile (not from others); commits when fn returns, rolls
+-- back and re-raises when it raises. Nested calls (here or in a coroutine
+-- it resumes) are savepoints; one that is still open (its coroutine
+-- suspended) when the level around it ends rolls the whole transaction
+-- back and raises invalid_argument.
 function DataSource:transaction(fn)
   errors.check(type(fn) == "function", "transaction(fn) needs a function")
   local pool = pool_of(self)
   local co = coroutine.running()
-  local conn = tx_conn(self, co)
-  local outer = conn == nil
+  local tx = current_tx(self)
+  if tx and tx.closed then raise_closed(self, 2) end
+  local outer = tx == nil
   if outer then
-    conn = pool:acquire()
-    active[co] = active[co] or {}
-    active[co][self] = conn
+    tx_seq = tx_seq + 1
+    tx = { conn = pool:acquire(), seq = tx_seq }
     if self._leak_timeout then
-      self._held[conn] = { taken = core.clock(),
+      self._held[tx.conn] = { taken = core.clock(),
         traceback = debug.traceback("connection taken by a transaction", 2) }
     end
   end
-  local function close_outer()
+  local conn = tx.conn
+  active[co] = active[co] or {}
+  local prev = active[co][self]
+  active[co][self] = tx
+  local function leave()
+    local mine = active[co]
+    mine[self] = prev
+    if next(mine) == nil then active[co] = nil end
+  end
+  local ok, level = pcall(conn.begin, conn)
+  if not ok then
+    leave()
     if outer then
-      active[co][self] = nil
-      if next(active[co]) == nil then active[co] = nil end
-      if self._leak_timeout then
-        check_leaks(self)
-        self._held[conn] = nil
-      end
+      tx.closed = true
+      forget_held(self, conn)
       conn:release()
     end
-  end
-  local ok, err = pcall(conn.begin, conn)
-  if not ok then
-    close_outer()
-    error(err, 2)
+    error(level, 2)
   end
   local results = table.pack(pcall(fn, self))
-  if results[1] then
-    ok, err = pcall(conn.commit, conn)
+  leave()
+  if outer then
+    ok, level = pcall(end_outer, self, tx, level, results)
+    if not ok then error(level, 2) end
+    if results[1] and self._replicas then replicas.note_write(self) end
+  elseif tx.closed then
+    -- the level around this one ended first and rolled everything back
+    if results[1] then raise_closed(self, 2) end
+  elseif conn:depth() ~= level then
+    -- a level opened after this one is still open: leave the connection
+    -- alone, the outer level will find it and roll back
+    if results[1] then out_of_order(self, 2) end
+  elseif results[1] then
+    ok, level = pcall(conn.commit, conn)
     if not ok then
       pcall(conn.rollback, conn)
-      close_outer()
-      error(err, 2)
+      error(level, 2)
     end
-    if outer and self._replicas then replicas.note_write(self) end
   else
     pcall(conn.rollback, conn)
   end
-  close_outer()
   return finish(table.unpack(results, 1, results.n))
 end
 

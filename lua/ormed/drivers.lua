@@ -44,13 +44,26 @@ local function flag(driver, v)
     tostring(v))
 end
 
+-- The port as an integer from 1 to 65535 (nil when not given); anything
+-- else raises invalid_argument naming it.
+local function check_port(driver, port)
+  if port == nil then return nil end
+  local n = math.tointeger(tonumber(type(port) == "string" and port:match("^%d+$") or
+    type(port) == "number" and port or nil))
+  if n == nil or n < 1 or n > 65535 then
+    errors.raise("invalid_argument", "%s: the port must be a number from 1 to 65535, got '%s'",
+      driver, tostring(port))
+  end
+  return n
+end
+
 local function copy_server_params(driver, t)
   errors.check(type(t) == "table", "%s adapter expects a table of options", driver)
   return {
     prepared_statements = flag(driver, t.prepared_statements),
     driver = driver,
     host = t.host,
-    port = t.port,
+    port = check_port(driver, t.port),
     database = t.database,
     username = t.username or t.user,
     password = t.password,
@@ -137,11 +150,15 @@ function M.driver_from_url(url)
   local user, pass
   if auth then user, pass = auth:match("^([^:]*):?(.*)$") end
   local hostport, db = hostpart:match("^([^/]*)/?(.*)$")
-  local host, port = hostport:match("^%[?([^%]]*)%]?:(%d+)$")
-  host = host or hostport
+  -- host:port, [ipv6]:port; a bare IPv6 address (several colons) has no port
+  local host, port = hostport:match("^%[([^%]]*)%]:?(.*)$")
+  if not host then
+    host, port = hostport:match("^([^:]*):(.*)$")
+    if not host or port:find(":", 1, true) then host, port = hostport, nil end
+  end
   local t = {
     host = host ~= "" and host or nil,
-    port = tonumber(port),
+    port = port ~= "" and check_port(scheme .. " URL", unescape(port)) or nil,
     database = db ~= "" and unescape(db) or nil,
     username = unescape(user),
     password = pass ~= "" and unescape(pass) or nil,

@@ -2,6 +2,7 @@
 -- the per-driver registration helpers (register_sqlite_orm_connection, ...).
 -- @module ormed.factory
 local errors = require("ormed.errors")
+local util = require("ormed.util")
 local drivers = require("ormed.drivers")
 local ConnectionManager = require("ormed.manager")
 local OrmConnection = require("ormed.datasource").OrmConnection
@@ -47,8 +48,8 @@ M.ModelRegistry = setmetatable(ModelRegistry, {
 
 --- orm.ConnectionConfig{ name, pool?, replace? }: a plain table with a name.
 function M.ConnectionConfig(t)
-  errors.check(type(t) == "table" and type(t.name) == "string" and t.name ~= "",
-    "ConnectionConfig needs a name")
+  errors.check(type(t) == "table" and util.is_name(t.name),
+    "ConnectionConfig needs a name (a string that is not empty or blank)")
   local c = {}
   for k, v in pairs(t) do c[k] = v end
   return c
@@ -98,7 +99,7 @@ M.OrmConnectionFactory = setmetatable(Factory, {
 -- {==== registration helpers ====}
 local function register_with(adapter_of)
   return function(t)
-    errors.check(type(t) == "table" and type(t.name) == "string",
+    errors.check(type(t) == "table" and util.is_name(t.name),
       "register_*_orm_connection needs { name = ..., database = orm.DatabaseConfig{...} }")
     local database = t.database or {}
     local config = t.connection or M.ConnectionConfig({ name = t.name, pool = t.pool })

@@ -5,13 +5,19 @@
 -- text. A table is a JSON array when its keys are exactly 1..#t; an empty
 -- table is an object unless marked with json.array({}); decoded arrays
 -- carry that mark, so `[]` round-trips. Errors are orm.Error values of
--- kind invalid_argument.
+-- kind invalid_argument. Both directions refuse values nested more than
+-- json.MAX_DEPTH arrays/objects deep, so whatever encode accepts, decode
+-- reads back.
 -- @module ormed.json
 local core = require("ormed.core")
 local errors = require("ormed.errors")
 
 local null = core.null
-local json = { null = null }
+
+-- The deepest nesting of arrays and objects encode and decode accept.
+local MAX_DEPTH = 512
+
+local json = { null = null, MAX_DEPTH = MAX_DEPTH }
 
 local ARRAY = { __name = "ormed.json.array" }
 local OBJECT = { __name = "ormed.json.object" }
@@ -68,11 +74,11 @@ end
 
 local encode_value
 
-local function encode_array(t, out, seen)
+local function encode_array(t, out, seen, depth)
   out[#out + 1] = "["
   for i = 1, #t do
     if i > 1 then out[#out + 1] = "," end
-    encode_value(t[i], out, seen)
+    encode_value(t[i], out, seen, depth)
   end
   out[#out + 1] = "]"
 end
@@ -84,7 +90,7 @@ local function key_string(k)
   errors.raise("invalid_argument", "json: an object key must be a string or number, got %s", tk)
 end
 
-local function encode_object(t, out, seen)
+local function encode_object(t, out, seen, depth)
   local keys, map = {}, {}
   for k in pairs(t) do
     local s = key_string(k)
@@ -100,12 +106,13 @@ local function encode_object(t, out, seen)
     if i > 1 then out[#out + 1] = "," end
     out[#out + 1] = encode_string(s)
     out[#out + 1] = ":"
-    encode_value(t[map[s]], out, seen)
+    encode_value(t[map[s]], out, seen, depth)
   end
   out[#out + 1] = "}"
 end
 
-function encode_value(v, out, seen)
+-- depth: how many arrays/objects enclose v.
+function encode_value(v, out, seen, depth)
   local tv = type(v)
   if v == nil or v == null then
     out[#out + 1] = "null"
@@ -117,8 +124,12 @@ function encode_value(v, out, seen)
     out[#out + 1] = encode_string(v)
   elseif tv == "table" then
     if seen[v] then errors.raise("invalid_argument", "json: cannot encode a table that contains itself") end
+    if depth >= MAX_DEPTH then
+      errors.raise("invalid_argument", "json: nested too deeply (more than %d levels of "
+        .. "arrays and objects)", MAX_DEPTH)
+    end
     seen[v] = true
-    if is_array(v) then encode_array(v, out, seen) else encode_object(v, out, seen) end
+    if is_array(v) then encode_array(v, out, seen, depth + 1) else encode_object(v, out, seen, depth + 1) end
     seen[v] = nil
   else
     errors.raise("invalid_argument", "json: cannot encode a value of type %s", tv)
@@ -128,7 +139,7 @@ end
 --- JSON text for v (nil and orm.null give "null").
 function json.encode(v)
   local out = {}
-  encode_value(v, out, {})
+  encode_value(v, out, {}, 0)
   return table.concat(out)
 end
 
@@ -249,12 +260,13 @@ end
 
 local LITERALS = { t = { "true", true }, f = { "false", false }, n = { "null", null } }
 
-local MAX_DEPTH = 512
-
 function decode_value(s, pos, depth)
   local c = s:sub(pos, pos)
   if c == "{" or c == "[" then
-    if depth >= MAX_DEPTH then fail(s, pos, "nested too deeply") end
+    if depth >= MAX_DEPTH then
+      fail(s, pos, string.format("nested too deeply (more than %d levels of arrays and objects)",
+        MAX_DEPTH))
+    end
     return (c == "{" and decode_object or decode_array)(s, pos, depth + 1)
   elseif c == '"' then
     return decode_string(s, pos)

@@ -4,6 +4,7 @@
 -- An unknown name always raises connection_not_found; nothing falls back.
 -- @module ormed.manager
 local errors = require("ormed.errors")
+local util = require("ormed.util")
 
 --- The registry of named connections: `orm.ConnectionManager.instance`
 -- (where data sources register) or `orm.ConnectionManager()` (a new one).
@@ -17,8 +18,9 @@ local function new_manager()
 end
 
 local function check_name(name)
-  errors.check(type(name) == "string" and name ~= "",
-    "a connection name must be a non-empty string, got %s", type(name))
+  errors.check(util.is_name(name),
+    "a connection name must be a string that is not empty or blank, got %s",
+    type(name) == "string" and string.format("%q", name) or type(name))
 end
 
 --- Sorted list of registered names.

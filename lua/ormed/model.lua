@@ -7,7 +7,10 @@
 -- Instance layout (see ormed.keys): the row table built in C is kept as
 -- loaded in inst[ATTRS]; assigned values go to inst[DIRTY]. Reads look in
 -- DIRTY, then ATTRS (cast to the field's type), then the methods, then the
--- relations (loaded lazily). Loading therefore copies nothing in Lua and
+-- relations (loaded lazily). A field named like a method (load, save, ...)
+-- stays a field (nil when NULL) and hides the method on its instances, so
+-- the model layer calls instance methods through model.methods, never
+-- through the instance. Loading therefore copies nothing in Lua and
 -- needs no snapshot for dirty tracking. Instances loaded through a data
 -- source get that source's metatable (one per model and source), which is
 -- how an instance remembers its connection.
@@ -112,7 +115,7 @@ local function accessors(model)
   local function lazy_relation(inst, k)
     local loaded = rawget(inst, LOADED)
     if loaded and loaded[k] then return nil end
-    inst:load(k)
+    methods.load(inst, k)
     return rawget(inst, k)
   end
 
@@ -132,6 +135,7 @@ local function accessors(model)
       if c == json_cast then return cached_json(inst, k, v) end
       return c.read(v)
     end
+    if fields_cast[k] ~= nil then return nil end -- a declared field, NULL or unset
     local m = methods[k]
     if m ~= nil then return m end
     if rels[k] ~= nil then return lazy_relation(inst, k) end
@@ -372,7 +376,8 @@ end
 
 --- update(attrs): fill + save.
 function Instance:update(attrs)
-  return self:fill(attrs):save()
+  local methods = model_of(self).methods
+  return methods.save(methods.fill(self, attrs))
 end
 
 local function hard_delete(inst, model)
@@ -467,7 +472,7 @@ end
 local function plain(v)
   if type(v) ~= "table" then return v end
   local mt = getmetatable(v)
-  if mt and mt.__model then return v:to_table() end
+  if mt and mt.__model then return mt.__model.methods.to_table(v) end
   if mt == nil and v[1] ~= nil then
     local out = {}
     for i, x in ipairs(v) do out[i] = plain(x) end
@@ -598,7 +603,7 @@ end
 --- new(attrs?) / Model(attrs?): an unsaved instance.
 function Model:new(attrs)
   local inst = setmetatable({ [ATTRS] = {} }, self._base_imt)
-  if attrs ~= nil then inst:fill(attrs) end
+  if attrs ~= nil then self.methods.fill(inst, attrs) end
   return inst
 end
 
@@ -677,7 +682,7 @@ function Model:destroy(ids, opts)
   if type(ids) ~= "table" then ids = { ids } end
   local n = 0
   for _, inst in ipairs(self:query(opts):where_in(self.table .. "." .. self.primary_key, ids):get()) do
-    if inst:delete() then n = n + 1 end
+    if self.methods.delete(inst) then n = n + 1 end
   end
   return n
 end
@@ -704,7 +709,7 @@ function Model:update_or_create(match, values, opts)
   errors.check(type(match) == "table", "%s:update_or_create(match, values) needs a table", self.name)
   local inst = self:query(opts):where(match):first()
   if inst == nil then return self:create(merged(match, values), opts) end
-  inst:update(values or {})
+  self.methods.update(inst, values or {})
   return inst
 end
 

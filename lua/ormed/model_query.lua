@@ -437,7 +437,7 @@ end
 --- The created instance, or false when a creating/saving handler cancelled it.
 function ModelQuery:create(attrs)
   local inst = self._model:_new_on(self._source, attrs)
-  if inst:save() == false then return false end
+  if self._model.methods.save(inst) == false then return false end
   return inst
 end
 

@@ -3,6 +3,7 @@
 -- thousands of tenants cost little until they are used.
 -- @module ormed.tenant
 local errors = require("ormed.errors")
+local util = require("ormed.util")
 local ConnectionManager = require("ormed.manager")
 local DataSource = require("ormed.datasource").DataSource
 
@@ -42,7 +43,7 @@ end
 
 --- The connection name of a tenant (registered or not).
 function TenantManager:connection_for(id)
-  errors.check(type(id) == "string" and id ~= "", "a tenant id must be a non-empty string")
+  errors.check(util.is_name(id), "a tenant id must be a string that is not empty or blank")
   if not self._sources[id] then
     errors.raise("connection_not_found", "tenant '%s' is not registered", id)
   end
@@ -51,7 +52,7 @@ end
 
 --- Registers a tenant (idempotent); returns its DataSource.
 function TenantManager:register(id)
-  errors.check(type(id) == "string" and id ~= "", "a tenant id must be a non-empty string")
+  errors.check(util.is_name(id), "a tenant id must be a string that is not empty or blank")
   local ds = self._sources[id]
   if ds then return ds end
   local o = self._replica_opts

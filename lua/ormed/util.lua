@@ -12,4 +12,10 @@ function M.add_handler(list, fn)
   end
 end
 
+-- True when v can name a connection (or a tenant): a string with at least
+-- one character that is not white space ("" and "   " are refused).
+function M.is_name(v)
+  return type(v) == "string" and v:find("%S") ~= nil
+end
+
 return M
