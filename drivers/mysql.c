@@ -311,6 +311,17 @@ static int my_broken(void *conn)
     return ((my_conn *)conn)->broken;
 }
 
+/* From the status flags of the server's last reply. */
+static int my_in_transaction(void *conn)
+{
+    my_conn *c = conn;
+    unsigned int status = 0;
+    if (c->broken ||
+        mariadb_get_infov(c->db, MARIADB_CONNECTION_SERVER_STATUS, &status))
+        return -1;
+    return (status & SERVER_STATUS_IN_TRANS) ? 1 : 0;
+}
+
 /* }====================================================================== */
 
 /* {======================================================================
@@ -979,4 +990,5 @@ const orm_driver orm_mysql_driver = {
     my_ncols,   my_colname,  my_column,  my_changes, my_last_id,
     my_reset,   my_finalize, my_broken,
     NULL,       NULL,        NULL, /* no bulk load */
+    my_in_transaction,
 };

@@ -62,6 +62,7 @@ const orm_dialect orm_mysql_dialect = {
         .drop_cascade = "",
         .fk_checks_off = "SET FOREIGN_KEY_CHECKS = 0",
         .fk_checks_on = "SET FOREIGN_KEY_CHECKS = 1",
+        .max_identifier = 64,
         /* information_schema names are utf8mb3, so a bound utf8mb4 name
          * with a 4-byte character ("😀") cannot be compared with them
          * ("Illegal mix of collations"): the catalog column is converted

@@ -254,6 +254,19 @@ static void pg_close(void *conn)
     free(c);
 }
 
+static int pg_in_transaction(void *conn)
+{
+    switch (PQtransactionStatus(((pg_conn *)conn)->pg)) {
+    case PQTRANS_IDLE:
+        return 0;
+    case PQTRANS_INTRANS:
+    case PQTRANS_INERROR:
+        return 1;
+    default:
+        return -1;
+    }
+}
+
 int pg_broken(void *conn)
 {
     pg_conn *c = conn;
@@ -980,4 +993,5 @@ const orm_driver orm_postgres_driver = {
     pg_nparams, pg_bind,    pg_step,     pg_ncols,   pg_colname,
     pg_column,  pg_changes, pg_last_id,  pg_reset,   pg_finalize,
     pg_broken,  pg_copy_begin, pg_copy_rows, pg_copy_end,
+    pg_in_transaction,
 };

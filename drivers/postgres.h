@@ -25,6 +25,7 @@ typedef struct pg_copy {
     int ncols;              /* values per row */
     unsigned char *kinds;   /* ncols encodings, chosen from the column types */
     int kinds_cap;
+    long long rows;         /* rows encoded since copy_begin */
     char *buf;              /* encoded rows not sent yet */
     size_t len, cap;
 } pg_copy;

@@ -120,6 +120,7 @@ int pg_copy_begin(void *conn, const char *probe, const char *copy, int ncols,
     PQclear(res);
     c->copy.active = 1;
     c->copy.len = 0;
+    c->copy.rows = 0;
     return ORM_OK;
 }
 
@@ -249,15 +250,17 @@ int pg_copy_rows(void *conn, const orm_value *vals, int nrows, orm_error *err)
             if (pgc_value(cp, &vals[i], cp->kinds[i]) != 0) {
                 pgc_finish(c, "a value holds a NUL byte");
                 return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
-                                     "row %d, column %d: text with a NUL "
+                                     "row %lld, column %d: text with a NUL "
                                      "byte, which PostgreSQL text cannot "
-                                     "hold (use a bytea column)", r + 1, i + 1);
+                                     "hold (use a bytea column)",
+                                     cp->rows + r + 1, i + 1);
             }
         }
         cp->buf[cp->len++] = '\n';
         if (cp->len >= PGC_CHUNK && pgc_flush(c, err) != ORM_OK)
             return err->kind;
     }
+    cp->rows += nrows;
     return ORM_OK;
 }
 

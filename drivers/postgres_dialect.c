@@ -73,6 +73,7 @@ const orm_dialect orm_postgres_dialect = {
         .drop_cascade = " CASCADE",
         .fk_checks_off = NULL,
         .fk_checks_on = NULL,
+        .max_identifier = 63, /* NAMEDATALEN - 1: longer names are cut */
         .catalog = {
             [ORM_CAT_HAS_TABLE] = "SELECT 1 AS found FROM information_schema.tables "
                                   "WHERE table_schema = current_schema() AND "

@@ -188,7 +188,12 @@ static int sq_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "statement expects %d bindings, got %d", want, n);
     for (i = 0; i < n; i++) {
-        int rc = sq_bind_one(s->st, i + 1, &vals[i]);
+        int rc;
+        if (vals[i].type == ORM_DOUBLE && vals[i].u.d != vals[i].u.d)
+            return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                                 "binding #%d is NaN, which SQLite would store "
+                                 "as NULL", i + 1);
+        rc = sq_bind_one(s->st, i + 1, &vals[i]);
         if (rc != SQLITE_OK)
             return sq_fail(s->db, rc, err);
     }
@@ -238,6 +243,11 @@ static int sq_columns(sq_stmt *s)
     for (i = 0; i < s->ncols; i++)
         s->kind[i] = (unsigned char)sq_kind_of(sqlite3_column_decltype(s->st, i));
     return 0;
+}
+
+static int sq_in_transaction(void *conn)
+{
+    return sqlite3_get_autocommit((sqlite3 *)conn) ? 0 : 1;
 }
 
 static int sq_step(void *stmt, orm_error *err)
@@ -353,4 +363,5 @@ const orm_driver orm_sqlite_driver = {
     sq_ncols,   sq_colname,  sq_column,  sq_changes, sq_last_id,
     sq_reset,   sq_finalize, sq_broken,
     NULL,       NULL,        NULL, /* no bulk load */
+    sq_in_transaction,
 };

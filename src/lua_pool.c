@@ -388,6 +388,10 @@ again:
             x.rc = -2; /* a Lua error (memory) is on the stack */
         orm_conn_finish(x.conn, x.stmt);
         ok = x.rc >= 0;
+        if (ok && orm_conn_check_tx(x.conn, &x.err) != ORM_OK) {
+            lua_pop(L, 1); /* the result */
+            ok = 0;
+        }
     }
     if (cu == NULL)
         orm_pool_release(pool, x.conn);
@@ -661,8 +665,26 @@ static int conn_release(lua_State *L)
 
 typedef int (*conn_txfn)(orm_conn *, orm_error *);
 
+/* What tx_notify tells listeners. */
+typedef struct tx_event {
+    const char *sql;
+    double ms;
+    const orm_error *err;
+} tx_event;
+
+/* Protected: run_notify for a transaction statement. Arguments: the event
+ * (light userdata), the connection target. */
+static int tx_notify(lua_State *L)
+{
+    tx_event *e = lua_touserdata(L, 1);
+    run_notify(L, 2, e->sql, strlen(e->sql), NULL, 0, e->ms, 0, e->err);
+    return 0;
+}
+
 /* Runs one transaction step; the statement it sent (BEGIN, COMMIT,
- * SAVEPOINT...) is counted and reported to listeners like any other. */
+ * SAVEPOINT...) is counted and reported to listeners like any other. A
+ * listener that raises there is ignored: the statement has run, and the
+ * transaction's bookkeeping must follow what the database did. */
 static int aux_tx(lua_State *L, conn_txfn fn)
 {
     conn_ud *c = aux_checkconn(L, 1);
@@ -678,8 +700,16 @@ static int aux_tx(lua_State *L, conn_txfn fn)
     if (*sql != '\0') {
         lua_pushstring(L, sql); /* the connection may change it meanwhile */
         sql = lua_tostring(L, -1);
+        tx_event e;
         orm_pool_record(c->pool, ms, rc != ORM_OK);
-        run_notify(L, 1, sql, strlen(sql), NULL, 0, ms, 0, &err);
+        e.sql = sql;
+        e.ms = ms;
+        e.err = &err;
+        lua_pushcfunction(L, tx_notify);
+        lua_pushlightuserdata(L, &e);
+        lua_pushvalue(L, 1);
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+            lua_pop(L, 1); /* a listener's error: ignored, see above */
     }
     if (rc != ORM_OK)
         return orm_lua_raise(L, &err, aux_name(L, 1), *sql ? sql : NULL);

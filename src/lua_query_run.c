@@ -119,11 +119,19 @@ int lq_hyd(lua_State *L, int idx)
 
 /* A numeric string on top (decimals from PostgreSQL / MySQL) becomes a
  * number. */
-static void lqr_numeric(lua_State *L)
+/* A numeric string on top becomes a number. With exact, only when it
+ * becomes an integer: a decimal the value decoder left as text (more
+ * digits than a double holds, or beyond int64) stays text. */
+static void lqr_numeric(lua_State *L, int exact)
 {
-    if (lua_type(L, -1) == LUA_TSTRING &&
-        lua_stringtonumber(L, lua_tostring(L, -1)) != 0)
-        lua_remove(L, -2);
+    if (lua_type(L, -1) != LUA_TSTRING ||
+        lua_stringtonumber(L, lua_tostring(L, -1)) == 0)
+        return;
+    if (exact && !lua_isinteger(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_remove(L, -2);
 }
 
 /* {==== reads ====} */
@@ -170,7 +178,7 @@ static int lqr_aggregate(lua_State *L, query_ud *u, lq_sink *s, int a,
     lqr_compile(L, u, s->d, &o);
     if (!lq_emit(L, u, s, ORM_LUA_VALUE, 0))
         return 0;
-    lqr_numeric(L);
+    lqr_numeric(L, agg != ORM_AGG_AVG);
     if (agg == ORM_AGG_EXISTS)
         lua_pushboolean(L, lua_isnumber(L, -1) ? lua_tonumber(L, -1) != 0
                                                 : lua_toboolean(L, -1));
@@ -222,7 +230,7 @@ static int lqr_paginate(lua_State *L, query_ud *u, lq_sink *s, int a)
     o.limit = o.offset = -1;
     lqr_compile(L, u, s->d, &o);
     if (lq_emit(L, u, s, ORM_LUA_VALUE, 0)) {
-        lqr_numeric(L);
+        lqr_numeric(L, 1);
         total = lua_tointeger(L, -1);
         lua_pop(L, 1);
     } else {
@@ -402,6 +410,31 @@ static int lqr_chunk(lua_State *L, query_ud *u, lq_sink *s, int a)
     return lqr_page_loop(L, u, s, &p);
 }
 
+/* Raises when rows the query selects hold NULL in `key`: paging by key
+ * (key > last) would never reach them. One COUNT before the first page. */
+static void lqr_refuse_null_keys(lua_State *L, query_ud *u, lq_sink *s,
+                                 const char *key)
+{
+    orm_compile_opts o;
+    lua_Integer n;
+    memset(&o, 0, sizeof o);
+    o.agg = ORM_AGG_COUNT;
+    o.key_col = key;
+    o.key_null = 1;
+    o.set_window = 1;
+    o.limit = o.offset = -1;
+    lqr_compile(L, u, s->d, &o);
+    lq_emit(L, u, s, ORM_LUA_VALUE, 0);
+    lqr_numeric(L, 1);
+    n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (n > 0)
+        orm_lua_argerror(L, "chunk_by_id: %lld rows hold NULL in '%s', which "
+                            "paging by that column would skip; page by a "
+                            "column without NULLs, or filter them out",
+                         (long long)n, key);
+}
+
 /* chunk_by_id(n, fn, column?, hyd?): pages by the column (default "id"),
  * ascending, whatever the query's order: rows that fn updates out of the
  * query's filter never make it skip others. */
@@ -423,6 +456,7 @@ static int lqr_chunk_by_id(lua_State *L, query_ud *u, lq_sink *s, int a)
                                    "paging by key cannot honour it");
     if (s->tidx == 0)
         return orm_lua_argerror(L, "chunk_by_id: needs a target");
+    lqr_refuse_null_keys(L, u, s, p.key);
     lua_pushnil(L);
     p.last = lua_gettop(L);
     return lqr_page_loop(L, u, s, &p);

@@ -391,6 +391,28 @@ int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err)
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
+int orm_conn_check_tx(orm_conn *c, orm_error *err)
+{
+    orm_error e2;
+    int open = c->d->in_transaction ? c->d->in_transaction(c->h) : -1;
+    if (open < 0 || open == (c->depth > 0))
+        return ORM_OK;
+    if (open) {
+        if (c->d->exec(c->h, "ROLLBACK", &e2) != ORM_OK)
+            c->broken = 1;
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "the statement opened a transaction, which was "
+                             "rolled back: use ds:transaction(fn) for "
+                             "transactions");
+    }
+    c->depth = 0;
+    return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                         "the statement ended the open transaction (MySQL "
+                         "commits it before DDL): what it wrote before is "
+                         "committed; run schema changes and transaction "
+                         "statements outside ds:transaction");
+}
+
 int orm_conn_depth(const orm_conn *c)
 {
     return c->depth;

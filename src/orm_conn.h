@@ -70,6 +70,13 @@ int orm_conn_copy_rows(orm_conn *c, const orm_value *vals, int nrows,
                        orm_error *err);
 int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err);
 
+/* After a statement: checks that the server's transaction state is the
+ * one ormed keeps (a raw BEGIN, COMMIT or, on MySQL, DDL can change it
+ * behind its back). A transaction opened outside ds:transaction is rolled
+ * back; one ended inside it leaves depth 0. Both return invalid_argument
+ * saying what happened; ORM_OK when all agrees or the driver cannot tell. */
+int orm_conn_check_tx(orm_conn *c, orm_error *err);
+
 /* 1 when the connection was lost and must not be reused. */
 int orm_conn_broken(const orm_conn *c);
 

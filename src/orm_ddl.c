@@ -64,6 +64,39 @@ static int ddl_emit(ddl_ctx *x)
 }
 
 /* Names were checked when they were added, so quoting cannot fail. */
+/* An index or key name: as given when the dialect takes it, else its
+ * first bytes, '_' and 8 hex digits of a hash of the whole name, so one
+ * long name always gives the same short one (create and drop agree). */
+static void ddl_key_ident(ddl_ctx *x, const char *name)
+{
+    size_t n = strlen(name), max = (size_t)x->dl->max_identifier;
+    uint32_t h = 2166136261u;
+    char tmp[256];
+    size_t i, keep;
+    if (max == 0 || n <= max || max > sizeof tmp || max < 16) {
+        orm_buf_add_ident(&x->b, name, n, x->q);
+        return;
+    }
+    for (i = 0; i < n; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    keep = max - 9;
+    memcpy(tmp, name, keep);
+    snprintf(tmp + keep, sizeof tmp - keep, "_%08x", (unsigned)h);
+    orm_buf_add_ident(&x->b, tmp, max, x->q);
+}
+
+/* Refuses a table or column name longer than the dialect takes (the
+ * database would cut it silently, or refuse it later). */
+static int ddl_check_length(ddl_ctx *x, const char *name, const char *what)
+{
+    size_t max = (size_t)x->dl->max_identifier;
+    if (max == 0 || name == NULL || strlen(name) <= max)
+        return ORM_OK;
+    return orm_error_set(x->err, ORM_E_INVALID_ARGUMENT,
+                         "%s '%.40s...' is %zu bytes long; %s takes at most "
+                         "%zu", what, name, strlen(name), x->d->name, max);
+}
+
 static void ddl_ident(ddl_ctx *x, const char *name)
 {
     orm_buf_add_ident(&x->b, name, strlen(name), x->q);
@@ -202,7 +235,7 @@ static void ddl_column_fk_name(ddl_ctx *x, const sc_op *o)
     if (tmp.oom)
         x->b.oom = 1;
     else
-        orm_buf_add_ident(&x->b, tmp.p, tmp.len, x->q);
+        ddl_key_ident(x, tmp.p);
     orm_buf_free(&tmp);
 }
 
@@ -214,7 +247,7 @@ static void ddl_foreign_clause(ddl_ctx *x, const sc_op *o)
     if (o->kind == ORM_SOP_COLUMN)
         ddl_column_fk_name(x, o);
     else
-        ddl_ident(x, o->name);
+        ddl_key_ident(x, o->name);
     orm_buf_adds(&x->b, " FOREIGN KEY (");
     if (o->kind == ORM_SOP_COLUMN)
         ddl_ident(x, o->name);
@@ -278,7 +311,7 @@ static int ddl_create_index(ddl_ctx *x, int unique, const char *name,
                            const sc_names *cols)
 {
     orm_buf_adds(&x->b, unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ");
-    ddl_ident(x, name);
+    ddl_key_ident(x, name);
     orm_buf_adds(&x->b, " ON ");
     ddl_table_ident(x);
     orm_buf_adds(&x->b, " (");
@@ -442,7 +475,7 @@ static int ddl_alter_drop_column(ddl_ctx *x, const sc_op *o)
 static int ddl_alter_drop_index(ddl_ctx *x, const sc_op *o)
 {
     orm_buf_adds(&x->b, "DROP INDEX ");
-    ddl_ident(x, o->name);
+    ddl_key_ident(x, o->name);
     if (x->dl->drop_index_on_table) {
         orm_buf_adds(&x->b, " ON ");
         ddl_table_ident(x);
@@ -456,7 +489,7 @@ static int ddl_alter_drop_foreign(ddl_ctx *x, const sc_op *o)
         return ddl_no_alter_keys(x, "drop a foreign key");
     ddl_alter_prefix(x);
     orm_buf_adds(&x->b, x->dl->drop_foreign);
-    ddl_ident(x, o->name);
+    ddl_key_ident(x, o->name);
     return ddl_emit(x);
 }
 
@@ -489,6 +522,14 @@ int orm_schema_compile(const orm_schema *s, const orm_dialect *d,
 {
     ddl_ctx x;
     int i, rc = ddl_ctx_init(&x, s, d, err);
+    if (rc == ORM_OK)
+        rc = ddl_check_length(&x, s->table, "the table name");
+    for (i = 0; i < s->n && rc == ORM_OK; i++) {
+        if (s->ops[i].kind == ORM_SOP_COLUMN)
+            rc = ddl_check_length(&x, s->ops[i].name, "the column name");
+        else if (s->ops[i].kind == ORM_SOP_RENAME_COLUMN)
+            rc = ddl_check_length(&x, s->ops[i].to, "the column name");
+    }
     if (rc == ORM_OK && s->mode == ORM_SCHEMA_CREATE)
         rc = ddl_compile_create(&x);
     else if (rc == ORM_OK)

@@ -100,6 +100,10 @@ typedef struct orm_ddl {
     const char *fk_checks_off;     /* before dropping every table, or NULL */
     const char *fk_checks_on;      /* after, or NULL */
     const char *catalog[ORM_CATALOG_COUNT]; /* by orm_catalog; ? = bound */
+    int max_identifier;            /* longest name in bytes (0: no limit):
+                                      longer table and column names are
+                                      refused, longer index and key names
+                                      shortened with a hash of the whole */
 } orm_ddl;
 
 /* What differs between SQL dialects; the compiler reads only this. Each
@@ -244,6 +248,10 @@ typedef struct orm_driver {
     int (*copy_rows)(void *conn, const orm_value *vals, int nrows,
                      orm_error *err);
     int (*copy_end)(void *conn, int64_t *rows, orm_error *err);
+
+    /* 1 when the server has a transaction open on the connection, 0 when
+     * not, -1 when it cannot tell (no call to the server). */
+    int (*in_transaction)(void *conn);
 } orm_driver;
 
 /* The dialects of the built-in drivers (drivers/<name>_dialect.c). */

@@ -876,6 +876,8 @@ int orm_query_write_values_ref(orm_query *q, const orm_value *v, int n,
                                orm_error *err)
 {
     orm_qwrite *w = &q->write;
+    if (n <= 0)
+        return ORM_OK; /* a row without columns: nothing to copy */
     if (n > w->capvals - w->nvals) {
         int cap = w->capvals ? w->capvals : 16;
         orm_value *p;

@@ -396,6 +396,8 @@ typedef struct orm_compile_opts {
                                of the query's order, and, when key_after
                                is set, the query's filters AND key_col > ? */
     const orm_value *key_after;
+    int key_null;           /* with key_col: the query's filters AND
+                               key_col IS NULL (rows paging would miss) */
 } orm_compile_opts;
 
 /* Identifier flags for orm_compile_ident. */

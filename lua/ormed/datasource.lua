@@ -192,7 +192,9 @@ local function check_leaks(self)
   end
   if found then
     for _, event in ipairs(found) do
-      for _, fn in ipairs(self._listeners) do fn(event) end
+      -- protected: a listener's error must not keep the connection from
+      -- going back to the pool (this runs on the way there)
+      for _, fn in ipairs(self._listeners) do pcall(fn, event) end
     end
   end
 end
@@ -397,6 +399,29 @@ local function end_outer(self, tx, level, results)
   conn:release()
   if not ok then error(err, 0) end
   if results[1] and not in_order then out_of_order(self, 2) end
+end
+
+-- _pinned(fn): fn() with every statement of this data source (from this
+-- coroutine and those it resumes) on one connection, without a
+-- transaction: for session settings that must apply to several statements
+-- (the schema builder's drop_all on MySQL, where DDL cannot be in one).
+-- Inside a transaction, fn() simply runs in it.
+function DataSource:_pinned(fn)
+  local pool = pool_of(self)
+  if current_tx(self) then return fn() end
+  local co = coroutine.running()
+  tx_seq = tx_seq + 1
+  local tx = { conn = pool:acquire(), seq = tx_seq }
+  active[co] = active[co] or {}
+  local prev = active[co][self]
+  active[co][self] = tx
+  local results = table.pack(pcall(fn))
+  local mine = active[co]
+  mine[self] = prev
+  if next(mine) == nil then active[co] = nil end
+  tx.closed = true
+  tx.conn:release()
+  return finish(table.unpack(results, 1, results.n))
 end
 
 --- transaction(fn): fn(ds) runs with every statement of this data source

@@ -53,6 +53,10 @@ end
 -- Runs statements, atomically where the database has transactional DDL.
 function Schema:_run(stmts)
   local ds = self.ds
+  if ds:in_transaction() and not core.dialect(ds:dialect()).transactional_ddl then
+    errors.raise("invalid_argument", "%s commits the open transaction before DDL: run schema "
+      .. "changes outside ds:transaction (connection '%s')", ds:dialect(), ds.name)
+  end
   if #stmts > 1 and core.dialect(ds:dialect()).transactional_ddl then
     ds:transaction(function() run_all(ds, stmts) end)
   else
@@ -145,12 +149,18 @@ function Schema:drop_all_tables()
   local stmts, after = core.schema_drop_all(self:dialect(), list)
   if #stmts == 0 then return list end
   -- one connection for all of them: the session settings must apply to
-  -- the drops and be restored on that same connection
-  ds:transaction(function()
+  -- the drops and be restored on that same connection (in a transaction
+  -- where DDL can be in one)
+  local function body()
     local ok, err = pcall(run_all, ds, stmts)
     for _, sql in ipairs(after) do pcall(ds.execute, ds, sql) end
     if not ok then error(err, 0) end
-  end)
+  end
+  if core.dialect(ds:dialect()).transactional_ddl then
+    ds:transaction(body)
+  else
+    ds:_pinned(body)
+  end
   return list
 end
 
