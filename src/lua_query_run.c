@@ -350,38 +350,85 @@ static void lqr_keep_last_key(lua_State *L, lqr_pager *p, lua_Integer got)
     lua_pop(L, 1);
 }
 
-/* Runs the paging loop: fn(rows, page) per page; true, or false when fn
- * returned false. */
-static int lqr_page_loop(lua_State *L, query_ud *u, lq_sink *s, lqr_pager *p)
+/* The paging loop's state, in a userdata on the terminal method's stack
+ * (slot `ctx`), so fn may yield: the loop goes on in a continuation. */
+typedef struct lqr_loop {
+    lqr_pager p;
+    lq_sink s;
+    lua_Integer page;
+    lua_Integer lim;   /* LIMIT of the page handed to fn */
+    lua_Integer got;   /* rows it had */
+} lqr_loop;
+
+static int lqr_page_cont(lua_State *L, int status, lua_KContext ctx);
+
+/* After fn returned (its result on top): 1 with the loop's result pushed
+ * when it is over, else 0 (the next page comes). */
+static int lqr_page_done(lua_State *L, lqr_loop *lp)
 {
-    lua_Integer page, lim;
-    for (page = 1;; page++) {
+    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (stop || lp->got < lp->lim) {
+        lua_pushboolean(L, !stop);
+        return 1;
+    }
+    lp->page++;
+    return 0;
+}
+
+/* Runs pages from lp->page on: fn(rows, page) per page; pushes true, or
+ * false when fn returned false. fn is called with lua_callk, so it may
+ * yield. */
+static int lqr_page_run(lua_State *L, lqr_loop *lp, int slot)
+{
+    query_ud *u = lq_check(L, 1);
+    lqr_pager *p = &lp->p;
+    for (;;) {
+        lua_Integer lim = p->key ? lqr_keyed_compile(L, u, &lp->s, p)
+                                 : lqr_chunk_compile(L, u, &lp->s, p->n, lp->page);
         lua_Integer got;
-        lim = p->key ? lqr_keyed_compile(L, u, s, p)
-                     : lqr_chunk_compile(L, u, s, p->n, page);
         if (lim <= 0)
             break;
-        lq_emit(L, u, s, ORM_LUA_ROWS, p->hyd);
+        lq_emit(L, u, &lp->s, ORM_LUA_ROWS, p->hyd);
         got = (lua_Integer)lua_rawlen(L, -1);
         if (got == 0)
             break;
         p->seen += got;
         if (p->key)
             lqr_keep_last_key(L, p, got);
+        lp->lim = lim;
+        lp->got = got;
         lua_pushvalue(L, p->fn);
         lua_insert(L, -2);
-        lua_pushinteger(L, page);
-        lua_call(L, 2, 1);
-        if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
-            lua_pushboolean(L, 0);
+        lua_pushinteger(L, lp->page);
+        lua_callk(L, 2, 1, (lua_KContext)slot, lqr_page_cont);
+        if (lqr_page_done(L, lp))
             return 1;
-        }
-        lua_pop(L, 1);
-        if (got < lim)
-            break;
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* The loop after fn yielded and was resumed. */
+static int lqr_page_cont(lua_State *L, int status, lua_KContext ctx)
+{
+    lqr_loop *lp = lua_touserdata(L, (int)ctx);
+    (void)status;
+    if (lqr_page_done(L, lp))
+        return 1;
+    return lqr_page_run(L, lp, (int)ctx);
+}
+
+/* Starts the paging loop of p on the target of s. */
+static int lqr_page_loop(lua_State *L, query_ud *u, lq_sink *s, lqr_pager *p)
+{
+    lqr_loop *lp = lua_newuserdatauv(L, sizeof *lp, 0);
+    (void)u;
+    lp->p = *p;
+    lp->s = *s;
+    lp->page = 1;
+    lp->lim = lp->got = 0;
+    return lqr_page_run(L, lp, lua_gettop(L));
 }
 
 /* run: chunk(n, fn, hyd?, key?); collect: chunk(n, page?). Pages by key
@@ -398,7 +445,8 @@ static int lqr_chunk(lua_State *L, query_ud *u, lq_sink *s, int a)
         lqr_chunk_compile(L, u, s, p.n, lq_int(L, a + 1, "chunk", "page", 1, 1));
         return lq_emit(L, u, s, ORM_LUA_ROWS, 0);
     }
-    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    if (!lua_isfunction(L, a + 1))
+        return orm_lua_argerror(L, "chunk(n, fn): fn must be a function");
     p.fn = a + 1;
     p.hyd = lq_hyd(L, a + 2);
     p.key = lua_isnoneornil(L, a + 3) ? "id"
@@ -445,7 +493,9 @@ static int lqr_chunk_by_id(lua_State *L, query_ud *u, lq_sink *s, int a)
     p.n = lq_int(L, a, "chunk_by_id", "size", 1, 0);
     if (p.n == 0)
         return orm_lua_argerror(L, "chunk_by_id: size must be an integer >= 1");
-    luaL_checktype(L, a + 1, LUA_TFUNCTION);
+    if (!lua_isfunction(L, a + 1))
+        return orm_lua_argerror(L, "chunk_by_id(n, fn, column?): fn must be a "
+                                   "function");
     p.fn = a + 1;
     p.key = lua_isnoneornil(L, a + 2)
                 ? "id"
