@@ -5,17 +5,8 @@
 local tmp = os.getenv("ORMED_TEST_TMP") or "/tmp"
 local root = io.popen("pwd"):read("l")
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read(file)
-  local f = io.open(file, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local helper = require("spec.helper")
+local q, read = helper.shell_quote, helper.read_file
 
 local function words(s)
   local list = {}

@@ -124,6 +124,20 @@ function helper.each_driver(fn)
   end
 end
 
+-- s quoted for a POSIX shell.
+function helper.shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- The bytes of a file, or nil when it cannot be read.
+function helper.read_file(file)
+  local f = io.open(file, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 -- The error a function raises (fails the spec when it raises nothing).
 function helper.error_of(f, ...)
   local ok, err = pcall(f, ...)

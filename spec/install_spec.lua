@@ -10,17 +10,8 @@ local orm = require("ormed")
 local tmp = os.getenv("ORMED_TEST_TMP") or "/tmp"
 local root = io.popen("pwd"):read("l")
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read(file)
-  local f = io.open(file, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local helper = require("spec.helper")
+local q, read = helper.shell_quote, helper.read_file
 
 -- Runs cmd in a clean environment (no sanitizer preload, no make or Lua
 -- variables of the spec run): its output (stdout and stderr) and exit code.

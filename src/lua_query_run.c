@@ -431,23 +431,33 @@ static int lqr_page_loop(lua_State *L, query_ud *u, lq_sink *s, lqr_pager *p)
     return lqr_page_run(L, lp, lua_gettop(L));
 }
 
+/* Reads chunk's size at a and callback at a + 1 into p (fname names the
+ * method in errors); with collect, only the size. */
+static void lqr_pager_args(lua_State *L, lqr_pager *p, int a, int collect,
+                           const char *fname)
+{
+    memset(p, 0, sizeof *p);
+    p->n = lq_int(L, a, fname, "size", 1, 0);
+    if (p->n == 0)
+        orm_lua_argerror(L, "%s: size must be an integer >= 1", fname);
+    if (collect)
+        return;
+    if (!lua_isfunction(L, a + 1))
+        orm_lua_argerror(L, "%s(n, fn): fn must be a function", fname);
+    p->fn = a + 1;
+}
+
 /* run: chunk(n, fn, hyd?, key?); collect: chunk(n, page?). Pages by key
  * (default "id") when the query allows it (lqr_keyset_ok), else by
  * OFFSET. */
 static int lqr_chunk(lua_State *L, query_ud *u, lq_sink *s, int a)
 {
     lqr_pager p;
-    memset(&p, 0, sizeof p);
-    p.n = lq_int(L, a, "chunk", "size", 1, 0);
-    if (p.n == 0)
-        return orm_lua_argerror(L, "chunk: size must be an integer >= 1");
+    lqr_pager_args(L, &p, a, s->tidx == 0, "chunk");
     if (s->tidx == 0) {
         lqr_chunk_compile(L, u, s, p.n, lq_int(L, a + 1, "chunk", "page", 1, 1));
         return lq_emit(L, u, s, ORM_LUA_ROWS, 0);
     }
-    if (!lua_isfunction(L, a + 1))
-        return orm_lua_argerror(L, "chunk(n, fn): fn must be a function");
-    p.fn = a + 1;
     p.hyd = lq_hyd(L, a + 2);
     p.key = lua_isnoneornil(L, a + 3) ? "id"
                                       : lq_str(L, a + 3, "chunk", "key", NULL);
@@ -489,14 +499,7 @@ static void lqr_refuse_null_keys(lua_State *L, query_ud *u, lq_sink *s,
 static int lqr_chunk_by_id(lua_State *L, query_ud *u, lq_sink *s, int a)
 {
     lqr_pager p;
-    memset(&p, 0, sizeof p);
-    p.n = lq_int(L, a, "chunk_by_id", "size", 1, 0);
-    if (p.n == 0)
-        return orm_lua_argerror(L, "chunk_by_id: size must be an integer >= 1");
-    if (!lua_isfunction(L, a + 1))
-        return orm_lua_argerror(L, "chunk_by_id(n, fn, column?): fn must be a "
-                                   "function");
-    p.fn = a + 1;
+    lqr_pager_args(L, &p, a, 0, "chunk_by_id");
     p.key = lua_isnoneornil(L, a + 2)
                 ? "id"
                 : lq_str(L, a + 2, "chunk_by_id", "column name", NULL);
