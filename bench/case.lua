@@ -2,7 +2,7 @@
 -- prints its measurement for bench/run.lua:
 --   lua5.4 bench/case.lua DRIVER CASE IMPL
 -- DRIVER: sqlite | postgres | mysql; CASE: a file of bench/cases/;
--- IMPL: ormed | luasql | climit. Prints `time=<seconds>`, `ops=<n>`,
+-- IMPL: ormed | luasql | climit | luadbi. Prints `time=<seconds>`, `ops=<n>`,
 -- `ok=<true|false>` and `info=<text>`; exits 2 when IMPL has no
 -- counterpart for CASE. BENCH_DRY=1 does the setup only (to subtract it
 -- from a profile of the whole process).

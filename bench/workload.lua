@@ -147,6 +147,22 @@ function W.open(impl, driver)
       local _, v = next(ctx.ds:select(sql)[1])
       return tonumber(v)
     end
+  elseif impl == "luadbi" then -- LuaDBI (Debian lua-dbi-sqlite3): SQLite only
+    if driver ~= "sqlite" then os.exit(2) end
+    ctx.dbi = assert(require("DBI").Connect("SQLite3", ":memory:"))
+    ctx.dbi:autocommit(true)
+    ctx.exec = function(sql)
+      local sth = assert(ctx.dbi:prepare(sql))
+      assert(sth:execute())
+      sth:close()
+    end
+    ctx.count = function(sql)
+      local sth = assert(ctx.dbi:prepare(sql))
+      assert(sth:execute())
+      local row = sth:fetch(false)
+      sth:close()
+      return tonumber(row and row[1])
+    end
   elseif impl == "luasql" then
     local u = url and parse_url(url)
     if driver == "sqlite" then

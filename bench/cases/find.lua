@@ -36,6 +36,21 @@ return {
     end
     return found
   end,
+  -- LuaDBI with one prepared statement reused (a second peer)
+  luadbi = function(ctx, s)
+    local sth = assert(ctx.dbi:prepare("SELECT * FROM users WHERE id = ? LIMIT 1"))
+    local mt, found = W.instance_mt, 0
+    for _, id in ipairs(s.ids) do
+      assert(sth:execute(id))
+      local row = sth:fetch(true)
+      if row then
+        setmetatable(row, mt)
+        found = found + 1
+      end
+    end
+    sth:close()
+    return found
+  end,
   climit = function(ctx, s)
     return (climit.each(ctx.db, "SELECT * FROM users WHERE id = " .. W.ph(ctx.driver, 1)
       .. " LIMIT 1", s.args, W.instance_mt, true))
