@@ -93,7 +93,7 @@ local function finite(v)
   return type(v) == "number" and v == v and v > -math.huge and v < math.huge
 end
 
---- check_pool(pool, who): raises invalid_argument unless pool is nil or a
+-- check_pool(pool, who): raises invalid_argument unless pool is nil or a
 -- table of known pool options with sensible values (max an integer
 -- 1..100000, min an integer 0..max, timeouts finite numbers >= 0,
 -- leak_timeout > 0). Returns a copy with max and min as integers.

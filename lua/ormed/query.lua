@@ -36,7 +36,7 @@ local function base_source(src)
   return type(src) == "table" and rawget(src, "_base") or src
 end
 
---- Query.sub_query(outer_source, v, method): v itself, or, when v is a Lua
+-- Query.sub_query(outer_source, v, method): v itself, or, when v is a Lua
 -- query object (plain or a model's), its C query. A sub-query is compiled
 -- into the outer statement and runs on the outer query's database, so one
 -- built on another data source raises invalid_argument naming both.
@@ -97,7 +97,7 @@ for _, name in ipairs({ "limit", "offset" }) do
   end
 end
 
---- Query.check_paginate(q, what): raises invalid_argument when the query q
+-- Query.check_paginate(q, what): raises invalid_argument when the query q
 -- has its own limit or offset, which paginate would replace.
 function Query.check_paginate(q, what)
   local limit, offset = rawget(q, "_limit"), rawget(q, "_offset")
