@@ -201,6 +201,21 @@ helper.each_driver(function(drv)
     end)
   end)
 
+  describe("a boolean field loaded as false", function()
+    it("has false as its original value, and assigning false again changes nothing", function()
+      local Flag = orm.model("LgBool" .. drv.name, { table = "lg_rows", connection = ds.name,
+        fields = { id = "integer", name = "string", ref = "boolean" } })
+      ds:table("lg_rows"):where("name", "r1"):update({ ref = "0" })
+      local f = Flag:query():where("name", "r1"):first()
+      assert.are.equal(false, f.ref)
+      assert.are.equal(false, f:get_original("ref"))
+      f.ref = false
+      assert.is_false(f:is_dirty("ref"))
+      f.ref = true
+      assert.is_true(f:is_dirty("ref"))
+    end)
+  end)
+
   describe("string foreign keys", function()
     it("match integer keys in with(), lazy loads, with_count and belongs_to", function()
       local list = ids()

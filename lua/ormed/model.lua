@@ -169,7 +169,10 @@ local function original(model, inst, k)
   local raw = rawget(inst, ATTRS)[k]
   if raw == nil then return nil end
   local c = model._casts[k]
-  return c and c.read(raw) or raw
+  if c == nil then return raw end
+  local v = c.read(raw) -- false is a value (a boolean field), not "unread"
+  if v == nil then return raw end
+  return v
 end
 
 -- True when the assigned value v (NIL for nil) differs from the loaded one.
