@@ -23,14 +23,19 @@ local function bad(field, want, v)
 end
 
 -- {==== boolean ====}
-local TRUE = { ["1"] = true, t = true, ["true"] = true, y = true, yes = true }
+-- The stored forms a boolean field reads; any other value is read as it
+-- was stored (a string the field cannot read is not taken for false).
+local BOOLEAN = { ["1"] = true, t = true, ["true"] = true, y = true, yes = true, on = true,
+  ["0"] = false, f = false, ["false"] = false, n = false, no = false, off = false }
 
 casts.boolean = {
   read = function(v)
     local tv = type(v)
     if tv == "boolean" then return v end
     if tv == "number" then return v ~= 0 end
-    return TRUE[tostring(v):lower()] == true
+    local b = BOOLEAN[tostring(v):lower()]
+    if b == nil then return v end
+    return b
   end,
   write = function(v, field)
     if type(v) == "boolean" then return v end
@@ -42,11 +47,14 @@ casts.boolean = {
 }
 
 -- {==== numbers ====}
+-- A stored value a number field cannot read ("abc") is read as it was
+-- stored, never as nil.
 casts.integer = {
   read = function(v)
     if math.type(v) == "integer" then return v end
     local n = tonumber(v)
-    return n and math.tointeger(n) or n
+    if n == nil then return v end
+    return math.tointeger(n) or n
   end,
   write = function(v, field)
     local n = math.tointeger(type(v) == "string" and tonumber(v) or v)
@@ -60,7 +68,7 @@ casts.integer = {
 casts.number = {
   read = function(v)
     if type(v) == "number" then return v end
-    return tonumber(v)
+    return tonumber(v) or v
   end,
   write = function(v, field)
     local n = type(v) == "number" and v or (type(v) == "string" and tonumber(v))
@@ -118,13 +126,28 @@ casts.json = {
 
 -- {==== dates ====}
 
--- "YYYY-MM-DD[ T]HH:MM:SS[.f][Z|+HH:MM]" -> parts, or nil.
+local DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+-- True when year y, month mo, day d (strings of digits) is a date of the
+-- Gregorian calendar.
+local function date_exists(y, mo, d)
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo < 1 or mo > 12 or d < 1 then return false end
+  local leap = y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+  return d <= ((mo == 2 and leap) and 29 or DAYS[mo])
+end
+
+-- "YYYY-MM-DD[ T]HH:MM:SS[.f][Z|+HH:MM]" -> parts, or nil (also for a
+-- date or time of day that does not exist: 2024-02-30, 24:00:00).
 local function parse_datetime(s)
   local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)[T ](%d%d):(%d%d):(%d%d)(.*)$")
   if not y then
     y, mo, d = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)$")
-    if not y then return nil end
+    if not y or not date_exists(y, mo, d) then return nil end
     return { y, mo, d, "00", "00", "00", "" }
+  end
+  if not date_exists(y, mo, d) or tonumber(h) > 23 or tonumber(mi) > 59 or tonumber(sec) > 59 then
+    return nil
   end
   local frac, zone = rest:match("^%.(%d+)(.*)$")
   if not frac then frac, zone = "", rest end

@@ -21,6 +21,7 @@ DataSource.__index = DataSource
 -- coroutine takes its entry with it.
 local active = setmetatable({}, { __mode = "k" })
 local tx_seq = 0
+local Guard -- the metatable of a transaction level's to-be-closed guard (below)
 
 local DEFAULT_POOL = { max = 10, min = 1, acquire_timeout = 5, idle_timeout = 60, health_check = 2 }
 
@@ -74,10 +75,60 @@ local function new_scope_registry()
   return setmetatable({ _by_model = setmetatable({}, { __mode = "k" }), _n = 0 }, ScopeRegistry)
 end
 
-local function merge_pool(opts)
+-- The pool options and what each takes: "count" (an integer), "seconds"
+-- (a finite number >= 0) or "positive" (a finite number > 0).
+local POOL_OPTIONS = { max = "count", min = "count", acquire_timeout = "seconds",
+  idle_timeout = "seconds", health_check = "seconds", max_lifetime = "seconds",
+  leak_timeout = "positive" }
+local MAX_POOL = 100000
+
+local function pool_names()
+  local names = {}
+  for k in pairs(POOL_OPTIONS) do names[#names + 1] = k end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+local function finite(v)
+  return type(v) == "number" and v == v and v > -math.huge and v < math.huge
+end
+
+-- check_pool(pool, who): raises invalid_argument unless pool is nil or a
+-- table of known pool options with sensible values (max an integer
+-- 1..100000, min an integer 0..max, timeouts finite numbers >= 0,
+-- leak_timeout > 0). Returns a copy with max and min as integers.
+local function check_pool(pool, who)
+  if pool == nil then return nil end
+  errors.check(type(pool) == "table", "%s: pool must be a table of options (%s), got %s",
+    who, pool_names(), type(pool))
+  local out = {}
+  for k, v in pairs(pool) do
+    local want = POOL_OPTIONS[k]
+    errors.check(want ~= nil, "%s: unknown pool option '%s' (%s)", who, tostring(k), pool_names())
+    if want == "count" then
+      local n = math.type(v) == "float" and math.tointeger(v) or v
+      errors.check(math.type(n) == "integer" and n >= (k == "max" and 1 or 0) and n <= MAX_POOL,
+        "%s: pool.%s must be an integer from %d to %d, got %s", who, k, k == "max" and 1 or 0,
+        MAX_POOL, tostring(v))
+      v = n
+    else
+      errors.check(finite(v) and (v > 0 or (v == 0 and want == "seconds")),
+        "%s: pool.%s must be a %s number of seconds, got %s", who, k,
+        want == "seconds" and "finite, non-negative" or "finite, positive", tostring(v))
+    end
+    out[k] = v
+  end
+  if out.min and out.max then
+    errors.check(out.min <= out.max, "%s: pool.min (%d) must not be above pool.max (%d)", who,
+      out.min, out.max)
+  end
+  return out
+end
+
+local function merge_pool(opts, who)
   local p = {}
   for k, v in pairs(DEFAULT_POOL) do p[k] = v end
-  for k, v in pairs(opts or {}) do p[k] = v end
+  for k, v in pairs(check_pool(opts, who) or {}) do p[k] = v end
   if p.min > p.max then p.min = p.max end
   return p
 end
@@ -101,17 +152,14 @@ function DataSource.new(opts)
     name = opts.name,
     driver = opts.driver,
     entities = opts.entities or {},
-    pool_options = merge_pool(opts.pool),
+    pool_options = merge_pool(opts.pool, string.format("DataSource '%s'", opts.name)),
     manager = opts.manager or ConnectionManager.instance,
     context = { scope_registry = new_scope_registry() },
     _listeners = {},
     _held = setmetatable({}, { __mode = "k" }), -- weak: a collected conn goes back
     _pool = nil,
   }, DataSource)
-  local leak = self.pool_options.leak_timeout
-  errors.check(leak == nil or (type(leak) == "number" and leak > 0),
-    "pool.leak_timeout must be a positive number of seconds")
-  self._leak_timeout = leak
+  self._leak_timeout = self.pool_options.leak_timeout
   self._replicas = replicas.configure(self, opts) -- nil without replicas
   return self
 end
@@ -330,14 +378,26 @@ function DataSource:in_transaction()
   return tx ~= nil and not tx.closed
 end
 
+-- Raises invalid_argument unless sql is a string and bindings nil or a table.
+local function check_sql(what, sql, bindings)
+  errors.check(type(sql) == "string", "%s(sql, bindings?): sql must be a string, got %s", what,
+    type(sql))
+  errors.check(bindings == nil or type(bindings) == "table",
+    "%s(sql, bindings?): bindings must be a list, got %s", what, type(bindings))
+end
+
 --- select(sql, bindings?, opts?): rows as plain tables (opts.role: "read"
 -- or "write", where a read goes with replicas).
+
 function DataSource:select(sql, bindings, opts)
+  check_sql("select", sql, bindings)
+  errors.check(opts == nil or type(opts) == "table", "select(sql, bindings, opts): opts must be a table")
   return self:_target(false, role_of(opts)):run(sql, bindings, "rows")
 end
 
 --- execute(sql, bindings?): { affected_rows, last_insert_id }.
 function DataSource:execute(sql, bindings)
+  check_sql("execute", sql, bindings)
   return self:_target(true):run(sql, bindings, "exec")
 end
 
@@ -424,6 +484,29 @@ function DataSource:_pinned(fn)
   return finish(table.unpack(results, 1, results.n))
 end
 
+-- The to-be-closed guard of a transaction level: when the coroutine that
+-- runs fn is closed (coroutine.close) while fn is suspended, __close rolls
+-- the level back: the outer level rolls everything back and releases the
+-- connection; a nested one rolls back to its savepoint when it is the
+-- innermost level (else the outer level finds it and rolls back). The
+-- normal paths set `done` first.
+Guard = {
+  __close = function(g)
+    if g.done then return end
+    g.done = true
+    g.leave()
+    local tx, conn = g.tx, g.tx.conn
+    if g.outer then
+      tx.closed = true
+      while conn:depth() > 0 and pcall(conn.rollback, conn) do end
+      forget_held(g.self, conn)
+      conn:release()
+    elseif not tx.closed and conn:depth() == g.level then
+      pcall(conn.rollback, conn)
+    end
+  end,
+}
+
 --- transaction(fn): fn(ds) runs with every statement of this data source
 -- on one connection, from this coroutine and from the coroutines it
 -- resumes meanwhile (not from others); commits when fn returns, rolls
@@ -465,7 +548,13 @@ function DataSource:transaction(fn)
     end
     error(level, 2)
   end
+  -- coroutine.close on this coroutine while fn is suspended closes
+  -- `guard`: the level is rolled back (the outer one gives its connection
+  -- back) as if fn had raised.
+  local guard <close> = setmetatable({ self = self, tx = tx, level = level, outer = outer,
+    leave = leave }, Guard)
   local results = table.pack(pcall(fn, self))
+  guard.done = true
   leave()
   if outer then
     ok, level = pcall(end_outer, self, tx, level, results)
@@ -576,4 +665,4 @@ setmetatable(OrmConnection, {
 })
 
 return { DataSource = DataSource, OrmConnection = OrmConnection,
-  ScopeRegistry = ScopeRegistry }
+  ScopeRegistry = ScopeRegistry, check_pool = check_pool }

@@ -5,7 +5,8 @@ local errors = require("ormed.errors")
 local util = require("ormed.util")
 local drivers = require("ormed.drivers")
 local ConnectionManager = require("ormed.manager")
-local OrmConnection = require("ormed.datasource").OrmConnection
+local datasource = require("ormed.datasource")
+local OrmConnection = datasource.OrmConnection
 
 local M = {}
 
@@ -50,6 +51,7 @@ M.ModelRegistry = setmetatable(ModelRegistry, {
 function M.ConnectionConfig(t)
   errors.check(type(t) == "table" and util.is_name(t.name),
     "ConnectionConfig needs a name (a string that is not empty or blank)")
+  datasource.check_pool(t.pool, string.format("ConnectionConfig '%s'", t.name))
   local c = {}
   for k, v in pairs(t) do c[k] = v end
   return c

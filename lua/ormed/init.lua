@@ -29,10 +29,16 @@ local datasource = require("ormed.datasource")
 local factory = require("ormed.factory")
 local TenantManager = require("ormed.tenant")
 
+-- orm.blob(bytes): bytes (a string) bound as binary data.
+local function blob(bytes)
+  errors.check(type(bytes) == "string", "orm.blob(bytes) needs a string, got %s", type(bytes))
+  return core.blob(bytes)
+end
+
 local orm = {
   _VERSION = "ormed 0.1.0",
   null = core.null,
-  blob = core.blob,
+  blob = blob,
   Error = errors.Error,
 
   SqliteDriverAdapter = drivers.SqliteDriverAdapter,

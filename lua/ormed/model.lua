@@ -169,7 +169,10 @@ local function original(model, inst, k)
   local raw = rawget(inst, ATTRS)[k]
   if raw == nil then return nil end
   local c = model._casts[k]
-  return c and c.read(raw) or raw
+  if c == nil then return raw end
+  local v = c.read(raw) -- false is a value (a boolean field), not "unread"
+  if v == nil then return raw end
+  return v
 end
 
 -- True when the assigned value v (NIL for nil) differs from the loaded one.
@@ -640,14 +643,18 @@ local function find_sql(model, source)
   return sql or nil
 end
 
---- find(id, opts?): the instance with this primary key, or nil.
+--- find(id, opts?): the instance with this primary key, or nil. Under an
+-- integer primary key, a string or float that is not an integer finds
+-- nothing (it is never sent to the database).
 function Model:find(id, opts)
   local src = resolve(self, opts and opts.connection, opts and opts.role)
+  id = ModelQuery.key_value(self, id)
+  if id == false then return nil end
   local sql = id ~= nil and find_sql(self, src)
   if sql then
     return src:_target(false):run(sql, { id }, "first", self._hyds[src] or self:_hydration(src))
   end
-  return ModelQuery.new(self, src):find(id)
+  return ModelQuery.find_in(ModelQuery.new(self, src), id)
 end
 
 --- find_or_fail(id, opts?): the instance with this primary key; raises model_not_found.
@@ -680,8 +687,14 @@ end
 -- returns how many were deleted.
 function Model:destroy(ids, opts)
   if type(ids) ~= "table" then ids = { ids } end
+  local keys = {}
+  for _, id in ipairs(ids) do
+    id = ModelQuery.key_value(self, id)
+    if id ~= false then keys[#keys + 1] = id end -- not an integer: no row has it
+  end
   local n = 0
-  for _, inst in ipairs(self:query(opts):where_in(self.table .. "." .. self.primary_key, ids):get()) do
+  if #keys == 0 then return 0 end
+  for _, inst in ipairs(self:query(opts):where_in(self.table .. "." .. self.primary_key, keys):get()) do
     if self.methods.delete(inst) then n = n + 1 end
   end
   return n

@@ -16,6 +16,7 @@ local errors = require("ormed.errors")
 local casts = require("ormed.casts")
 local K = require("ormed.keys")
 local relations = require("ormed.relations")
+local Query = require("ormed.query")
 
 --- The query of a model (`User:query()`, `User:where(...)`): every method
 -- of a plain Query (ormed.query: filters, shape, reads, writes) with
@@ -142,8 +143,7 @@ local function cast_args(self, name, args)
     end
   end
   for i = 1, 2 do
-    local v = args[i]
-    if type(v) == "table" and v._q and v._compiled then args[i] = v:_compiled() end
+    args[i] = Query.sub_query(self._source, args[i], name)
   end
 end
 
@@ -171,7 +171,7 @@ local function builder(name)
     local cq = self._q
     local r
     local casts_args = sub_query or compare and self._model._filter_casts_any
-    if casts_args or type(a1) == "function" or type(a1) == "table" and a1._compiled then
+    if casts_args or type(a1) == "function" or type(a1) == "table" and a1.c_query then
       local args = table.pack(a1, ...)
       if casts_args then cast_args(self, name, args) end
       r = apply(self, cq, name, args)
@@ -337,10 +337,32 @@ function ModelQuery:first()
   return inst
 end
 
---- find(id): the instance with this primary key, or nil.
+-- The value of `id` as the model's primary key: under an integer key a
+-- string or float that is not an integer is false (no row can have it).
+local function key_value(model, id)
+  if math.type(id) == "integer" or model._casts[model.primary_key] ~= casts.integer then
+    return id
+  end
+  if type(id) == "string" then return math.tointeger(tonumber(id)) or false end
+  if type(id) == "number" then return math.tointeger(id) or false end
+  return id
+end
+ModelQuery.key_value = key_value
+
+-- The instance of query q (changed) whose primary key is id, or nil.
+local function find_in(q, id)
+  local m = q._model
+  id = key_value(m, id)
+  if id == false then return nil end
+  return q:where(m.table .. "." .. m.primary_key, id):first()
+end
+ModelQuery.find_in = find_in
+
+--- find(id): the instance with this primary key, or nil (also for a string
+-- that is not an integer under an integer key). The query it is called on
+-- is left as it was.
 function ModelQuery:find(id)
-  local m = self._model
-  return self:where(m.table .. "." .. m.primary_key, id):first()
+  return find_in(self:clone(), id)
 end
 
 -- Raises model_not_found: "<Model> not found (<what>)".
@@ -383,8 +405,22 @@ function ModelQuery:pluck(col)
   return values
 end
 
---- paginate{ page, per_page } -> { items, total, page, per_page, last_page }
+-- limit(n) and offset(n) are noted on the query too (see ormed.query),
+-- so paginate can refuse a query that has them.
+for _, name in ipairs({ "limit", "offset" }) do
+  local build = builder(name)
+  local field = "_" .. name
+  ModelQuery[name] = function(self, n, ...)
+    build(self, n, ...)
+    self[field] = (n ~= nil and not (name == "offset" and n == 0)) and n or nil
+    return self
+  end
+end
+
+--- paginate{ page, per_page } -> { items, total, page, per_page, last_page };
+-- raises invalid_argument when the query has its own limit or offset.
 function ModelQuery:paginate(opts)
+  Query.check_paginate(self, self._model.name .. ": paginate")
   local src = self._source
   local page = self:_compiled():paginate(src:_target(false), opts or {}, self._model:_hydration(src))
   finish(self, page.items)

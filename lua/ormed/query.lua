@@ -30,11 +30,25 @@ function Query:c_query()
   return self._q
 end
 
--- A Lua query object (this one or a model's) given as a sub-query stands
--- for its C query.
-local function unwrap(v)
-  if type(v) == "table" and type(v.c_query) == "function" then return v:c_query() end
-  return v
+-- The data source a query's source stands for (a role proxy of
+-- DataSource:_with_role stands for its data source).
+local function base_source(src)
+  return type(src) == "table" and rawget(src, "_base") or src
+end
+
+-- Query.sub_query(outer_source, v, method): v itself, or, when v is a Lua
+-- query object (plain or a model's), its C query. A sub-query is compiled
+-- into the outer statement and runs on the outer query's database, so one
+-- built on another data source raises invalid_argument naming both.
+function Query.sub_query(outer, v, method)
+  if type(v) ~= "table" or type(v.c_query) ~= "function" then return v end
+  local inner = rawget(v, "_source")
+  if inner ~= nil and outer ~= nil and base_source(inner) ~= base_source(outer) then
+    errors.raise("invalid_argument", "%s: the sub-query is on data source '%s' but this query "
+      .. "runs on '%s'; a sub-query runs on its outer query's database, so build it on '%s'",
+      method, tostring(inner.name), tostring(outer.name), tostring(outer.name))
+  end
+  return v:c_query()
 end
 
 for name, kind in pairs(KINDS) do
@@ -56,7 +70,7 @@ end
 for _, name in ipairs({ "where_in", "where_not_in", "or_where_in", "or_where_not_in" }) do
   Query[name] = function(self, col, list)
     local q = self._q
-    q[name](q, col, unwrap(list))
+    q[name](q, col, Query.sub_query(self._source, list, name))
     return self
   end
 end
@@ -66,9 +80,56 @@ for _, name in ipairs({ "where_exists", "where_not_exists", "or_where_exists",
   "or_where_not_exists" }) do
   Query[name] = function(self, sub)
     local q = self._q
-    q[name](q, unwrap(sub))
+    q[name](q, Query.sub_query(self._source, sub, name))
     return self
   end
+end
+
+-- limit(n) and offset(n) also note n on the Lua object (nil clears it;
+-- offset 0 is no offset), so paginate can refuse a query that has them.
+for _, name in ipairs({ "limit", "offset" }) do
+  local build = Query[name]
+  local field = "_" .. name
+  Query[name] = function(self, n, ...)
+    build(self, n, ...)
+    self[field] = (n ~= nil and not (name == "offset" and n == 0)) and n or nil
+    return self
+  end
+end
+
+-- Query.check_paginate(q, what): raises invalid_argument when the query q
+-- has its own limit or offset, which paginate would replace.
+function Query.check_paginate(q, what)
+  local limit, offset = rawget(q, "_limit"), rawget(q, "_offset")
+  if limit ~= nil or offset ~= nil then
+    errors.raise("invalid_argument", "%s: paginate sets the limit and offset itself, but the "
+      .. "query has its own (%s); remove them, or use limit/offset without paginate", what,
+      limit ~= nil and ("limit " .. tostring(limit)) or ("offset " .. tostring(offset)))
+  end
+end
+
+--- paginate{ page = 1, per_page = 20 }: { items, total, page, per_page, last_page }; raises
+-- invalid_argument when the query has its own limit or offset.
+function Query:paginate(...)
+  Query.check_paginate(self, "paginate")
+  local q = self._q
+  return q:paginate(self._source:_target(false), ...)
+end
+
+--- chunk(n, fn): fn(rows, page) for each page of n rows; stops when fn returns false.
+function Query:chunk(n, fn, ...)
+  errors.check(type(fn) == "function", "chunk(n, fn) needs a function, got %s", type(fn))
+  local q = self._q
+  return q:chunk(self._source:_target(false), n, fn, ...)
+end
+
+--- chunk_by_id(n, fn, column?): fn(rows, page) for each page of n rows, paged by column
+-- (default "id") whatever the order; stops when fn returns false.
+function Query:chunk_by_id(n, fn, ...)
+  errors.check(type(fn) == "function", "chunk_by_id(n, fn, column?) needs a function, got %s",
+    type(fn))
+  local q = self._q
+  return q:chunk_by_id(self._source:_target(false), n, fn, ...)
 end
 
 --- where(col, value), where(col, op, value), where{ col = value, ... } or where(function(q) ...
@@ -192,12 +253,6 @@ end
 --- pluck(col): the values of one column, as a list.
 -- @function Query:pluck
 
---- paginate{ page = 1, per_page = 20 }: { items, total, page, per_page, last_page }.
--- @function Query:paginate
-
---- chunk(n, fn): fn(rows, page) for each page of n rows; stops when fn returns false.
--- @function Query:chunk
-
 --- insert(row_or_rows): inserts one row or a list (batched under the driver's parameter limit);
 -- returns { affected_rows, last_insert_id }.
 -- @function Query:insert
@@ -230,9 +285,10 @@ function Query:first_or_fail(...)
   return row
 end
 
---- find(id, key?): the row whose key (default "id") is id, or nil.
+--- find(id, key?): the row whose key (default "id") is id, or nil. The
+-- query it is called on is left as it was.
 function Query:find(id, key)
-  return self:where(key or "id", id):first()
+  return self:clone():where(key or "id", id):first()
 end
 
 --- A copy of this query, to build on without changing it.

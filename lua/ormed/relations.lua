@@ -180,6 +180,20 @@ local function norm(v)
   return v
 end
 
+-- The key that matches related rows with their parents: as norm, and a
+-- string that is the decimal form of an integer ("42") as that integer,
+-- so a string foreign-key column finds the rows of an integer key (as the
+-- database's own comparison does on SQLite and MySQL).
+local function match_key(v)
+  local tv = type(v)
+  if tv == "number" then return math.tointeger(v) or v end
+  if tv == "string" then
+    local n = math.tointeger(tonumber(v))
+    if n ~= nil and string.format("%d", n) == v then return n end
+  end
+  return v
+end
+
 local function mark_loaded(inst, name, value)
   rawset(inst, name, value)
   local loaded = rawget(inst, LOADED)
@@ -190,16 +204,18 @@ local function mark_loaded(inst, name, value)
   loaded[name] = true
 end
 
--- Parent instances grouped by key: keys (list), by_key (key -> parents).
+-- Parent instances grouped by key: keys (list, the values to bind),
+-- by_key (match_key(key) -> parents).
 local function group_parents(parents, attr)
   local keys, by_key = {}, {}
   for _, p in ipairs(parents) do
     local key = norm(p[attr])
     if key ~= nil then
-      local list = by_key[key]
+      local mk = match_key(key)
+      local list = by_key[mk]
       if list == nil then
         list = {}
-        by_key[key] = list
+        by_key[mk] = list
         keys[#keys + 1] = key
       end
       list[#list + 1] = p
@@ -246,8 +262,7 @@ local function load_relation(rel, parents, node, source)
     if node.constraint then node.constraint(q) end
     for _, inst in ipairs(q:get()) do
       all[#all + 1] = inst
-      -- a table key needs no norm(): Lua reads t[1.0] as t[1]
-      local owners = by_key[rawget(inst, ATTRS)[out]]
+      local owners = by_key[match_key(rawget(inst, ATTRS)[out])]
       if pivot then take_pivot(rel, k, inst) end
       if owners then
         for i = 1, #owners do
@@ -367,7 +382,7 @@ function relations.count(model, instances, list, source)
       q:select(col .. " as " .. COUNT_KEY, "count(*) as " .. COUNT):group_by(col)
       for _, row in ipairs(q:_compiled():get(source:_target(false))) do
         local n = row[COUNT]
-        for _, p in ipairs(by_key[norm(row[COUNT_KEY])] or {}) do
+        for _, p in ipairs(by_key[match_key(row[COUNT_KEY])] or {}) do
           rawset(p, field, math.tointeger(n) or n)
         end
       end

@@ -5,7 +5,8 @@
 local errors = require("ormed.errors")
 local util = require("ormed.util")
 local ConnectionManager = require("ormed.manager")
-local DataSource = require("ormed.datasource").DataSource
+local datasource = require("ormed.datasource")
+local DataSource = datasource.DataSource
 
 --- orm.TenantManager{ driver = function(id) return adapter end, entities?,
 -- pool?, prefix?, manager?, replicas = function(id) return { adapter, ... }
@@ -26,7 +27,7 @@ local function new(opts)
   errors.check(opts.replicas == nil or type(opts.replicas) == "function",
     "TenantManager: replicas must be function(tenant_id) return { adapter, ... } end")
   local pool = { min = 0 }
-  for k, v in pairs(opts.pool or {}) do pool[k] = v end
+  for k, v in pairs(datasource.check_pool(opts.pool, "TenantManager") or {}) do pool[k] = v end
   return setmetatable({
     _driver = opts.driver,
     _entities = opts.entities or {},
