@@ -133,6 +133,9 @@ static orm_kind my_kind(unsigned int code)
         return ORM_E_CONNECTION_LOST;
     case 2008: /* CR_OUT_OF_MEMORY */
         return ORM_E_NOMEM;
+    case 1969: /* ER_STATEMENT_TIMEOUT (MariaDB max_statement_time) */
+    case 3024: /* ER_QUERY_TIMEOUT (MySQL max_execution_time) */
+        return ORM_E_QUERY_TIMEOUT;
     default:
         return ORM_E_QUERY;
     }
@@ -200,6 +203,25 @@ static int my_set_options(MYSQL *db, const orm_params *p)
            mysql_options(db, MYSQL_REPORT_DATA_TRUNCATION, &on);
 }
 
+/* statement_timeout, enforced by the server: MariaDB's max_statement_time
+ * (every statement, lock waits included) or MySQL's max_execution_time
+ * (read-only SELECTs only). Nonzero on failure. */
+static int my_set_timeout(MYSQL *db, double seconds)
+{
+    char sql[96];
+    const char *info = mysql_get_server_info(db);
+    if (seconds <= 0)
+        return 0;
+    if (info != NULL && strstr(info, "MariaDB") != NULL)
+        snprintf(sql, sizeof sql, "SET SESSION max_statement_time = %.6f",
+                 seconds);
+    else
+        snprintf(sql, sizeof sql, "SET SESSION max_execution_time = %ld",
+                 (long)(seconds * 1000.0 + 0.5) > 0
+                     ? (long)(seconds * 1000.0 + 0.5) : 1L);
+    return mysql_real_query(db, sql, (unsigned long)strlen(sql)) != 0;
+}
+
 static int my_open(const orm_params *p, void **out, orm_error *err)
 {
     my_conn *c = NULL;
@@ -233,6 +255,13 @@ static int my_open(const orm_params *p, void **out, orm_error *err)
         my_conn_fail(c, err);
         rc = orm_error_set(err, ORM_E_CONNECTION_FAILED,
                            "mysql: cannot set up the session: %s",
+                           mysql_error(c->db));
+        goto cleanup;
+    }
+    if (my_set_timeout(c->db, p->statement_timeout)) {
+        my_conn_fail(c, err);
+        rc = orm_error_set(err, ORM_E_CONNECTION_FAILED,
+                           "mysql: cannot set statement_timeout: %s",
                            mysql_error(c->db));
         goto cleanup;
     }
@@ -817,6 +846,10 @@ static int my_step(void *stmt, orm_error *err)
     if (!s->started) {
         s->started = 1;
         if (my_execute(s, err) != ORM_OK) {
+            /* a statement the server interrupted (statement_timeout) hangs
+             * the library at its next execution: it is prepared anew */
+            if (err->kind == ORM_E_QUERY_TIMEOUT)
+                s->unprepared = 1;
             s->done = 1;
             return ORM_STEP_ERROR;
         }
@@ -832,8 +865,8 @@ static int my_step(void *stmt, orm_error *err)
     }
     if (rc == MYSQL_DATA_TRUNCATED && my_refetch(s, err) == ORM_OK)
         return ORM_STEP_ROW;
-    if (rc != MYSQL_DATA_TRUNCATED)
-        my_stmt_fail(s, err);
+    if (rc != MYSQL_DATA_TRUNCATED && my_stmt_fail(s, err) == ORM_E_QUERY_TIMEOUT)
+        s->unprepared = 1;
     s->done = 1;
     return ORM_STEP_ERROR;
 }

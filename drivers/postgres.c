@@ -114,6 +114,8 @@ int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     orm_kind k = orm_error_kind_from_sqlstate(state, ORM_E_QUERY);
+    if (state != NULL && strcmp(state, "57014") == 0) /* query_canceled */
+        k = ORM_E_QUERY_TIMEOUT;
     if (msg == NULL && res)
         msg = PQresultErrorMessage(res);
     if (msg == NULL || *msg == '\0')
@@ -179,6 +181,23 @@ static void pg_kv(const char **keys, const char **vals, int *n,
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "            \
     "SET extra_float_digits = 3"
 
+/* Runs the session settings, with statement_timeout when one is given:
+ * the server itself cancels a longer statement (SQLSTATE 57014), waits for
+ * locks included, and the session stays usable. */
+static PGresult *pg_session(PGconn *pg, const orm_params *p)
+{
+    char sql[sizeof PG_SESSION_SQL + 64];
+    long ms = p->statement_timeout > 0
+                  ? (long)(p->statement_timeout * 1000.0 + 0.5) : 0;
+    if (p->statement_timeout <= 0)
+        return PQexec(pg, PG_SESSION_SQL);
+    if (ms < 1)
+        ms = 1;
+    snprintf(sql, sizeof sql, "%s; SET statement_timeout = %ld",
+             PG_SESSION_SQL, ms);
+    return PQexec(pg, sql);
+}
+
 static int pg_open(const orm_params *p, void **out, orm_error *err)
 {
     const char *keys[16], *vals[16];
@@ -214,7 +233,7 @@ static int pg_open(const orm_params *p, void **out, orm_error *err)
         goto fail;
     }
     PQsetNoticeProcessor(pg, pg_ignore_notice, NULL);
-    res = PQexec(pg, PG_SESSION_SQL);
+    res = pg_session(pg, p);
     if (!pg_ok(res)) {
         rc = pg_set_line(err, ORM_E_CONNECTION_FAILED,
                          res ? PQresultErrorMessage(res) : PQerrorMessage(pg));

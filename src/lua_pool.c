@@ -466,7 +466,21 @@ static int target_run(lua_State *L)
 
 /* {==== ormed.pool ====} */
 
-/* core.pool_new(params, opts) */
+/* Reads the data source's timeouts (seconds; nil = none) at idx:
+ * statement_timeout, and connect_timeout (whole seconds, rounded up, as
+ * the client libraries take it). */
+static void aux_timeouts(lua_State *L, int idx, orm_params *p)
+{
+    lua_Number ct;
+    if (!lua_istable(L, idx))
+        return;
+    p->statement_timeout = aux_optnum(L, idx, "statement_timeout", 0);
+    ct = aux_optnum(L, idx, "connect_timeout", 0);
+    if (ct > 0)
+        p->timeout = ct < 1 ? 1 : (int)ct + ((lua_Number)(int)ct < ct);
+}
+
+/* core.pool_new(params, opts, timeouts?) */
 static int pool_new(lua_State *L)
 {
     orm_params p;
@@ -476,6 +490,7 @@ static int pool_new(lua_State *L)
     pool_ud *u;
     luaL_checktype(L, 1, LUA_TTABLE);
     aux_params(L, 1, &p);
+    aux_timeouts(L, 3, &p);
     d = orm_driver_find(p.driver);
     if (d == NULL)
         return orm_lua_argerror(L, "unknown driver '%s' (sqlite, postgres, "

@@ -29,7 +29,10 @@ typedef struct orm_params {
     const char *options;  /* postgres options / extra conninfo */
     const char *path;     /* sqlite file path */
     int memory;           /* sqlite: 1 = private in-memory database */
-    int timeout;          /* connect timeout in seconds, 0 = driver default */
+    int timeout;          /* connect timeout in seconds, 0 = driver default
+                             (SQLite: the busy timeout) */
+    double statement_timeout; /* seconds a statement may run before the
+                             server cancels it (query_timeout); 0 = none */
     int unnamed;          /* postgres: 1 = no named prepared statements (every
                              statement goes unnamed, nothing stays on the
                              server between statements: for PgBouncer in

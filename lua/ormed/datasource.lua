@@ -76,12 +76,23 @@ local function merge_pool(opts)
   return p
 end
 
+-- statement_timeout and connect_timeout (seconds, optional), checked.
+local function check_timeouts(opts)
+  for _, k in ipairs({ "statement_timeout", "connect_timeout" }) do
+    local v = opts[k]
+    errors.check(v == nil or (type(v) == "number" and v > 0),
+      "%s must be a positive number of seconds", k)
+  end
+  return { statement_timeout = opts.statement_timeout, connect_timeout = opts.connect_timeout }
+end
+
 --- A named database with its own connection pool: raw SQL, plain-table
 -- queries, model queries, transactions pinned to the current coroutine,
 -- listeners, statistics. Create with `orm.DataSource{...}`, then `init()`.
 -- @type DataSource
 
---- orm.DataSource{ name, driver, entities?, pool?, manager? }
+--- orm.DataSource{ name, driver, entities?, pool?, manager?, statement_timeout?, connect_timeout? }
+-- (timeouts in seconds: a longer statement is cancelled and raises query_timeout).
 function DataSource.new(opts)
   errors.check(type(opts) == "table", "DataSource expects a table of options")
   errors.check(type(opts.name) == "string" and opts.name ~= "",
@@ -103,6 +114,7 @@ function DataSource.new(opts)
   errors.check(leak == nil or (type(leak) == "number" and leak > 0),
     "pool.leak_timeout must be a positive number of seconds")
   self._leak_timeout = leak
+  self.timeouts = check_timeouts(opts)
   return self
 end
 
@@ -112,7 +124,7 @@ setmetatable(DataSource, { __call = function(_, opts) return DataSource.new(opts
 -- first data source registered becomes the default. Idempotent.
 -- Opens the pool, named after the data source, with its listeners.
 local function open_pool(self)
-  local pool = core.pool_new(self.driver.params, self.pool_options)
+  local pool = core.pool_new(self.driver.params, self.pool_options, self.timeouts)
   local info = pool:info()
   info.name = self.name
   info.listeners = self._listeners
@@ -354,6 +366,8 @@ function OrmConnection.new(opts)
     entities = opts.registry and opts.registry:models() or opts.entities,
     pool = opts.pool or config.pool,
     manager = opts.manager,
+    statement_timeout = opts.statement_timeout or config.statement_timeout,
+    connect_timeout = opts.connect_timeout or config.connect_timeout,
   })
   self.config = config
   self.registry = opts.registry
