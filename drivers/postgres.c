@@ -34,47 +34,6 @@
 
 
 
-/* How a result column is turned into an orm_value. */
-typedef enum pg_ckind {
-    PG_C_TEXT,
-    PG_C_BOOL,
-    PG_C_INT,
-    PG_C_DOUBLE,
-    PG_C_NUMERIC,
-    PG_C_BYTEA,
-    PG_C_TIMESTAMP
-} pg_ckind;
-
-typedef struct pg_col {
-    pg_ckind kind;          /* conversion chosen from the column type OID */
-    unsigned char *bin;     /* bytea of the current row (PQfreemem) or NULL */
-    size_t binlen;          /* bytes in bin */
-    char ts[ORM_DATETIME_MAX];     /* timestamp of the current row, ISO 8601 */
-} pg_col;
-
-typedef struct pg_stmt {
-    pg_conn *conn;          /* connection it was prepared on (outlives it) */
-    unsigned long id;       /* number in the name, "orm_s<id>" */
-    char name[32];          /* server-side prepared statement name */
-    char *sql;              /* the SQL text (unnamed runs, re-prepares) */
-    int prepared;           /* 1 once the server knows `name` */
-    int typed;              /* 0 = parameter types not described (unnamed
-                               statements with too many parameters) */
-    int nparams;            /* parameters the statement expects */
-    Oid *ptypes;            /* nparams parameter type OIDs */
-    const char **pvals;     /* nparams values for PQexecPrepared (NULL = SQL NULL) */
-    int *plens;             /* nparams lengths (binary parameters only) */
-    int *pfmts;             /* nparams formats: 0 text, 1 binary */
-    char *scratch;          /* NUL-terminated text forms of the parameters */
-    size_t scratch_cap;     /* bytes allocated for scratch */
-    PGresult *res;          /* result of the last execution, or NULL */
-    pg_col *cols;           /* per result column state */
-    int cols_cap;           /* slots allocated in cols */
-    int ncols;              /* columns in res */
-    int nrows;              /* rows in res */
-    int row;                /* current row, -1 before the first */
-    int executed;           /* step() has run the statement since bind/reset */
-} pg_stmt;
 
 
 /* {====================================================================
@@ -264,6 +223,7 @@ static void pg_close(void *conn)
     pg_conn *c = conn;
     if (c == NULL)
         return;
+    pg_async_free(c);
     PQfinish(c->pg);
     free(c->stale);
     pg_copy_free(&c->copy);
@@ -399,7 +359,7 @@ static void pg_release(pg_conn *c, unsigned long id)
     c->stale[c->nstale++] = id;
 }
 
-static void pg_finalize(void *stmt)
+void pg_finalize(void *stmt)
 {
     pg_stmt *st = stmt;
     if (st == NULL)
@@ -418,7 +378,7 @@ static void pg_finalize(void *stmt)
 }
 
 /* Allocates the per-parameter arrays for n parameters (all NULL values). */
-static int pg_alloc_params(pg_stmt *st, int n)
+int pg_alloc_params(pg_stmt *st, int n)
 {
     size_t m = n > 0 ? (size_t)n : 1;
     st->nparams = n;
@@ -447,7 +407,7 @@ static int pg_too_many_params(const char *sql, size_t len)
 
 /* The highest $n in sql: the parameter count of a statement the server
  * does not describe. */
-static int pg_count_params(const char *sql)
+int pg_count_params(const char *sql)
 {
     const char *p = sql;
     long n = 0, v;
@@ -533,6 +493,35 @@ static int pg_unnamed_describe(pg_conn *c, pg_stmt *st, orm_error *err)
     return rc;
 }
 
+int pg_stmt_new(pg_conn *c, const char *sql, size_t len, pg_stmt **out,
+                orm_error *err)
+{
+    pg_stmt *st;
+    *out = NULL;
+    if (memchr(sql, '\0', len) != NULL)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "SQL text contains a NUL byte");
+    if (pg_too_many_params(sql, len))
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "the statement refers to a parameter past $%d; "
+                             "postgres takes at most %d in one statement",
+                             PG_MAX_PARAMS, PG_MAX_PARAMS);
+    st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return pg_nomem(err);
+    st->conn = c;
+    st->row = -1;
+    st->typed = 1;
+    st->sql = malloc(len + 1);
+    if (st->sql == NULL) {
+        free(st);
+        return pg_nomem(err);
+    }
+    memcpy(st->sql, sql, len + 1);
+    *out = st;
+    return ORM_OK;
+}
+
 static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
                       orm_error *err)
 {
@@ -545,27 +534,10 @@ static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
     pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
-    if (memchr(sql, '\0', len) != NULL)
-        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
-                             "SQL text contains a NUL byte");
-    if (pg_too_many_params(sql, len))
-        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
-                             "the statement refers to a parameter past $%d; "
-                             "postgres takes at most %d in one statement",
-                             PG_MAX_PARAMS, PG_MAX_PARAMS);
-    st = calloc(1, sizeof *st);
-    if (st == NULL)
-        return pg_nomem(err);
     pg_flush_stale(c);
-    st->conn = c;
-    st->row = -1;
-    st->typed = 1;
-    st->sql = malloc(len + 1);
-    if (st->sql == NULL) {
-        rc = pg_nomem(err);
-        goto fail;
-    }
-    memcpy(st->sql, sql, len + 1);
+    rc = pg_stmt_new(c, sql, len, &st, err);
+    if (rc != ORM_OK)
+        return rc;
     if (c->unnamed) {
         rc = pg_unnamed_describe(c, st, err);
         if (rc != ORM_OK)
@@ -773,7 +745,7 @@ static pg_ckind pg_kind_of(Oid t)
 }
 
 /* Keeps res as the statement's result and sets up its columns. */
-static int pg_take_result(pg_stmt *st, PGresult *res, orm_error *err)
+int pg_take_result(pg_stmt *st, PGresult *res, orm_error *err)
 {
     int i, n = PQnfields(res);
     if (n > st->cols_cap) {
@@ -996,4 +968,5 @@ const orm_driver orm_postgres_driver = {
     pg_nparams, pg_bind,    pg_step,     pg_ncols,   pg_colname,
     pg_column,  pg_changes, pg_last_id,  pg_reset,   pg_finalize,
     pg_broken,  pg_copy_begin, pg_copy_rows, pg_copy_end,
+    pg_socket,  pg_prepare_start, pg_exec_start, pg_poll,
 };

@@ -16,6 +16,7 @@
 #include "orm_buf.h"
 #include "orm_driver.h"
 #include "orm_error.h"
+#include "orm_pool.h"
 #include "orm_value.h"
 
 #define ORM_LUA_POOL "ormed.pool"
@@ -77,6 +78,48 @@ const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx);
  * failure. The bytes of binds must stay valid during the call. */
 int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
                 const orm_value *binds, int n, orm_lua_mode mode, int hyd);
+
+/* The parts of orm_lua_run, for the waiting path (lua_wait.c). */
+typedef struct orm_lua_runctx {
+    orm_conn *conn;
+    void *stmt;
+    orm_lua_mode mode;
+    int rc;           /* last step result; -1 failed before a step, -2 a
+                         Lua error is on the stack */
+    int64_t rows;     /* rows read */
+    orm_error err;
+} orm_lua_runctx;
+
+/* The pool of the target at tidx, and in *held the connection a conn
+ * target holds (NULL for a pool target). Raises on a closed target. */
+orm_pool *orm_lua_target_pool(lua_State *L, int tidx, orm_conn **held);
+/* The connection name of the target (NULL when unnamed). */
+const char *orm_lua_target_name(lua_State *L, int tidx);
+/* Protected (lua_pcall): arguments light userdata orm_lua_runctx, the
+ * hydration table or nil; steps the started statement and pushes its
+ * result shaped by the mode. */
+int orm_lua_run_collect(lua_State *L);
+/* The end of every run: releases an acquired connection, records
+ * statistics, notifies listeners, then returns 1 with the result on top or
+ * raises x->err (x->rc < 0). */
+int orm_lua_run_end(lua_State *L, int tidx, orm_pool *pool, int acquired,
+                    orm_lua_runctx *x, const char *sql, size_t len,
+                    const orm_value *binds, int n, double t0);
+
+/* {==== lua_wait.c ====} */
+
+/* Pushes the waiter set with orm.set_waiter and returns 1, or pushes
+ * nothing and returns 0 when none is set. */
+int orm_lua_waiter(lua_State *L);
+
+/* As orm_lua_run, for a caller that returns its result straight to Lua
+ * (`return orm_lua_run_wait(...)`) while a waiter is set: every wait on a
+ * driver with non-blocking calls goes through the waiter, called with
+ * lua_callk, so a waiter may yield. binds must stay valid in Lua values
+ * on the stack (their strings). Leaves the waiter on the stack. */
+int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
+                     const orm_value *binds, int n, orm_lua_mode mode, int hyd);
+void orm_lua_open_wait(lua_State *L);
 
 /* All-or-nothing groups of statements. orm_lua_atomic_new pushes an idle
  * guard, in a to-be-closed slot, and an empty slot above it for the

@@ -130,14 +130,7 @@ const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx)
 
 /* {==== running statements ====} */
 
-typedef struct run_ctx {
-    orm_conn *conn;
-    void *stmt;
-    orm_lua_mode mode;
-    int rc;           /* last step result */
-    int64_t rows;     /* rows read */
-    orm_error err;
-} run_ctx;
+typedef orm_lua_runctx run_ctx;
 
 /* Wraps the row on top of the stack: hyd is the stack index of the pair
  * (key, metatable) read once per result; a nil key means the row itself
@@ -199,7 +192,7 @@ static int run_keys(lua_State *L, run_ctx *x, int ncols)
 
 /* Protected: steps the statement and leaves the result on the stack.
  * Arguments: light userdata ctx, hydration table or nil. */
-static int run_collect(lua_State *L)
+int orm_lua_run_collect(lua_State *L)
 {
     run_ctx *x = lua_touserdata(L, 1);
     int hyd = 0;
@@ -315,36 +308,63 @@ static void run_notify(lua_State *L, int tidx, const char *sql, size_t len,
     lua_pop(L, 3);
 }
 
+orm_pool *orm_lua_target_pool(lua_State *L, int tidx, orm_conn **held)
+{
+    conn_ud *cu = luaL_testudata(L, tidx, ORM_LUA_CONN);
+    if (cu != NULL) {
+        *held = aux_checkconn(L, tidx)->conn;
+        return cu->pool;
+    }
+    *held = NULL;
+    return aux_checkpool(L, tidx)->pool;
+}
+
+const char *orm_lua_target_name(lua_State *L, int tidx)
+{
+    return aux_name(L, tidx);
+}
+
+int orm_lua_run_end(lua_State *L, int tidx, orm_pool *pool, int acquired,
+                    orm_lua_runctx *x, const char *sql, size_t len,
+                    const orm_value *binds, int n, double t0)
+{
+    int ok = x->rc >= 0;
+    double ms;
+    if (acquired)
+        orm_pool_release(pool, x->conn);
+    ms = (orm_clock() - t0) * 1000.0;
+    orm_pool_record(pool, ms, !ok);
+    if (x->rc == -2)
+        return lua_error(L);
+    if (!ok)
+        lua_pushnil(L);
+    run_notify(L, tidx, sql, len, binds, n, ms, x->rows, &x->err);
+    if (!ok) {
+        lua_pushlstring(L, sql, len); /* sql may not be NUL-terminated */
+        return orm_lua_raise(L, &x->err, aux_name(L, tidx), lua_tostring(L, -1));
+    }
+    return 1;
+}
+
 int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
                 const orm_value *binds, int n, orm_lua_mode mode, int hyd)
 {
     run_ctx x;
-    conn_ud *cu;
     orm_pool *pool;
     double t0;
-    int ok;
-    double ms;
     tidx = lua_absindex(L, tidx);
     hyd = hyd ? lua_absindex(L, hyd) : 0;
-    x.conn = NULL;
     x.stmt = NULL;
     x.mode = mode;
     x.rc = 0;
     x.rows = 0;
     orm_error_clear(&x.err);
-    cu = luaL_testudata(L, tidx, ORM_LUA_CONN);
-    if (cu != NULL) {
-        x.conn = aux_checkconn(L, tidx)->conn;
-        pool = cu->pool;
-    } else {
-        pool = aux_checkpool(L, tidx)->pool;
-        if (orm_pool_acquire(pool, &x.conn, &x.err) != ORM_OK)
-            return orm_lua_raise(L, &x.err, aux_name(L, tidx), NULL);
-    }
+    pool = orm_lua_target_pool(L, tidx, &x.conn);
+    if (x.conn == NULL && orm_pool_acquire(pool, &x.conn, &x.err) != ORM_OK)
+        return orm_lua_raise(L, &x.err, aux_name(L, tidx), NULL);
     t0 = orm_clock();
-    ok = orm_conn_start(x.conn, sql, len, binds, n, &x.stmt, &x.err) == ORM_OK;
-    if (ok) {
-        lua_pushcfunction(L, run_collect);
+    if (orm_conn_start(x.conn, sql, len, binds, n, &x.stmt, &x.err) == ORM_OK) {
+        lua_pushcfunction(L, orm_lua_run_collect);
         lua_pushlightuserdata(L, &x);
         if (hyd)
             lua_pushvalue(L, hyd);
@@ -353,22 +373,10 @@ int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
         if (lua_pcall(L, 2, 1, 0) != LUA_OK)
             x.rc = -2; /* a Lua error (memory) is on the stack */
         orm_conn_finish(x.conn, x.stmt);
-        ok = x.rc >= 0;
-    }
-    if (cu == NULL)
-        orm_pool_release(pool, x.conn);
-    ms = (orm_clock() - t0) * 1000.0;
-    orm_pool_record(pool, ms, !ok);
-    if (x.rc == -2)
-        return lua_error(L);
-    if (!ok)
-        lua_pushnil(L);
-    run_notify(L, tidx, sql, len, binds, n, ms, x.rows, &x.err);
-    if (!ok) {
-        lua_pushlstring(L, sql, len); /* sql may not be NUL-terminated */
-        return orm_lua_raise(L, &x.err, aux_name(L, tidx), lua_tostring(L, -1));
-    }
-    return 1;
+    } else
+        x.rc = -1;
+    return orm_lua_run_end(L, tidx, pool, !luaL_testudata(L, tidx, ORM_LUA_CONN),
+                           &x, sql, len, binds, n, t0);
 }
 
 #define AUX_SMALL_BINDS 8
@@ -461,6 +469,8 @@ static int target_run(lua_State *L)
     int mode = luaL_checkoption(L, 4, "rows", run_modes);
     int hyd = lua_istable(L, 5) ? 5 : 0;
     sql = aux_portable_sql(L, 1, sql, &len);
+    if (orm_lua_waiter(L))
+        return orm_lua_run_wait(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd);
     return orm_lua_run(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd);
 }
 

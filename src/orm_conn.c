@@ -168,13 +168,15 @@ static conn_entry *conn_slot(orm_conn *c)
     return victim;
 }
 
-/* Prepares sql, caching it when possible. *cached tells whether it was. */
+static void conn_cache_put(orm_conn *c, const char *sql, size_t len,
+                           uint64_t h, void *stmt);
+
+/* Prepares sql, caching it when possible. */
 static int conn_prepare(orm_conn *c, const char *sql, size_t len,
                         void **stmt, orm_error *err)
 {
     uint64_t h = conn_hash(sql, len);
     conn_entry *e = conn_lookup(c, sql, len, h);
-    char *copy;
     int rc;
     if (e && !e->busy) {
         e->busy = 1;
@@ -188,21 +190,29 @@ static int conn_prepare(orm_conn *c, const char *sql, size_t len,
     c->prepares++;
     if (e)  /* the cached twin is busy: this one stays uncached */
         return ORM_OK;
-    copy = malloc(len + 1);
+    conn_cache_put(c, sql, len, h, *stmt);
+    return ORM_OK;
+}
+
+/* Caches a statement just prepared (busy); nothing when there is no room. */
+static void conn_cache_put(orm_conn *c, const char *sql, size_t len,
+                           uint64_t h, void *stmt)
+{
+    conn_entry *e;
+    char *copy = malloc(len + 1);
     e = copy ? conn_slot(c) : NULL;
     if (e == NULL) {
         free(copy);
-        return ORM_OK;
+        return;
     }
     memcpy(copy, sql, len);
     copy[len] = '\0';
     e->sql = copy;
     e->len = len;
     e->hash = h;
-    e->stmt = *stmt;
+    e->stmt = stmt;
     e->used = ++c->tick;
     e->busy = 1;
-    return ORM_OK;
 }
 
 static conn_entry *conn_entry_of(orm_conn *c, void *stmt)
@@ -225,11 +235,9 @@ void orm_conn_finish(orm_conn *c, void *stmt)
     e->busy = 0;
 }
 
-int orm_conn_start(orm_conn *c, const char *sql, size_t len,
-                   const orm_value *binds, int n, void **stmt, orm_error *err)
+/* What every start checks: the connection is up, n values fit. */
+static int conn_can_start(orm_conn *c, int n, orm_error *err)
 {
-    int rc;
-    *stmt = NULL;
     if (c->broken)
         return orm_error_set(err, ORM_E_CONNECTION_LOST,
                              "connection was lost");
@@ -239,6 +247,17 @@ int orm_conn_start(orm_conn *c, const char *sql, size_t len,
                              "at most %d in one statement",
                              n, c->d->dialect->name,
                              c->d->dialect->max_params);
+    return ORM_OK;
+}
+
+int orm_conn_start(orm_conn *c, const char *sql, size_t len,
+                   const orm_value *binds, int n, void **stmt, orm_error *err)
+{
+    int rc;
+    *stmt = NULL;
+    rc = conn_can_start(c, n, err);
+    if (rc != ORM_OK)
+        return rc;
     rc = conn_prepare(c, sql, len, stmt, err);
     if (rc != ORM_OK)
         return rc;
@@ -421,4 +440,71 @@ double orm_conn_last_used(const orm_conn *c)
 void orm_conn_touch(orm_conn *c, double now)
 {
     c->last_used = now;
+}
+
+/* {==== without blocking (orm_driver.h: socket, prepare_start, ...) ====} */
+
+int orm_conn_can_poll(const orm_conn *c)
+{
+    return c->d->poll != NULL;
+}
+
+int orm_conn_socket(const orm_conn *c)
+{
+    return c->d->socket(c->h);
+}
+
+int orm_conn_prepare_start(orm_conn *c, const char *sql, size_t len, int n,
+                           void **stmt, int *pending, orm_error *err)
+{
+    conn_entry *e;
+    int rc;
+    *stmt = NULL;
+    *pending = 0;
+    rc = conn_can_start(c, n, err);
+    if (rc != ORM_OK)
+        return rc;
+    e = conn_lookup(c, sql, len, conn_hash(sql, len));
+    if (e && !e->busy) {
+        e->busy = 1;
+        e->used = ++c->tick;
+        *stmt = e->stmt;
+        return ORM_OK;
+    }
+    rc = c->d->prepare_start(c->h, sql, len, stmt, err);
+    if (rc != ORM_OK) {
+        c->d->finalize(*stmt);
+        *stmt = NULL;
+        return conn_fail_err(c, rc, err);
+    }
+    *pending = 1;
+    return ORM_OK;
+}
+
+void orm_conn_prepared(orm_conn *c, const char *sql, size_t len, void *stmt)
+{
+    uint64_t h = conn_hash(sql, len);
+    c->prepares++;
+    if (conn_lookup(c, sql, len, h) == NULL)
+        conn_cache_put(c, sql, len, h, stmt);
+}
+
+int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,
+                        int n, orm_error *err)
+{
+    int rc = c->d->bind(stmt, binds, n, err);
+    if (rc == ORM_OK)
+        rc = c->d->exec_start(stmt, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+int orm_conn_poll(orm_conn *c, int *wait, orm_error *err)
+{
+    int rc = c->d->poll(c->h, wait, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+void orm_conn_set_broken(orm_conn *c)
+{
+    c->broken = 1;
 }

@@ -85,6 +85,26 @@ void orm_conn_set_expires(orm_conn *c, double at);
 double orm_conn_last_used(const orm_conn *c);
 void orm_conn_touch(orm_conn *c, double now);
 
+/* Without blocking, for hosts with an event loop (drivers with poll):
+ * orm_conn_can_poll tells whether the driver has it. prepare_start takes
+ * the cached statement for sql (*pending 0) or begins preparing it
+ * (*pending 1: orm_conn_poll until ORM_WAIT_NONE, then orm_conn_prepared
+ * caches it); exec_start binds n values and begins running it (poll until
+ * ORM_WAIT_NONE, then orm_conn_step reads the rows). *wait says what the
+ * socket (orm_conn_socket) must be ready for. Failures as orm_conn_start
+ * and orm_conn_step; the statement is finished by the caller either way.
+ * A connection whose operation was abandoned in flight is marked broken
+ * (orm_conn_set_broken) so the pool never lends it again. */
+int orm_conn_can_poll(const orm_conn *c);
+int orm_conn_socket(const orm_conn *c);
+int orm_conn_prepare_start(orm_conn *c, const char *sql, size_t len, int n,
+                           void **stmt, int *pending, orm_error *err);
+void orm_conn_prepared(orm_conn *c, const char *sql, size_t len, void *stmt);
+int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,
+                        int n, orm_error *err);
+int orm_conn_poll(orm_conn *c, int *wait, orm_error *err);
+void orm_conn_set_broken(orm_conn *c);
+
 /* Monotonic clock in seconds. */
 double orm_clock(void);
 

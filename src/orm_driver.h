@@ -145,6 +145,11 @@ typedef struct orm_dialect {
                                       database refuses a zone) */
 } orm_dialect;
 
+/* What a non-blocking call waits for on the connection's socket. */
+#define ORM_WAIT_NONE 0   /* nothing: the operation is over */
+#define ORM_WAIT_READ 1
+#define ORM_WAIT_WRITE 2  /* with ORM_WAIT_READ: either */
+
 /* Step results. */
 #define ORM_STEP_ERROR (-1)
 #define ORM_STEP_DONE 0
@@ -233,6 +238,23 @@ typedef struct orm_driver {
     int (*copy_rows)(void *conn, const orm_value *vals, int nrows,
                      orm_error *err);
     int (*copy_end)(void *conn, int64_t *rows, orm_error *err);
+
+    /* Non-blocking use, for hosts with an event loop (all NULL where the
+     * driver only blocks: SQLite). prepare_start begins preparing sql (as
+     * prepare; *out is usable once the operation is over) and exec_start
+     * begins running a bound statement. poll then advances the operation
+     * in flight without blocking and stores in *wait what the socket
+     * (socket()) must be ready for before the next poll, or ORM_WAIT_NONE
+     * when it is over: an executed statement's rows are then read by step()
+     * without waiting. Each returns ORM_OK or the error kind (the operation
+     * is then over; a statement prepare_start returned is finalized by the
+     * caller). An operation abandoned in flight leaves the connection
+     * unusable: the caller marks it broken. */
+    int (*socket)(void *conn);
+    int (*prepare_start)(void *conn, const char *sql, size_t len, void **out,
+                         orm_error *err);
+    int (*exec_start)(void *stmt, orm_error *err);
+    int (*poll)(void *conn, int *wait, orm_error *err);
 } orm_driver;
 
 /* The dialects of the built-in drivers (drivers/<name>_dialect.c). */
