@@ -1,0 +1,170 @@
+-- orm.set_waiter: with a waiter set, a PostgreSQL statement waits through
+-- the waiter from the calling coroutine (which may yield to the host's
+-- loop: cqueues, luv), so the loop runs other coroutines meanwhile; errors
+-- and timeouts reach the coroutine whose statement failed; a coroutine
+-- holding a row lock in a suspended transaction can finish while another
+-- one waits for that lock. SQLite and MySQL run synchronously with a
+-- waiter set and give the same results.
+local helper = require("spec.helper")
+local orm = require("ormed")
+local core = require("ormed.core")
+local cqueues = require("cqueues")
+local uv = require("luv")
+
+-- Runs fn(wait) with a waiter that counts its calls, then clears it.
+local function with_waiter(waiter, fn)
+  local calls = {}
+  orm.set_waiter(function(fd, mode, timeout)
+    calls[#calls + 1] = { fd = fd, mode = mode, timeout = timeout }
+    return waiter(fd, mode, timeout)
+  end)
+  local ok, err = pcall(fn, calls)
+  orm.set_waiter(nil)
+  if not ok then error(err, 0) end
+  return calls
+end
+
+describe("orm.set_waiter", function()
+  it("takes a function, a callable table or nil, and refuses anything else", function()
+    orm.set_waiter(require("ormed.io.cqueues"))
+    assert.are.equal(require("ormed.io.cqueues"), core.get_waiter())
+    orm.set_waiter(nil)
+    assert.is_nil(core.get_waiter())
+    local err = helper.error_of(orm.set_waiter, "poll")
+    assert.are.equal("invalid_argument", err.kind)
+    assert.is_nil(core.get_waiter())
+  end)
+end)
+
+helper.each_driver(function(drv)
+  local ds
+
+  setup(function()
+    ds = orm.DataSource({ name = drv.name .. "_waiter", driver = drv.adapter(),
+      pool = { max = 4, min = 1 }, statement_timeout = 2 }):init()
+    drv:create_table(ds, "waiter_items", { { "id", "id" }, { "v", "integer" } })
+  end)
+
+  teardown(function()
+    orm.set_waiter(nil)
+    drv:drop_table(ds, "waiter_items")
+    ds:dispose()
+  end)
+
+  before_each(function()
+    ds:execute("DELETE FROM waiter_items")
+  end)
+
+  it("runs statements with a waiter set and gives the results it gives without one", function()
+    local calls = with_waiter(require("ormed.io.cqueues"), function()
+      ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { 7 })
+      assert.are.equal(7, ds:select("SELECT v FROM waiter_items WHERE v = ?", { 7 })[1].v)
+      assert.are.equal(1, ds:table("waiter_items"):count())
+      local err = helper.error_of(ds.select, ds, "SELECT nope FROM waiter_items")
+      assert.are.equal("query", err.kind)
+      assert.are.equal(7, ds:select("SELECT v FROM waiter_items")[1].v)
+    end)
+    if drv.name == "postgres" then
+      assert.is_true(#calls > 0)
+      for _, c in ipairs(calls) do
+        assert.is_true(math.type(c.fd) == "integer" and c.fd >= 0)
+        assert.truthy(c.mode == "r" or c.mode == "w" or c.mode == "rw")
+      end
+    else
+      assert.are.equal(0, #calls) -- synchronous calls: the waiter is never needed
+    end
+  end)
+
+  if drv.name ~= "postgres" then return end
+
+  it("cqueues: statements of several coroutines wait at the same time", function()
+    local cq, done = cqueues.new(), {}
+    local t0 = core.clock()
+    with_waiter(require("ormed.io.cqueues"), function()
+      for i = 1, 3 do
+        cq:wrap(function()
+          local row = ds:select("SELECT pg_sleep(0.4), ?::int AS i", { i })[1]
+          done[#done + 1] = row.i
+        end)
+      end
+      assert(cq:loop())
+    end)
+    table.sort(done)
+    assert.are.same({ 1, 2, 3 }, done)
+    assert.is_true(core.clock() - t0 < 1.0, "took " .. (core.clock() - t0) .. " s")
+  end)
+
+  it("luv: statements of several coroutines wait at the same time", function()
+    local done = {}
+    local t0 = core.clock()
+    with_waiter(require("ormed.io.luv"), function()
+      for i = 1, 3 do
+        local co = coroutine.create(function()
+          local row = ds:select("SELECT pg_sleep(0.4), ?::int AS i", { i })[1]
+          done[#done + 1] = row.i
+        end)
+        uv.new_timer():start(0, 0, function() assert(coroutine.resume(co)) end)
+      end
+      uv.run()
+    end)
+    table.sort(done)
+    assert.are.same({ 1, 2, 3 }, done)
+    assert.is_true(core.clock() - t0 < 1.0, "took " .. (core.clock() - t0) .. " s")
+  end)
+
+  it("the writer of a locked row yields; the suspended holder finishes its transaction", function()
+    ds:execute("INSERT INTO waiter_items (v) VALUES (0)")
+    local cq, order = cqueues.new(), {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function()
+        ds:transaction(function()
+          ds:execute("UPDATE waiter_items SET v = 1")
+          order[#order + 1] = "holder locked"
+          cqueues.sleep(0.3) -- suspended with the row lock held
+          order[#order + 1] = "holder commits"
+        end)
+      end)
+      cq:wrap(function()
+        cqueues.sleep(0.05)
+        order[#order + 1] = "writer waits"
+        ds:execute("UPDATE waiter_items SET v = v + 10")
+        order[#order + 1] = "writer done"
+      end)
+      assert(cq:loop())
+    end)
+    assert.are.same({ "holder locked", "writer waits", "holder commits", "writer done" }, order)
+    assert.are.equal(11, ds:select("SELECT v FROM waiter_items")[1].v)
+  end)
+
+  it("an error or a timeout reaches the coroutine whose statement failed", function()
+    local cq, seen = cqueues.new(), {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function()
+        local ok, err = pcall(ds.select, ds, "SELECT pg_sleep(5)")
+        seen.slow = not ok and err.kind
+      end)
+      cq:wrap(function()
+        local ok, err = pcall(ds.execute, ds, "INSERT INTO nowhere VALUES (1)")
+        seen.bad = not ok and err.kind
+      end)
+      cq:wrap(function()
+        seen.good = ds:select("SELECT pg_sleep(0.1), 5 AS five")[1].five
+      end)
+      assert(cq:loop())
+      assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+    end)
+    assert.are.same({ slow = "query_timeout", bad = "query", good = 5 }, seen)
+  end)
+
+  it("a waiter that raises: the error reaches the caller and the connection is not reused", function()
+    local before = ds:stats().open
+    local err = helper.error_of(function()
+      with_waiter(function() error(orm.Error({ kind = "query", message = "loop stopped" })) end,
+        function() ds:select("SELECT pg_sleep(0.2)") end)
+    end)
+    assert.are.equal("loop stopped", err.message)
+    assert.is_true(ds:stats().open <= before)
+    assert.are.equal(0, ds:stats().in_use)
+    assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+  end)
+end)
