@@ -94,6 +94,24 @@ helper.each_driver(function(drv)
     assert.is_true(core.clock() - t0 < 1.0, "took " .. (core.clock() - t0) .. " s")
   end)
 
+  it("cqueues: query reads (get, first, pluck, a model's all and find) wait at the same time", function()
+    local Item = orm.model("WaiterItem", { table = "waiter_items", fields = { id = "integer", v = "integer" } })
+    for i = 1, 3 do ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i }) end
+    local slow = "(SELECT 1 FROM pg_sleep(0.4)) = 1"
+    local cq, got = cqueues.new(), {}
+    local t0 = core.clock()
+    local calls = with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function() got.get = #ds:table("waiter_items"):where_raw(slow):get() end)
+      cq:wrap(function() got.first = ds:table("waiter_items"):where_raw(slow):order_by("v"):first().v end)
+      cq:wrap(function() got.pluck = ds:table("waiter_items"):where_raw(slow):order_by("v"):pluck("v") end)
+      cq:wrap(function() got.all = #Item:query({ connection = ds }):where_raw(slow):get() end)
+      assert(cq:loop())
+    end)
+    assert.is_true(core.clock() - t0 < 1.2, "took " .. (core.clock() - t0) .. " s")
+    assert.are.same({ get = 3, first = 1, pluck = { 1, 2, 3 }, all = 3 }, got)
+    assert.is_true(#calls >= 4)
+  end)
+
   it("luv: statements of several coroutines wait at the same time", function()
     local done = {}
     local t0 = core.clock()

@@ -64,8 +64,10 @@ static void lqr_push_binds(lua_State *L, const orm_vlist *b)
  * collects it (returns 0, pushes nothing). While it runs, the query (at
  * index 1) sits in a to-be-closed slot whose __close drops u->running,
  * whichever way orm_lua_run exits. */
-int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
-            int hyd)
+/* lq_emit; last = 1 when the terminal method returns this result to Lua
+ * as it is: with a waiter set, the run may then yield (orm_lua_run_wait). */
+static int lqr_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
+                    int hyd, int last)
 {
     query_out *o = u->out;
     int g;
@@ -85,11 +87,20 @@ int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
         lq_scratch(L)->busy = 1;
         u->holds_scratch = 1;
     }
+    if (last && orm_lua_waiter(L)) /* the slot closes when the caller returns */
+        return orm_lua_run_wait(L, s->tidx, o->sql.p, o->sql.len, o->binds.v,
+                                o->binds.n, mode, hyd);
     orm_lua_run(L, s->tidx, o->sql.p, o->sql.len, o->binds.v, o->binds.n,
                 mode, hyd);
     lua_closeslot(L, g);
     lua_remove(L, g);
     return 1;
+}
+
+int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
+            int hyd)
+{
+    return lqr_emit(L, u, s, mode, hyd, 0);
 }
 
 /* Adds the { affected_rows, last_insert_id } on top to s and pops it. */
@@ -143,7 +154,7 @@ static const char *const op_names[] = {
 static int lqr_get(lua_State *L, query_ud *u, lq_sink *s, int a)
 {
     lqr_compile(L, u, s->d, NULL);
-    return lq_emit(L, u, s, ORM_LUA_ROWS, lq_hyd(L, a));
+    return lqr_emit(L, u, s, ORM_LUA_ROWS, lq_hyd(L, a), 1);
 }
 
 static int lqr_first(lua_State *L, query_ud *u, lq_sink *s, int a)
@@ -154,7 +165,7 @@ static int lqr_first(lua_State *L, query_ud *u, lq_sink *s, int a)
     o.limit = 1;
     o.offset = u->q.offset;
     lqr_compile(L, u, s->d, &o);
-    return lq_emit(L, u, s, ORM_LUA_FIRST, lq_hyd(L, a));
+    return lqr_emit(L, u, s, ORM_LUA_FIRST, lq_hyd(L, a), 1);
 }
 
 /* count / sum / avg / min / max / exists, column at a. */
@@ -188,7 +199,7 @@ static int lqr_pluck(lua_State *L, query_ud *u, lq_sink *s, int a)
     memset(&o, 0, sizeof o);
     o.only_col = lq_str(L, a, "pluck", "column name", NULL);
     lqr_compile(L, u, s->d, &o);
-    return lq_emit(L, u, s, ORM_LUA_COLUMN, 0);
+    return lqr_emit(L, u, s, ORM_LUA_COLUMN, 0, 1);
 }
 
 static lua_Integer lqr_field_int(lua_State *L, int t, const char *k,
