@@ -75,7 +75,80 @@ helper.each_driver(function(drv)
     end
   end)
 
+  it("a transaction waiting for the only pooled connection yields, served in arrival order", function()
+    local one = orm.DataSource({ name = drv.name .. "_waiter_one", driver = drv.adapter(),
+      pool = { max = 1, min = 1, acquire_timeout = 5 } }):init()
+    local cq, order, arrived = cqueues.new(), {}, {}
+    local calls = with_waiter(require("ormed.io.cqueues"), function()
+      for i = 1, 3 do
+        cq:wrap(function()
+          arrived[#arrived + 1] = i
+          one:transaction(function()
+            order[#order + 1] = "in " .. i
+            cqueues.sleep(0.1) -- suspended while holding the only connection
+            order[#order + 1] = "out " .. i
+          end)
+        end)
+      end
+      assert(cq:loop())
+    end)
+    local expected = {}
+    for _, i in ipairs(arrived) do
+      expected[#expected + 1] = "in " .. i
+      expected[#expected + 1] = "out " .. i
+    end
+    assert.are.same(expected, order)
+    assert.is_true(#calls >= 2)
+    assert.are.equal(2, one:stats().waits)
+    assert.are.equal(0, one:stats().in_use)
+    one:dispose()
+  end)
+
+  it("acquire_timeout holds for a wait through the waiter", function()
+    local one = orm.DataSource({ name = drv.name .. "_waiter_short", driver = drv.adapter(),
+      pool = { max = 1, min = 1, acquire_timeout = 0.2 } }):init()
+    local cq, seen = cqueues.new(), {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function()
+        one:transaction(function() cqueues.sleep(0.6) end)
+        seen.holder = "done"
+      end)
+      cq:wrap(function()
+        cqueues.sleep(0.05) -- the holder has the connection by then
+        local t0 = core.clock()
+        local ok, err = pcall(one.transaction, one, function() end)
+        seen.waiter, seen.took = not ok and err.kind, core.clock() - t0
+      end)
+      assert(cq:loop())
+    end)
+    assert.are.equal("done", seen.holder)
+    assert.are.equal("pool_timeout", seen.waiter)
+    assert.is_true(seen.took >= 0.15 and seen.took < 0.5, "took " .. seen.took)
+    assert.are.equal(1, one:select("SELECT 1 AS one")[1].one)
+    one:dispose()
+  end)
+
   if drv.name ~= "postgres" then return end
+
+  it("statements waiting for the only pooled connection yield, served in arrival order", function()
+    local one = orm.DataSource({ name = "pg_waiter_stmt", driver = drv.adapter(),
+      pool = { max = 1, min = 1, acquire_timeout = 5 } }):init()
+    local cq, order, arrived = cqueues.new(), {}, {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      for i = 1, 3 do
+        cq:wrap(function()
+          arrived[#arrived + 1] = i
+          local row = one:select("SELECT pg_sleep(0.1), ?::int AS i", { i })[1]
+          order[#order + 1] = row.i
+        end)
+      end
+      assert(cq:loop())
+    end)
+    assert.are.same(arrived, order)
+    assert.are.equal(2, one:stats().waits)
+    assert.are.equal(0, one:stats().in_use)
+    one:dispose()
+  end)
 
   it("cqueues: statements of several coroutines wait at the same time", function()
     local cq, done = cqueues.new(), {}

@@ -106,6 +106,9 @@ int orm_lua_run_end(lua_State *L, int tidx, orm_pool *pool, int acquired,
                     orm_lua_runctx *x, const char *sql, size_t len,
                     const orm_value *binds, int n, double t0);
 
+/* Fills the conn userdata at cidx with c, checked out of pool. */
+void orm_lua_conn_set(lua_State *L, int cidx, orm_pool *pool, orm_conn *c);
+
 /* {==== lua_wait.c ====} */
 
 /* Pushes the waiter set with orm.set_waiter and returns 1, or pushes
@@ -120,6 +123,12 @@ int orm_lua_waiter(lua_State *L);
 int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
                      const orm_value *binds, int n, orm_lua_mode mode, int hyd);
 void orm_lua_open_wait(lua_State *L);
+
+/* pool:acquire() while a waiter is set (the waiter on top): checks out a
+ * connection for the conn userdata at cidx (of the pool at pidx), waiting
+ * for a free one through the waiter, in arrival order, up to
+ * acquire_timeout (pool_timeout). Returns 1 with the conn pushed. */
+int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx);
 
 /* All-or-nothing groups of statements. orm_lua_atomic_new pushes an idle
  * guard, in a to-be-closed slot, and an empty slot above it for the

@@ -573,12 +573,22 @@ static int pool_acquire(lua_State *L)
     luaL_setmetatable(L, ORM_LUA_CONN);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
+    if (orm_lua_waiter(L))
+        return orm_lua_acquire_wait(L, 1, lua_gettop(L) - 1);
     orm_error_clear(&err);
     if (orm_pool_acquire(u->pool, &c->conn, &err) != ORM_OK)
         return orm_lua_raise(L, &err, aux_name(L, 1), NULL);
     c->pool = u->pool;
     orm_pool_ref(c->pool);
     return 1;
+}
+
+void orm_lua_conn_set(lua_State *L, int cidx, orm_pool *pool, orm_conn *c)
+{
+    conn_ud *u = luaL_checkudata(L, cidx, ORM_LUA_CONN);
+    u->conn = c;
+    u->pool = pool;
+    orm_pool_ref(pool);
 }
 
 static void aux_setint(lua_State *L, const char *k, lua_Integer v)

@@ -16,6 +16,8 @@
 #define WAIT_JOB "ormed.wait_job"
 
 typedef enum wait_phase {
+    WAIT_ACQUIRE,  /* check a connection out of the pool */
+    WAIT_NOCONN,   /* no connection: x.err filled, raised as is */
     WAIT_START,    /* prepare (or take from the cache) next */
     WAIT_PREPARE,  /* a prepare is in flight */
     WAIT_BIND,     /* bind and send next */
@@ -29,6 +31,9 @@ typedef struct wait_job {
     orm_lua_runctx x;
     orm_pool *pool;        /* referenced while the job lives */
     int acquired;          /* x.conn came from the pool for this job */
+    orm_pool_wait *pw;     /* a queued wait for a pooled connection */
+    int fd;                /* what the waiter waits on */
+    double timeout;        /* seconds, < 0 = none */
     wait_phase phase;
     const char *sql;       /* a Lua string on the caller's stack */
     size_t len;
@@ -42,6 +47,10 @@ typedef struct wait_job {
 static int wait_job_close(lua_State *L)
 {
     wait_job *j = luaL_checkudata(L, 1, WAIT_JOB);
+    if (j->pw != NULL) {
+        orm_pool_wait_cancel(j->pool, j->pw);
+        j->pw = NULL;
+    }
     if (j->phase != WAIT_DONE && j->x.conn != NULL) {
         if (j->phase == WAIT_PREPARE || j->phase == WAIT_EXEC)
             orm_conn_set_broken(j->x.conn); /* an answer is still coming */
@@ -64,10 +73,31 @@ static int wait_job_close(lua_State *L)
  * ORM_WAIT_NONE once it is over (WAIT_COLLECT or WAIT_FAILED). */
 static int wait_advance(wait_job *j)
 {
-    orm_conn *c = j->x.conn;
     int w = ORM_WAIT_NONE, pending;
     for (;;) {
+        orm_conn *c = j->x.conn;
+        j->fd = c != NULL ? orm_conn_socket(c) : -1;
+        j->timeout = -1;
         switch (j->phase) {
+        case WAIT_ACQUIRE:
+            if ((j->pw == NULL
+                     ? orm_pool_acquire_start(j->pool, &j->x.conn, &j->pw,
+                                              &j->x.err)
+                     : orm_pool_acquire_poll(j->pool, j->pw, &j->x.conn,
+                                             &j->x.err)) != ORM_OK) {
+                j->pw = NULL; /* freed by the pool */
+                j->phase = WAIT_NOCONN;
+                return ORM_WAIT_NONE;
+            }
+            if (j->x.conn == NULL) {
+                j->fd = orm_pool_wait_fd(j->pw);
+                j->timeout = orm_pool_wait_left(j->pw);
+                return ORM_WAIT_READ;
+            }
+            j->pw = NULL;
+            j->t0 = orm_clock();
+            j->phase = WAIT_START;
+            continue;
         case WAIT_START:
             if (orm_conn_prepare_start(c, j->sql, j->len, j->n, &j->x.stmt,
                                        &pending, &j->x.err) != ORM_OK)
@@ -107,6 +137,11 @@ static int wait_advance(wait_job *j)
 /* The job is over: reads the rows, then the common end of a run. */
 static int wait_finish(lua_State *L, wait_job *j)
 {
+    if (j->phase == WAIT_NOCONN) {
+        j->phase = WAIT_DONE;
+        return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
+                             NULL);
+    }
     if (j->phase == WAIT_COLLECT) {
         lua_pushcfunction(L, orm_lua_run_collect);
         lua_pushlightuserdata(L, &j->x);
@@ -125,6 +160,21 @@ static int wait_finish(lua_State *L, wait_job *j)
                            j->len, j->binds, j->n, j->t0);
 }
 
+/* Calls the waiter at widx with (fd, mode, timeout or nil); k continues
+ * after a waiter that yielded. */
+static void wait_call(lua_State *L, int widx, int fd, int w, double timeout,
+                      lua_KContext ctx, lua_KFunction k)
+{
+    lua_pushvalue(L, widx);
+    lua_pushinteger(L, fd);
+    lua_pushstring(L, w == ORM_WAIT_READ ? "r" : w == ORM_WAIT_WRITE ? "w" : "rw");
+    if (timeout >= 0) /* a statement's limit is statement_timeout, the server's */
+        lua_pushnumber(L, timeout);
+    else
+        lua_pushnil(L);
+    lua_callk(L, 3, 0, ctx, k);
+}
+
 /* The loop, and its continuation after a waiter that yielded. */
 static int wait_k(lua_State *L, int status, lua_KContext ctx)
 {
@@ -132,13 +182,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx)
     int w;
     (void)status;
     while ((w = wait_advance(j)) != ORM_WAIT_NONE) {
-        lua_pushvalue(L, j->widx);
-        lua_pushinteger(L, orm_conn_socket(j->x.conn));
-        lua_pushstring(L, w == ORM_WAIT_READ    ? "r"
-                          : w == ORM_WAIT_WRITE ? "w"
-                                                : "rw");
-        lua_pushnil(L); /* no deadline: statement_timeout is the server's */
-        lua_callk(L, 3, 0, ctx, wait_k);
+        wait_call(L, j->widx, j->fd, w, j->timeout, ctx, wait_k);
     }
     return wait_finish(L, j);
 }
@@ -176,15 +220,85 @@ int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
     j->hyd = hyd;
     j->widx = widx;
     j->x.conn = held;
-    if (held == NULL) {
-        if (orm_pool_acquire(pool, &j->x.conn, &j->x.err) != ORM_OK)
-            return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, tidx),
-                                 NULL);
-        j->acquired = 1;
-    }
-    j->phase = WAIT_START;
+    j->acquired = held == NULL;
+    j->phase = held == NULL ? WAIT_ACQUIRE : WAIT_START;
     j->t0 = orm_clock();
     return wait_k(L, LUA_OK, (lua_KContext)jidx);
+}
+
+/* {==== pool:acquire() with a waiter ====} */
+
+#define WAIT_ACQ "ormed.wait_acquire"
+
+typedef struct wait_acq {
+    orm_pool *pool;    /* referenced while it lives */
+    orm_pool_wait *pw; /* the queued wait, or NULL */
+    int pidx, cidx, widx;
+} wait_acq;
+
+static int wait_acq_close(lua_State *L)
+{
+    wait_acq *a = luaL_checkudata(L, 1, WAIT_ACQ);
+    if (a->pw != NULL)
+        orm_pool_wait_cancel(a->pool, a->pw);
+    a->pw = NULL;
+    if (a->pool != NULL)
+        orm_pool_unref(a->pool);
+    a->pool = NULL;
+    return 0;
+}
+
+static int wait_acq_k(lua_State *L, int status, lua_KContext ctx)
+{
+    wait_acq *a = lua_touserdata(L, (int)ctx);
+    orm_conn *c = NULL;
+    orm_error err;
+    (void)status;
+    orm_error_clear(&err);
+    for (;;) {
+        if (orm_pool_acquire_poll(a->pool, a->pw, &c, &err) != ORM_OK) {
+            a->pw = NULL;
+            return orm_lua_raise(L, &err, orm_lua_target_name(L, a->pidx),
+                                 NULL);
+        }
+        if (c != NULL)
+            break;
+        wait_call(L, a->widx, orm_pool_wait_fd(a->pw), ORM_WAIT_READ,
+                  orm_pool_wait_left(a->pw), ctx, wait_acq_k);
+    }
+    a->pw = NULL;
+    orm_lua_conn_set(L, a->cidx, a->pool, c);
+    lua_pushvalue(L, a->cidx);
+    return 1;
+}
+
+int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx)
+{
+    int widx = lua_gettop(L), aidx;
+    orm_pool *pool;
+    orm_conn *held, *c = NULL;
+    orm_error err;
+    wait_acq *a;
+    pool = orm_lua_target_pool(L, pidx, &held);
+    a = lua_newuserdatauv(L, sizeof *a, 0);
+    memset(a, 0, sizeof *a);
+    luaL_setmetatable(L, WAIT_ACQ);
+    aidx = lua_gettop(L);
+    lua_toclose(L, aidx);
+    orm_pool_ref(pool);
+    a->pool = pool;
+    a->pidx = pidx;
+    a->cidx = cidx;
+    a->widx = widx;
+    orm_error_clear(&err);
+    if (orm_pool_acquire_start(pool, &c, &a->pw, &err) != ORM_OK)
+        return orm_lua_raise(L, &err, orm_lua_target_name(L, pidx), NULL);
+    if (c != NULL) {
+        orm_lua_conn_set(L, cidx, pool, c);
+        lua_pushvalue(L, cidx);
+        return 1;
+    }
+    return wait_acq_k(L, LUA_OK, (lua_KContext)aidx);
 }
 
 int orm_lua_waiter(lua_State *L)
@@ -218,6 +332,12 @@ static int wait_get(lua_State *L)
 
 void orm_lua_open_wait(lua_State *L)
 {
+    luaL_newmetatable(L, WAIT_ACQ);
+    lua_pushcfunction(L, wait_acq_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, wait_acq_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
     luaL_newmetatable(L, WAIT_JOB);
     lua_pushcfunction(L, wait_job_close);
     lua_setfield(L, -2, "__close");

@@ -12,6 +12,9 @@ local M = {}
 -- ("r", "w" or "rw") or timeout seconds (nil: none) have passed.
 function M.wait(fd, mode, timeout)
   cqueues.poll({ pollfd = fd, events = mode }, timeout)
+  -- ormed may close fd next (a pool wait's eventfd, a discarded connection):
+  -- cqueues must forget it first
+  cqueues.cancel(fd)
 end
 
 return setmetatable(M, { __call = function(_, fd, mode, timeout) return M.wait(fd, mode, timeout) end })
