@@ -1009,5 +1009,6 @@ const orm_driver orm_mysql_driver = {
     my_ncols,   my_colname,  my_column,  my_changes, my_last_id,
     my_reset,   my_finalize, my_broken,
     NULL,       NULL,        NULL, /* no bulk load */
-    NULL,       NULL,        NULL,       NULL, /* blocking calls only */
+    NULL,       NULL,        NULL,       NULL,
+    NULL, /* blocking calls only */
 };

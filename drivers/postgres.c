@@ -969,4 +969,5 @@ const orm_driver orm_postgres_driver = {
     pg_column,  pg_changes, pg_last_id,  pg_reset,   pg_finalize,
     pg_broken,  pg_copy_begin, pg_copy_rows, pg_copy_end,
     pg_socket,  pg_prepare_start, pg_exec_start, pg_poll,
+    pg_command_start,
 };

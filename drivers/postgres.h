@@ -91,11 +91,13 @@ struct pg_conn {
     PGresult *abad;         /* its first failed result */
     int acount;             /* results seen */
     int anulls;             /* NULL results in a row (pipeline) */
+    int acommit;            /* the command is a COMMIT */
 };
 
 #define PG_AOP_NONE 0
 #define PG_AOP_PREPARE 1    /* prepare and describe, in a pipeline */
 #define PG_AOP_EXEC 2       /* run a bound statement */
+#define PG_AOP_COMMAND 3    /* run SQL with no parameters (BEGIN, COMMIT) */
 
 /* postgres.c */
 
@@ -133,6 +135,7 @@ int pg_prepare_start(void *conn, const char *sql, size_t len, void **out,
                      orm_error *err);
 int pg_exec_start(void *stmt, orm_error *err);
 int pg_poll(void *conn, int *wait, orm_error *err);
+int pg_command_start(void *conn, const char *sql, orm_error *err);
 /* Drops what an operation left (at close). */
 void pg_async_free(pg_conn *c);
 

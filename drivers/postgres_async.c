@@ -118,6 +118,35 @@ int pg_exec_start(void *stmt, orm_error *err)
     return ok ? ORM_OK : pga_fail(c, NULL, err);
 }
 
+int pg_command_start(void *conn, const char *sql, orm_error *err)
+{
+    pg_conn *c = conn;
+    int rc = pga_ready(c, err);
+    if (rc != ORM_OK)
+        return rc;
+    c->aop = PG_AOP_COMMAND;
+    c->acommit = strcmp(sql, "COMMIT") == 0;
+    return PQsendQuery(c->pg, sql) ? ORM_OK : pga_fail(c, NULL, err);
+}
+
+/* The command is over: its outcome, as pg_exec gives it. */
+static int pga_commanded(pg_conn *c, orm_error *err)
+{
+    int rc = ORM_OK;
+    if (c->abad != NULL || c->ares == NULL)
+        rc = pg_fail(c, c->abad, err);
+    else if (c->acommit && strcmp(PQcmdStatus(c->ares), "ROLLBACK") == 0) {
+        /* COMMIT of a transaction a failed statement had aborted */
+        rc = orm_error_set(err, ORM_E_TX_ABORTED,
+                           "the transaction was rolled back, not committed: "
+                           "a statement inside it had failed");
+        orm_error_set_sqlstate(err, "25P02");
+    }
+    pg_async_free(c);
+    pga_end(c);
+    return rc;
+}
+
 /* Keeps one result of the operation: the first failure, and for a prepare
  * the description (its second result), for a run the first result. */
 static void pga_keep(pg_conn *c, PGresult *res)
@@ -135,7 +164,7 @@ static void pga_keep(pg_conn *c, PGresult *res)
             PQclear(res);
         return;
     }
-    if (c->ares == NULL && (c->aop == PG_AOP_EXEC || c->acount == 2))
+    if (c->ares == NULL && (c->aop != PG_AOP_PREPARE || c->acount == 2))
         c->ares = res;
     else
         PQclear(res);
@@ -205,6 +234,8 @@ int pg_poll(void *conn, int *wait, orm_error *err)
         if (res == NULL) {
             if (c->aop == PG_AOP_EXEC)
                 return pga_ran(c, err);
+            if (c->aop == PG_AOP_COMMAND)
+                return pga_commanded(c, err);
             if (PQstatus(c->pg) == CONNECTION_BAD)
                 return pga_fail(c, NULL, err);
             if (++c->anulls > 2)

@@ -423,5 +423,6 @@ const orm_driver orm_sqlite_driver = {
     sq_ncols,   sq_colname,  sq_column,  sq_changes, sq_last_id,
     sq_reset,   sq_finalize, sq_broken,
     NULL,       NULL,        NULL, /* no bulk load */
-    NULL,       NULL,        NULL,       NULL, /* blocking calls only */
+    NULL,       NULL,        NULL,       NULL,
+    NULL, /* blocking calls only */
 };

@@ -11,14 +11,16 @@ local core = require("ormed.core")
 local cqueues = require("cqueues")
 local uv = require("luv")
 
--- Runs fn(wait) with a waiter that counts its calls, then clears it.
+-- Runs fn(calls) in a coroutine with a waiter that records its calls, then
+-- clears it. (Outside a coroutine that can yield, nothing calls the
+-- waiter: the calls block.)
 local function with_waiter(waiter, fn)
   local calls = {}
   orm.set_waiter(function(fd, mode, timeout)
     calls[#calls + 1] = { fd = fd, mode = mode, timeout = timeout }
     return waiter(fd, mode, timeout)
   end)
-  local ok, err = pcall(fn, calls)
+  local ok, err = coroutine.wrap(function() return pcall(fn, calls) end)()
   orm.set_waiter(nil)
   if not ok then error(err, 0) end
   return calls
@@ -64,6 +66,10 @@ helper.each_driver(function(drv)
       assert.are.equal("query", err.kind)
       assert.are.equal(7, ds:select("SELECT v FROM waiter_items")[1].v)
     end)
+    -- outside a coroutine that can yield the calls block: the waiter is left alone
+    orm.set_waiter(function() error("called") end)
+    assert.are.equal(7, ds:select("SELECT v FROM waiter_items")[1].v)
+    orm.set_waiter(nil)
     if drv.name == "postgres" then
       assert.is_true(#calls > 0)
       for _, c in ipairs(calls) do
@@ -129,6 +135,42 @@ helper.each_driver(function(drv)
   end)
 
   if drv.name ~= "postgres" then return end
+
+  it("COMMIT waits through the waiter: two slow commits end at the same time", function()
+    ds:execute("CREATE OR REPLACE FUNCTION waiter_slow_commit() RETURNS trigger "
+      .. "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$")
+    ds:execute("DROP TRIGGER IF EXISTS waiter_slow ON waiter_items")
+    ds:execute("CREATE CONSTRAINT TRIGGER waiter_slow AFTER INSERT ON waiter_items "
+      .. "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION waiter_slow_commit()")
+    local cq, done = cqueues.new(), 0
+    local t0 = core.clock()
+    with_waiter(require("ormed.io.cqueues"), function()
+      for i = 1, 2 do
+        cq:wrap(function()
+          ds:transaction(function()
+            ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i })
+            pcall(ds.transaction, ds, function() error("inner") end) -- a savepoint rolled back
+          end) -- the trigger sleeps in COMMIT
+          done = done + 1
+        end)
+      end
+      assert(cq:loop())
+    end)
+    local took = core.clock() - t0
+    ds:execute("DROP TRIGGER waiter_slow ON waiter_items")
+    assert.are.equal(2, done)
+    assert.are.equal(2, ds:table("waiter_items"):count())
+    assert.is_true(took < 0.75, "took " .. took .. " s")
+    local err = helper.error_of(function()
+      with_waiter(require("ormed.io.cqueues"), function()
+        ds:transaction(function()
+          pcall(ds.execute, ds, "INSERT INTO nowhere VALUES (1)")
+        end)
+      end)
+    end)
+    assert.are.equal("transaction_aborted", err.kind, tostring(err))
+    assert.are.equal(0, ds:stats().in_use)
+  end)
 
   it("statements waiting for the only pooled connection yield, served in arrival order", function()
     local one = orm.DataSource({ name = "pg_waiter_stmt", driver = drv.adapter(),

@@ -106,13 +106,21 @@ int orm_lua_run_end(lua_State *L, int tidx, orm_pool *pool, int acquired,
                     orm_lua_runctx *x, const char *sql, size_t len,
                     const orm_value *binds, int n, double t0);
 
+/* The end of a transaction step on the conn target at cidx: records and
+ * reports its statement, then pushes the depth (returns 1) or raises. */
+int orm_lua_tx_end(lua_State *L, int cidx, int rc, orm_error *err, double t0);
+/* The connection the conn target at cidx holds (raises once released). */
+orm_conn *orm_lua_conn_of(lua_State *L, int cidx);
+
 /* Fills the conn userdata at cidx with c, checked out of pool. */
 void orm_lua_conn_set(lua_State *L, int cidx, orm_pool *pool, orm_conn *c);
 
 /* {==== lua_wait.c ====} */
 
 /* Pushes the waiter set with orm.set_waiter and returns 1, or pushes
- * nothing and returns 0 when none is set. */
+ * nothing and returns 0 when none is set or the running coroutine cannot
+ * yield here (the main thread, or under a C call such as a chunk
+ * callback): the calls then block as without a waiter. */
 int orm_lua_waiter(lua_State *L);
 
 /* As orm_lua_run, for a caller that returns its result straight to Lua
@@ -129,6 +137,11 @@ void orm_lua_open_wait(lua_State *L);
  * for a free one through the waiter, in arrival order, up to
  * acquire_timeout (pool_timeout). Returns 1 with the conn pushed. */
 int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx);
+
+/* conn:begin() / commit() / rollback() while a waiter is set (on top) and
+ * the driver has non-blocking calls: the statement's wait goes through
+ * the waiter. Returns as orm_lua_tx_end. */
+int orm_lua_tx_wait(lua_State *L, int cidx, orm_tx_op op);
 
 /* All-or-nothing groups of statements. orm_lua_atomic_new pushes an idle
  * guard, in a to-be-closed slot, and an empty slot above it for the

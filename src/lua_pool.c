@@ -656,47 +656,63 @@ static int conn_release(lua_State *L)
     return 0;
 }
 
-typedef int (*conn_txfn)(orm_conn *, orm_error *);
-
-/* Runs one transaction step; the statement it sent (BEGIN, COMMIT,
- * SAVEPOINT...) is counted and reported to listeners like any other. */
-static int aux_tx(lua_State *L, conn_txfn fn)
+int orm_lua_tx_end(lua_State *L, int cidx, int rc, orm_error *err, double t0)
 {
-    conn_ud *c = aux_checkconn(L, 1);
-    orm_error err;
-    double t0, ms;
-    const char *sql;
-    int rc;
-    orm_error_clear(&err);
-    t0 = orm_clock();
-    rc = fn(c->conn, &err);
-    ms = (orm_clock() - t0) * 1000.0;
-    sql = orm_conn_tx_sql(c->conn);
+    conn_ud *c = aux_checkconn(L, cidx);
+    double ms = (orm_clock() - t0) * 1000.0;
+    const char *sql = orm_conn_tx_sql(c->conn);
     if (*sql != '\0') {
         lua_pushstring(L, sql); /* the connection may change it meanwhile */
         sql = lua_tostring(L, -1);
         orm_pool_record(c->pool, ms, rc != ORM_OK);
-        run_notify(L, 1, sql, strlen(sql), NULL, 0, ms, 0, &err);
+        run_notify(L, cidx, sql, strlen(sql), NULL, 0, ms, 0, err);
     }
     if (rc != ORM_OK)
-        return orm_lua_raise(L, &err, aux_name(L, 1), *sql ? sql : NULL);
+        return orm_lua_raise(L, err, aux_name(L, cidx), *sql ? sql : NULL);
     lua_pushinteger(L, orm_conn_depth(c->conn));
     return 1;
 }
 
+/* Runs one transaction step; the statement it sent (BEGIN, COMMIT,
+ * SAVEPOINT...) is counted and reported to listeners like any other. */
+static int aux_tx(lua_State *L, orm_tx_op op)
+{
+    conn_ud *c = aux_checkconn(L, 1);
+    orm_error err;
+    double t0;
+    int rc;
+    lua_settop(L, 1);
+    if (orm_lua_waiter(L)) {
+        if (orm_conn_can_poll(c->conn))
+            return orm_lua_tx_wait(L, 1, op);
+        lua_pop(L, 1);
+    }
+    orm_error_clear(&err);
+    t0 = orm_clock();
+    rc = op == ORM_TX_BEGIN    ? orm_conn_begin(c->conn, &err)
+         : op == ORM_TX_COMMIT ? orm_conn_commit(c->conn, &err)
+                               : orm_conn_rollback(c->conn, &err);
+    return orm_lua_tx_end(L, 1, rc, &err, t0);
+}
+
 static int conn_begin(lua_State *L)
 {
-    return aux_tx(L, orm_conn_begin);
+    return aux_tx(L, ORM_TX_BEGIN);
 }
 
 static int conn_commit(lua_State *L)
 {
-    return aux_tx(L, orm_conn_commit);
+    return aux_tx(L, ORM_TX_COMMIT);
 }
 
 static int conn_rollback(lua_State *L)
 {
-    return aux_tx(L, orm_conn_rollback);
+    return aux_tx(L, ORM_TX_ROLLBACK);
+}
+
+orm_conn *orm_lua_conn_of(lua_State *L, int cidx)
+{
+    return aux_checkconn(L, cidx)->conn;
 }
 
 static int conn_depth(lua_State *L)

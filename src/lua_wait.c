@@ -301,8 +301,71 @@ int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx)
     return wait_acq_k(L, LUA_OK, (lua_KContext)aidx);
 }
 
+/* {==== conn:begin() / commit() / rollback() with a waiter ====} */
+
+#define WAIT_TX "ormed.wait_tx"
+
+typedef struct wait_tx {
+    orm_conn *conn;   /* NULL once nothing is in flight */
+    orm_tx_op op;
+    int cidx, widx;
+    double t0;
+    orm_error err;
+} wait_tx;
+
+static int wait_tx_close(lua_State *L)
+{
+    wait_tx *t = luaL_checkudata(L, 1, WAIT_TX);
+    if (t->conn != NULL) /* abandoned in flight: the state is unknown */
+        orm_conn_set_broken(t->conn);
+    t->conn = NULL;
+    return 0;
+}
+
+static int wait_tx_k(lua_State *L, int status, lua_KContext ctx)
+{
+    wait_tx *t = lua_touserdata(L, (int)ctx);
+    int w = ORM_WAIT_NONE, rc;
+    orm_conn *c = t->conn;
+    (void)status;
+    while ((rc = orm_conn_poll(c, &w, &t->err)) == ORM_OK &&
+           w != ORM_WAIT_NONE)
+        wait_call(L, t->widx, orm_conn_socket(c), w, -1, ctx, wait_tx_k);
+    t->conn = NULL;
+    rc = orm_conn_tx_done(c, t->op, rc, &t->err);
+    return orm_lua_tx_end(L, t->cidx, rc, &t->err, t->t0);
+}
+
+int orm_lua_tx_wait(lua_State *L, int cidx, orm_tx_op op)
+{
+    int widx = lua_gettop(L), tidx, rc;
+    orm_conn *c = orm_lua_conn_of(L, cidx);
+    wait_tx *t = lua_newuserdatauv(L, sizeof *t, 0);
+    memset(t, 0, sizeof *t);
+    luaL_setmetatable(L, WAIT_TX);
+    tidx = lua_gettop(L);
+    lua_toclose(L, tidx);
+    t->op = op;
+    t->cidx = cidx;
+    t->widx = widx;
+    t->t0 = orm_clock();
+    orm_error_clear(&t->err);
+    rc = orm_conn_tx_start(c, op, &t->err);
+    if (rc == ORM_OK) {
+        rc = orm_conn_command_start(c, orm_conn_tx_sql(c), &t->err);
+        if (rc == ORM_OK) {
+            t->conn = c;
+            return wait_tx_k(L, LUA_OK, (lua_KContext)tidx);
+        }
+        rc = orm_conn_tx_done(c, op, rc, &t->err);
+    }
+    return orm_lua_tx_end(L, cidx, rc, &t->err, t->t0);
+}
+
 int orm_lua_waiter(lua_State *L)
 {
+    if (!lua_isyieldable(L)) /* the main thread, or under a C call */
+        return 0;
     if (lua_getfield(L, LUA_REGISTRYINDEX, WAIT_KEY) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
@@ -325,13 +388,18 @@ static int wait_set(lua_State *L)
 /* core.get_waiter(): the waiter, or nil. */
 static int wait_get(lua_State *L)
 {
-    if (!orm_lua_waiter(L))
-        lua_pushnil(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, WAIT_KEY);
     return 1;
 }
 
 void orm_lua_open_wait(lua_State *L)
 {
+    luaL_newmetatable(L, WAIT_TX);
+    lua_pushcfunction(L, wait_tx_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, wait_tx_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
     luaL_newmetatable(L, WAIT_ACQ);
     lua_pushcfunction(L, wait_acq_close);
     lua_setfield(L, -2, "__close");

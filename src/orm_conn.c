@@ -290,23 +290,32 @@ int orm_conn_step(orm_conn *c, void *stmt, orm_error *err)
     return rc;
 }
 
-/* Runs the transaction statement c->tx_sql. */
-static int conn_tx_exec(orm_conn *c, orm_error *err)
-{
-    return orm_conn_exec(c, c->tx_sql, err);
-}
 
-int orm_conn_begin(orm_conn *c, orm_error *err)
+int orm_conn_tx_start(orm_conn *c, orm_tx_op op, orm_error *err)
 {
-    int rc;
-    if (c->depth == 0)
-        snprintf(c->tx_sql, sizeof c->tx_sql, "%s", c->d->dialect->begin_sql);
+    if (op == ORM_TX_BEGIN) {
+        if (c->depth == 0)
+            snprintf(c->tx_sql, sizeof c->tx_sql, "%s",
+                     c->d->dialect->begin_sql);
+        else
+            snprintf(c->tx_sql, sizeof c->tx_sql, "SAVEPOINT orm_sp_%d",
+                     c->depth);
+        return ORM_OK;
+    }
+    if (c->depth == 0) {
+        c->tx_sql[0] = '\0';
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "no transaction is open");
+    }
+    if (c->depth == 1)
+        snprintf(c->tx_sql, sizeof c->tx_sql, "%s",
+                 op == ORM_TX_COMMIT ? "COMMIT" : "ROLLBACK");
     else
-        snprintf(c->tx_sql, sizeof c->tx_sql, "SAVEPOINT orm_sp_%d", c->depth);
-    rc = conn_tx_exec(c, err);
-    if (rc == ORM_OK && c->depth++ == 0)
-        c->tx_failed[0] = '\0';
-    return rc;
+        snprintf(c->tx_sql, sizeof c->tx_sql, "%s orm_sp_%d",
+                 op == ORM_TX_COMMIT ? "RELEASE SAVEPOINT"
+                                     : "ROLLBACK TO SAVEPOINT",
+                 c->depth - 1);
+    return ORM_OK;
 }
 
 /* A failed COMMIT may leave the transaction open (SQLite keeps it after a
@@ -327,32 +336,38 @@ static int conn_commit_failed(orm_conn *c, int rc, orm_error *err)
     return rc;
 }
 
-/* Ends one level: commit (release) or rollback (to savepoint). */
-static int conn_end(orm_conn *c, int commit, orm_error *err)
+int orm_conn_tx_done(orm_conn *c, orm_tx_op op, int rc, orm_error *err)
 {
-    int rc;
-    if (c->depth == 0) {
-        c->tx_sql[0] = '\0';
-        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
-                             "no transaction is open");
+    if (op == ORM_TX_BEGIN) {
+        if (rc == ORM_OK && c->depth++ == 0)
+            c->tx_failed[0] = '\0';
+        return rc;
     }
     if (c->depth == 1) {
-        snprintf(c->tx_sql, sizeof c->tx_sql, "%s", commit ? "COMMIT" : "ROLLBACK");
-        rc = conn_tx_exec(c, err);
         c->depth = 0;
-        if (rc != ORM_OK && commit)
+        if (rc != ORM_OK && op == ORM_TX_COMMIT)
             return conn_commit_failed(c, rc, err);
         if (rc != ORM_OK && !c->broken)
             c->broken = 1; /* a failed ROLLBACK: the state is unknown */
         return rc;
     }
-    snprintf(c->tx_sql, sizeof c->tx_sql, "%s orm_sp_%d",
-             commit ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT",
-             c->depth - 1);
-    rc = conn_tx_exec(c, err);
     if (rc == ORM_OK)
         c->depth--;
     return rc;
+}
+
+/* One transaction step, blocking. */
+static int conn_tx(orm_conn *c, orm_tx_op op, orm_error *err)
+{
+    int rc = orm_conn_tx_start(c, op, err);
+    if (rc != ORM_OK)
+        return rc;
+    return orm_conn_tx_done(c, op, orm_conn_exec(c, c->tx_sql, err), err);
+}
+
+int orm_conn_begin(orm_conn *c, orm_error *err)
+{
+    return conn_tx(c, ORM_TX_BEGIN, err);
 }
 
 const char *orm_conn_tx_sql(const orm_conn *c)
@@ -362,12 +377,12 @@ const char *orm_conn_tx_sql(const orm_conn *c)
 
 int orm_conn_commit(orm_conn *c, orm_error *err)
 {
-    return conn_end(c, 1, err);
+    return conn_tx(c, ORM_TX_COMMIT, err);
 }
 
 int orm_conn_rollback(orm_conn *c, orm_error *err)
 {
-    return conn_end(c, 0, err);
+    return conn_tx(c, ORM_TX_ROLLBACK, err);
 }
 
 static int conn_no_copy(orm_error *err)
@@ -487,6 +502,16 @@ void orm_conn_prepared(orm_conn *c, const char *sql, size_t len, void *stmt)
     c->prepares++;
     if (conn_lookup(c, sql, len, h) == NULL)
         conn_cache_put(c, sql, len, h, stmt);
+}
+
+int orm_conn_command_start(orm_conn *c, const char *sql, orm_error *err)
+{
+    int rc;
+    if (c->broken)
+        return orm_error_set(err, ORM_E_CONNECTION_LOST,
+                             "connection was lost");
+    rc = c->d->command_start(c->h, sql, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
 int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,

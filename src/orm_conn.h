@@ -57,6 +57,15 @@ int orm_conn_commit(orm_conn *c, orm_error *err);
 int orm_conn_rollback(orm_conn *c, orm_error *err);
 int orm_conn_depth(const orm_conn *c);
 
+/* The parts of begin / commit / rollback, for callers that send the
+ * statement themselves (without blocking): tx_start puts the statement in
+ * orm_conn_tx_sql (invalid_argument when no transaction is open to end),
+ * tx_done applies its outcome rc (the depth, a failed COMMIT as above) and
+ * returns the final one. */
+typedef enum orm_tx_op { ORM_TX_BEGIN, ORM_TX_COMMIT, ORM_TX_ROLLBACK } orm_tx_op;
+int orm_conn_tx_start(orm_conn *c, orm_tx_op op, orm_error *err);
+int orm_conn_tx_done(orm_conn *c, orm_tx_op op, int rc, orm_error *err);
+
 /* The text of the transaction statement the last begin/commit/rollback
  * sent ("" when it sent none), for listeners and statistics. */
 const char *orm_conn_tx_sql(const orm_conn *c);
@@ -103,6 +112,9 @@ void orm_conn_prepared(orm_conn *c, const char *sql, size_t len, void *stmt);
 int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,
                         int n, orm_error *err);
 int orm_conn_poll(orm_conn *c, int *wait, orm_error *err);
+/* Begins SQL with no parameters and no rows (as orm_conn_exec); poll
+ * until ORM_WAIT_NONE for its outcome. */
+int orm_conn_command_start(orm_conn *c, const char *sql, orm_error *err);
 void orm_conn_set_broken(orm_conn *c);
 
 /* Monotonic clock in seconds. */

@@ -255,6 +255,9 @@ typedef struct orm_driver {
                          orm_error *err);
     int (*exec_start)(void *stmt, orm_error *err);
     int (*poll)(void *conn, int *wait, orm_error *err);
+    /* Begins SQL with no parameters and no rows, as exec (poll gives its
+     * outcome: ORM_OK or the error kind exec would return). */
+    int (*command_start)(void *conn, const char *sql, orm_error *err);
 } orm_driver;
 
 /* The dialects of the built-in drivers (drivers/<name>_dialect.c). */
