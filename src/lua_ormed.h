@@ -34,6 +34,18 @@ typedef enum orm_lua_mode {
     ORM_LUA_EXEC    /* { affected_rows = n, last_insert_id = id|nil } */
 } orm_lua_mode;
 
+/* What orm_lua_run_wait makes of the result before returning it (the
+ * terminal methods' own shaping, done there since after a waiter that
+ * yielded nothing returns to the method). */
+typedef enum orm_lua_post {
+    ORM_LUA_POST_NONE,     /* as it is */
+    ORM_LUA_POST_NUMBER,   /* a numeric string becomes a number */
+    ORM_LUA_POST_TOTAL,    /* as NUMBER, nil becomes 0 (count, sum) */
+    ORM_LUA_POST_EXISTS,   /* a boolean: a nonzero number or a true value */
+    ORM_LUA_POST_AFFECTED, /* the result's affected_rows */
+    ORM_LUA_POST_LAST_ID   /* the result's last_insert_id */
+} orm_lua_post;
+
 /* {==== lua_core.c ====} */
 
 /* Raises an orm.Error built from err, with `connection` and `sql` fields
@@ -129,7 +141,8 @@ int orm_lua_waiter(lua_State *L);
  * lua_callk, so a waiter may yield. binds must stay valid in Lua values
  * on the stack (their strings). Leaves the waiter on the stack. */
 int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
-                     const orm_value *binds, int n, orm_lua_mode mode, int hyd);
+                     const orm_value *binds, int n, orm_lua_mode mode, int hyd,
+                     orm_lua_post post);
 void orm_lua_open_wait(lua_State *L);
 
 /* pool:acquire() while a waiter is set (the waiter on top): checks out a

@@ -470,7 +470,8 @@ static int target_run(lua_State *L)
     int hyd = lua_istable(L, 5) ? 5 : 0;
     sql = aux_portable_sql(L, 1, sql, &len);
     if (orm_lua_waiter(L))
-        return orm_lua_run_wait(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd);
+        return orm_lua_run_wait(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd,
+                                ORM_LUA_POST_NONE);
     return orm_lua_run(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd);
 }
 

@@ -39,6 +39,7 @@ typedef struct wait_job {
     size_t len;
     int n;                 /* bound values, copied after the job */
     int tidx, hyd, widx;   /* stack: target, hydration (0), waiter */
+    orm_lua_post post;     /* the shaping of the result */
     double t0;
     orm_value binds[];     /* their strings live in Lua values too */
 } wait_job;
@@ -134,6 +135,34 @@ static int wait_advance(wait_job *j)
     }
 }
 
+/* Shapes the result on top (orm_lua_post), leaving one value. */
+static void wait_post(lua_State *L, orm_lua_post post)
+{
+    switch (post) {
+    case ORM_LUA_POST_NONE:
+        return;
+    case ORM_LUA_POST_AFFECTED:
+    case ORM_LUA_POST_LAST_ID:
+        lua_getfield(L, -1, post == ORM_LUA_POST_AFFECTED ? "affected_rows"
+                                                          : "last_insert_id");
+        lua_remove(L, -2);
+        return;
+    default:
+        break;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        lua_stringtonumber(L, lua_tostring(L, -1)) != 0)
+        lua_remove(L, -2);
+    if (post == ORM_LUA_POST_EXISTS) {
+        lua_pushboolean(L, lua_isnumber(L, -1) ? lua_tonumber(L, -1) != 0
+                                               : lua_toboolean(L, -1));
+        lua_remove(L, -2);
+    } else if (post == ORM_LUA_POST_TOTAL && lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushinteger(L, 0);
+    }
+}
+
 /* The job is over: reads the rows, then the common end of a run. */
 static int wait_finish(lua_State *L, wait_job *j)
 {
@@ -156,8 +185,10 @@ static int wait_finish(lua_State *L, wait_job *j)
         orm_conn_finish(j->x.conn, j->x.stmt);
     j->x.stmt = NULL;
     j->phase = WAIT_DONE;
-    return orm_lua_run_end(L, j->tidx, j->pool, j->acquired, &j->x, j->sql,
-                           j->len, j->binds, j->n, j->t0);
+    orm_lua_run_end(L, j->tidx, j->pool, j->acquired, &j->x, j->sql, j->len,
+                    j->binds, j->n, j->t0);
+    wait_post(L, j->post);
+    return 1;
 }
 
 /* Calls the waiter at widx with (fd, mode, timeout or nil); k continues
@@ -188,7 +219,8 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx)
 }
 
 int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
-                     const orm_value *binds, int n, orm_lua_mode mode, int hyd)
+                     const orm_value *binds, int n, orm_lua_mode mode, int hyd,
+                     orm_lua_post post)
 {
     int widx = lua_gettop(L), jidx;
     orm_conn *held;
@@ -199,7 +231,9 @@ int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
     pool = orm_lua_target_pool(L, tidx, &held);
     if (orm_pool_driver(pool)->poll == NULL) { /* SQLite: synchronous */
         lua_pop(L, 1);
-        return orm_lua_run(L, tidx, sql, len, binds, n, mode, hyd);
+        orm_lua_run(L, tidx, sql, len, binds, n, mode, hyd);
+        wait_post(L, post);
+        return 1;
     }
     j = lua_newuserdatauv(L, sizeof *j + (size_t)n * sizeof(orm_value), 0);
     memset(j, 0, sizeof *j);
@@ -218,6 +252,7 @@ int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
         memcpy(j->binds, binds, (size_t)n * sizeof *binds);
     j->tidx = tidx;
     j->hyd = hyd;
+    j->post = post;
     j->widx = widx;
     j->x.conn = held;
     j->acquired = held == NULL;
