@@ -1010,5 +1010,5 @@ const orm_driver orm_mysql_driver = {
     my_reset,   my_finalize, my_broken,
     NULL,       NULL,        NULL, /* no bulk load */
     NULL,       NULL,        NULL,       NULL,
-    NULL, /* blocking calls only */
+    NULL,       NULL, /* blocking calls only */
 };

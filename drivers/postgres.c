@@ -140,38 +140,32 @@ static void pg_kv(const char **keys, const char **vals, int *n,
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "            \
     "SET extra_float_digits = 3"
 
-/* Runs the session settings, with statement_timeout when one is given:
- * the server itself cancels a longer statement (SQLSTATE 57014), waits for
+/* The session settings, with statement_timeout when one is given: the
+ * server itself cancels a longer statement (SQLSTATE 57014), waits for
  * locks included, and the session stays usable. */
-static PGresult *pg_session(PGconn *pg, const orm_params *p)
+void pg_session_sql(const orm_params *p, char *sql, size_t size)
 {
-    char sql[sizeof PG_SESSION_SQL + 64];
     long ms = p->statement_timeout > 0
                   ? (long)(p->statement_timeout * 1000.0 + 0.5) : 0;
-    if (p->statement_timeout <= 0)
-        return PQexec(pg, PG_SESSION_SQL);
-    if (ms < 1)
-        ms = 1;
-    snprintf(sql, sizeof sql, "%s; SET statement_timeout = %ld",
-             PG_SESSION_SQL, ms);
-    return PQexec(pg, sql);
+    if (p->statement_timeout <= 0) {
+        snprintf(sql, size, "%s", PG_SESSION_SQL);
+        return;
+    }
+    snprintf(sql, size, "%s; SET statement_timeout = %ld", PG_SESSION_SQL,
+             ms < 1 ? 1 : ms);
 }
 
-static int pg_open(const orm_params *p, void **out, orm_error *err)
+/* Fills the conninfo arrays (NULL-terminated) for p; port and timeout are
+ * the caller's buffers for the numbers. */
+void pg_conninfo(const orm_params *p, const char **keys, const char **vals,
+                 char *port, char *timeout)
 {
-    const char *keys[16], *vals[16];
-    char port[16], timeout[16];
     const char *host = p->host && *p->host ? p->host : "127.0.0.1";
-    PGconn *pg = NULL;
-    PGresult *res = NULL;
-    pg_conn *c = NULL;
-    int n = 0, rc = ORM_OK;
-
-    *out = NULL;
+    int n = 0;
     if (p->socket && *p->socket)
         host = p->socket;
-    snprintf(port, sizeof port, "%d", p->port);
-    snprintf(timeout, sizeof timeout, "%d", p->timeout > 0 ? p->timeout : 10);
+    snprintf(port, 16, "%d", p->port);
+    snprintf(timeout, 16, "%d", p->timeout > 0 ? p->timeout : 10);
     pg_kv(keys, vals, &n, "host", host);
     pg_kv(keys, vals, &n, "port", p->port > 0 ? port : NULL);
     pg_kv(keys, vals, &n, "dbname", p->database);
@@ -183,7 +177,19 @@ static int pg_open(const orm_params *p, void **out, orm_error *err)
     pg_kv(keys, vals, &n, "client_encoding", "UTF8");
     pg_kv(keys, vals, &n, "fallback_application_name", "ormed");
     keys[n] = vals[n] = NULL;
+}
 
+static int pg_open(const orm_params *p, void **out, orm_error *err)
+{
+    const char *keys[16], *vals[16];
+    char port[16], timeout[16], session[PG_SESSION_MAX];
+    PGconn *pg = NULL;
+    PGresult *res = NULL;
+    pg_conn *c = NULL;
+    int rc = ORM_OK;
+
+    *out = NULL;
+    pg_conninfo(p, keys, vals, port, timeout);
     pg = PQconnectdbParams(keys, vals, 0);
     if (pg == NULL)
         return pg_nomem(err);
@@ -192,7 +198,8 @@ static int pg_open(const orm_params *p, void **out, orm_error *err)
         goto fail;
     }
     PQsetNoticeProcessor(pg, pg_ignore_notice, NULL);
-    res = pg_session(pg, p);
+    pg_session_sql(p, session, sizeof session);
+    res = PQexec(pg, session);
     if (!pg_ok(res)) {
         rc = pg_set_line(err, ORM_E_CONNECTION_FAILED,
                          res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
@@ -969,5 +976,5 @@ const orm_driver orm_postgres_driver = {
     pg_column,  pg_changes, pg_last_id,  pg_reset,   pg_finalize,
     pg_broken,  pg_copy_begin, pg_copy_rows, pg_copy_end,
     pg_socket,  pg_prepare_start, pg_exec_start, pg_poll,
-    pg_command_start,
+    pg_command_start, pg_open_start,
 };

@@ -19,6 +19,9 @@
  * parameter) and drop the connection. */
 #define PG_MAX_PARAMS 7498
 
+/* The longest session settings statement. */
+#define PG_SESSION_MAX 192
+
 /* A bulk load in progress on a connection (COPY ... FROM STDIN, text
  * format). */
 typedef struct pg_copy {
@@ -92,12 +95,17 @@ struct pg_conn {
     int acount;             /* results seen */
     int anulls;             /* NULL results in a row (pipeline) */
     int acommit;            /* the command is a COMMIT */
+    int aconnect;           /* 1 = the command is the session settings of
+                               a connection being opened; 2 = PQconnectPoll
+                               was called */
+    char asession[PG_SESSION_MAX]; /* the session settings to send */
 };
 
 #define PG_AOP_NONE 0
 #define PG_AOP_PREPARE 1    /* prepare and describe, in a pipeline */
 #define PG_AOP_EXEC 2       /* run a bound statement */
 #define PG_AOP_COMMAND 3    /* run SQL with no parameters (BEGIN, COMMIT) */
+#define PG_AOP_CONNECT 4    /* PQconnectPoll, then the session settings */
 
 /* postgres.c */
 
@@ -119,6 +127,12 @@ void pg_format_double(char *buf, size_t size, double d);
  * refuses NUL bytes and parameters past PG_MAX_PARAMS. */
 int pg_stmt_new(pg_conn *c, const char *sql, size_t len, pg_stmt **out,
                 orm_error *err);
+/* Fills the conninfo arrays (16 slots, NULL-terminated) for p; port and
+ * timeout are the caller's 16-byte buffers for the numbers. */
+void pg_conninfo(const orm_params *p, const char **keys, const char **vals,
+                 char *port, char *timeout);
+/* The session settings statement for p (size >= PG_SESSION_MAX). */
+void pg_session_sql(const orm_params *p, char *sql, size_t size);
 /* Allocates the per-parameter arrays for n parameters (0 or -1). */
 int pg_alloc_params(pg_stmt *st, int n);
 /* The highest $n in sql. */
@@ -136,6 +150,7 @@ int pg_prepare_start(void *conn, const char *sql, size_t len, void **out,
 int pg_exec_start(void *stmt, orm_error *err);
 int pg_poll(void *conn, int *wait, orm_error *err);
 int pg_command_start(void *conn, const char *sql, orm_error *err);
+int pg_open_start(const orm_params *p, void **out, orm_error *err);
 /* Drops what an operation left (at close). */
 void pg_async_free(pg_conn *c);
 

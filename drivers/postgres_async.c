@@ -13,6 +13,44 @@
 
 #include "postgres.h"
 
+static void pga_ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* The driver's open_start: PQconnectStartParams; pg_poll goes on with
+ * PQconnectPoll, then sends the session settings. */
+int pg_open_start(const orm_params *p, void **out, orm_error *err)
+{
+    const char *keys[16], *vals[16];
+    char port[16], timeout[16];
+    pg_conn *c;
+    *out = NULL;
+    c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return pg_nomem(err);
+    pg_conninfo(p, keys, vals, port, timeout);
+    c->pg = PQconnectStartParams(keys, vals, 0);
+    if (c->pg == NULL) {
+        free(c);
+        return pg_nomem(err);
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        orm_error_set(err, ORM_E_CONNECTION_FAILED, "%s", PQerrorMessage(c->pg));
+        orm_error_redact(err, p->password);
+        PQfinish(c->pg);
+        free(c);
+        return ORM_E_CONNECTION_FAILED;
+    }
+    PQsetNoticeProcessor(c->pg, pga_ignore_notice, NULL);
+    c->unnamed = p->unnamed;
+    c->aop = PG_AOP_CONNECT;
+    pg_session_sql(p, c->asession, sizeof c->asession);
+    *out = c;
+    return ORM_OK;
+}
+
 int pg_socket(void *conn)
 {
     return PQsocket(((pg_conn *)conn)->pg);
@@ -142,6 +180,12 @@ static int pga_commanded(pg_conn *c, orm_error *err)
                            "a statement inside it had failed");
         orm_error_set_sqlstate(err, "25P02");
     }
+    if (rc != ORM_OK && c->aconnect) { /* the session settings failed */
+        err->kind = ORM_E_CONNECTION_FAILED;
+        rc = ORM_E_CONNECTION_FAILED;
+        c->broken = 1;
+    }
+    c->aconnect = 0;
     pg_async_free(c);
     pga_end(c);
     return rc;
@@ -212,6 +256,40 @@ static int pga_ran(pg_conn *c, orm_error *err)
     return pg_take_result(st, res, err);
 }
 
+/* Opening: PQconnectPoll until connected (waiting as it says; it is first
+ * called once the socket is writable), then the session settings. */
+static int pga_connect(pg_conn *c, int *wait, orm_error *err)
+{
+    if (c->aconnect == 0) {
+        c->aconnect = 2;
+        *wait = ORM_WAIT_WRITE;
+        return ORM_OK;
+    }
+    switch (PQconnectPoll(c->pg)) {
+    case PGRES_POLLING_READING:
+        *wait = ORM_WAIT_READ;
+        return ORM_OK;
+    case PGRES_POLLING_WRITING:
+        *wait = ORM_WAIT_WRITE;
+        return ORM_OK;
+    case PGRES_POLLING_OK:
+        c->aop = PG_AOP_NONE;
+        if (pg_command_start(c, c->asession, err) != ORM_OK)
+            break;
+        c->aconnect = 1;
+        *wait = ORM_WAIT_READ; /* the settings' answer */
+        return ORM_OK;
+    default:
+        orm_error_set(err, ORM_E_CONNECTION_FAILED, "%s",
+                      PQerrorMessage(c->pg));
+        break;
+    }
+    c->broken = 1;
+    c->aop = PG_AOP_NONE;
+    err->kind = ORM_E_CONNECTION_FAILED;
+    return ORM_E_CONNECTION_FAILED;
+}
+
 int pg_poll(void *conn, int *wait, orm_error *err)
 {
     pg_conn *c = conn;
@@ -220,6 +298,8 @@ int pg_poll(void *conn, int *wait, orm_error *err)
     *wait = ORM_WAIT_NONE;
     if (c->aop == PG_AOP_NONE)
         return ORM_OK;
+    if (c->aop == PG_AOP_CONNECT)
+        return pga_connect(c, wait, err);
     f = PQflush(c->pg);
     if (f < 0)
         return pga_fail(c, NULL, err);

@@ -424,5 +424,5 @@ const orm_driver orm_sqlite_driver = {
     sq_reset,   sq_finalize, sq_broken,
     NULL,       NULL,        NULL, /* no bulk load */
     NULL,       NULL,        NULL,       NULL,
-    NULL, /* blocking calls only */
+    NULL,       NULL, /* blocking calls only */
 };

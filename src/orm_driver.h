@@ -258,6 +258,10 @@ typedef struct orm_driver {
     /* Begins SQL with no parameters and no rows, as exec (poll gives its
      * outcome: ORM_OK or the error kind exec would return). */
     int (*command_start)(void *conn, const char *sql, orm_error *err);
+    /* Begins opening a connection, as open (poll until ORM_WAIT_NONE; the
+     * caller enforces the connect timeout, and closes the handle after a
+     * failure). */
+    int (*open_start)(const orm_params *p, void **out, orm_error *err);
 } orm_driver;
 
 /* The dialects of the built-in drivers (drivers/<name>_dialect.c). */
