@@ -17,6 +17,7 @@
 
 typedef enum wait_phase {
     WAIT_ACQUIRE,  /* check a connection out of the pool */
+    WAIT_CONNECT,  /* opening a new one (x.conn), until `deadline` */
     WAIT_NOCONN,   /* no connection: x.err filled, raised as is */
     WAIT_START,    /* prepare (or take from the cache) next */
     WAIT_PREPARE,  /* a prepare is in flight */
@@ -32,6 +33,9 @@ typedef struct wait_job {
     orm_pool *pool;        /* referenced while the job lives */
     int acquired;          /* x.conn came from the pool for this job */
     orm_pool_wait *pw;     /* a queued wait for a pooled connection */
+    int acquire_only;      /* pool:acquire(): stop once connected */
+    int cidx;              /* ... and the conn userdata to fill */
+    double deadline;       /* WAIT_CONNECT: connect_timeout */
     int fd;                /* what the waiter waits on */
     double timeout;        /* seconds, < 0 = none */
     wait_phase phase;
@@ -51,6 +55,10 @@ static int wait_job_close(lua_State *L)
     if (j->pw != NULL) {
         orm_pool_wait_cancel(j->pool, j->pw);
         j->pw = NULL;
+    }
+    if (j->phase == WAIT_CONNECT) { /* a connection half opened */
+        orm_pool_open_done(j->pool, j->x.conn, ORM_E_CONNECTION_FAILED, NULL);
+        j->x.conn = NULL;
     }
     if (j->phase != WAIT_DONE && j->x.conn != NULL) {
         if (j->phase == WAIT_PREPARE || j->phase == WAIT_EXEC)
@@ -74,21 +82,32 @@ static int wait_job_close(lua_State *L)
  * ORM_WAIT_NONE once it is over (WAIT_COLLECT or WAIT_FAILED). */
 static int wait_advance(wait_job *j)
 {
-    int w = ORM_WAIT_NONE, pending;
+    int w = ORM_WAIT_NONE, pending, slot, rc;
     for (;;) {
         orm_conn *c = j->x.conn;
-        j->fd = c != NULL ? orm_conn_socket(c) : -1;
+        j->fd = c != NULL && orm_conn_can_poll(c) ? orm_conn_socket(c) : -1;
         j->timeout = -1;
         switch (j->phase) {
         case WAIT_ACQUIRE:
             if ((j->pw == NULL
                      ? orm_pool_acquire_start(j->pool, &j->x.conn, &j->pw,
-                                              &j->x.err)
+                                              &slot, &j->x.err)
                      : orm_pool_acquire_poll(j->pool, j->pw, &j->x.conn,
-                                             &j->x.err)) != ORM_OK) {
+                                             &slot, &j->x.err)) != ORM_OK) {
                 j->pw = NULL; /* freed by the pool */
                 j->phase = WAIT_NOCONN;
                 return ORM_WAIT_NONE;
+            }
+            if (slot) { /* room for a new connection: open it */
+                j->pw = NULL;
+                if (orm_pool_open_start(j->pool, &j->x.conn, &j->x.err) !=
+                    ORM_OK) {
+                    j->phase = WAIT_NOCONN;
+                    return ORM_WAIT_NONE;
+                }
+                j->deadline = orm_clock() + orm_pool_connect_timeout(j->pool);
+                j->phase = WAIT_CONNECT;
+                continue;
             }
             if (j->x.conn == NULL) {
                 j->fd = orm_pool_wait_fd(j->pw);
@@ -99,7 +118,30 @@ static int wait_advance(wait_job *j)
             j->t0 = orm_clock();
             j->phase = WAIT_START;
             continue;
+        case WAIT_CONNECT:
+            rc = orm_conn_poll(c, &w, &j->x.err);
+            if (rc == ORM_OK && w != ORM_WAIT_NONE && orm_clock() >= j->deadline)
+                rc = orm_error_set(&j->x.err, ORM_E_CONNECTION_FAILED,
+                                   "could not connect within %gs",
+                                   orm_pool_connect_timeout(j->pool));
+            if (rc != ORM_OK) {
+                j->x.err.kind = ORM_E_CONNECTION_FAILED;
+                orm_pool_open_done(j->pool, c, rc, &j->x.err);
+                j->x.conn = NULL;
+                j->phase = WAIT_NOCONN;
+                return ORM_WAIT_NONE;
+            }
+            if (w != ORM_WAIT_NONE) {
+                j->timeout = j->deadline - orm_clock();
+                return w;
+            }
+            orm_pool_open_done(j->pool, c, ORM_OK, NULL);
+            j->t0 = orm_clock();
+            j->phase = WAIT_START;
+            continue;
         case WAIT_START:
+            if (j->acquire_only)
+                return ORM_WAIT_NONE;
             if (orm_conn_prepare_start(c, j->sql, j->len, j->n, &j->x.stmt,
                                        &pending, &j->x.err) != ORM_OK)
                 break;
@@ -170,6 +212,13 @@ static int wait_finish(lua_State *L, wait_job *j)
         j->phase = WAIT_DONE;
         return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
                              NULL);
+    }
+    if (j->acquire_only) { /* the conn userdata takes the connection */
+        orm_lua_conn_set(L, j->cidx, j->pool, j->x.conn);
+        j->x.conn = NULL;
+        j->phase = WAIT_DONE;
+        lua_pushvalue(L, j->cidx);
+        return 1;
     }
     if (j->phase == WAIT_COLLECT) {
         lua_pushcfunction(L, orm_lua_run_collect);
@@ -263,77 +312,27 @@ int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
 
 /* {==== pool:acquire() with a waiter ====} */
 
-#define WAIT_ACQ "ormed.wait_acquire"
-
-typedef struct wait_acq {
-    orm_pool *pool;    /* referenced while it lives */
-    orm_pool_wait *pw; /* the queued wait, or NULL */
-    int pidx, cidx, widx;
-} wait_acq;
-
-static int wait_acq_close(lua_State *L)
-{
-    wait_acq *a = luaL_checkudata(L, 1, WAIT_ACQ);
-    if (a->pw != NULL)
-        orm_pool_wait_cancel(a->pool, a->pw);
-    a->pw = NULL;
-    if (a->pool != NULL)
-        orm_pool_unref(a->pool);
-    a->pool = NULL;
-    return 0;
-}
-
-static int wait_acq_k(lua_State *L, int status, lua_KContext ctx)
-{
-    wait_acq *a = lua_touserdata(L, (int)ctx);
-    orm_conn *c = NULL;
-    orm_error err;
-    (void)status;
-    orm_error_clear(&err);
-    for (;;) {
-        if (orm_pool_acquire_poll(a->pool, a->pw, &c, &err) != ORM_OK) {
-            a->pw = NULL;
-            return orm_lua_raise(L, &err, orm_lua_target_name(L, a->pidx),
-                                 NULL);
-        }
-        if (c != NULL)
-            break;
-        wait_call(L, a->widx, orm_pool_wait_fd(a->pw), ORM_WAIT_READ,
-                  orm_pool_wait_left(a->pw), ctx, wait_acq_k);
-    }
-    a->pw = NULL;
-    orm_lua_conn_set(L, a->cidx, a->pool, c);
-    lua_pushvalue(L, a->cidx);
-    return 1;
-}
-
 int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx)
 {
-    int widx = lua_gettop(L), aidx;
-    orm_pool *pool;
-    orm_conn *held, *c = NULL;
-    orm_error err;
-    wait_acq *a;
-    pool = orm_lua_target_pool(L, pidx, &held);
-    a = lua_newuserdatauv(L, sizeof *a, 0);
-    memset(a, 0, sizeof *a);
-    luaL_setmetatable(L, WAIT_ACQ);
-    aidx = lua_gettop(L);
-    lua_toclose(L, aidx);
+    int widx = lua_gettop(L), jidx;
+    orm_conn *held;
+    orm_pool *pool = orm_lua_target_pool(L, pidx, &held);
+    wait_job *j = lua_newuserdatauv(L, sizeof *j, 0);
+    memset(j, 0, sizeof *j);
+    j->phase = WAIT_DONE;
+    luaL_setmetatable(L, WAIT_JOB);
+    jidx = lua_gettop(L);
+    lua_toclose(L, jidx);
     orm_pool_ref(pool);
-    a->pool = pool;
-    a->pidx = pidx;
-    a->cidx = cidx;
-    a->widx = widx;
-    orm_error_clear(&err);
-    if (orm_pool_acquire_start(pool, &c, &a->pw, &err) != ORM_OK)
-        return orm_lua_raise(L, &err, orm_lua_target_name(L, pidx), NULL);
-    if (c != NULL) {
-        orm_lua_conn_set(L, cidx, pool, c);
-        lua_pushvalue(L, cidx);
-        return 1;
-    }
-    return wait_acq_k(L, LUA_OK, (lua_KContext)aidx);
+    j->pool = pool;
+    orm_error_clear(&j->x.err);
+    j->tidx = pidx;
+    j->widx = widx;
+    j->cidx = cidx;
+    j->acquire_only = 1;
+    j->acquired = 1;
+    j->phase = WAIT_ACQUIRE;
+    return wait_k(L, LUA_OK, (lua_KContext)jidx);
 }
 
 /* {==== conn:begin() / commit() / rollback() with a waiter ====} */
@@ -433,12 +432,6 @@ void orm_lua_open_wait(lua_State *L)
     lua_pushcfunction(L, wait_tx_close);
     lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, wait_tx_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, WAIT_ACQ);
-    lua_pushcfunction(L, wait_acq_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, wait_acq_close);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newmetatable(L, WAIT_JOB);

@@ -89,6 +89,26 @@ int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
     return ORM_OK;
 }
 
+int orm_conn_open_start(const orm_driver *d, const orm_params *p,
+                        orm_conn **out, orm_error *err)
+{
+    orm_conn *c = calloc(1, sizeof *c);
+    int rc;
+    *out = NULL;
+    if (c == NULL)
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
+    c->d = d;
+    rc = d->open_start(p, &c->h, err);
+    if (rc != ORM_OK) {
+        orm_error_redact(err, p->password);
+        free(c);
+        return rc;
+    }
+    c->last_used = orm_clock();
+    *out = c;
+    return ORM_OK;
+}
+
 void orm_conn_close(orm_conn *c)
 {
     int i;

@@ -18,6 +18,13 @@ typedef struct orm_conn orm_conn;
 int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
                   orm_error *err);
 
+/* As orm_conn_open, without blocking (drivers with open_start): *out is
+ * connecting; orm_conn_poll until ORM_WAIT_NONE (the caller enforces the
+ * connect timeout and closes it after a failure, whose message it
+ * redacts). */
+int orm_conn_open_start(const orm_driver *d, const orm_params *p,
+                        orm_conn **out, orm_error *err);
+
 /* Finalizes cached statements and closes. NULL is fine. */
 void orm_conn_close(orm_conn *c);
 

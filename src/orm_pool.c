@@ -462,12 +462,21 @@ static void pool_wait_free(orm_pool_wait *w)
 }
 
 int orm_pool_acquire_start(orm_pool *p, orm_conn **out, orm_pool_wait **wp,
-                           orm_error *err)
+                           int *slot, orm_error *err)
 {
     orm_pool_wait *w;
     *out = NULL;
     *wp = NULL;
+    *slot = 0;
     pthread_mutex_lock(&p->mu);
+    if (!p->closed && p->qhead == NULL && p->nidle == 0 &&
+        p->open < p->opts.max && p->d->open_start != NULL) {
+        p->open++; /* room: the caller opens it (orm_pool_open_start) */
+        p->in_use++;
+        pthread_mutex_unlock(&p->mu);
+        *slot = 1;
+        return ORM_OK;
+    }
     if (p->closed || (p->qhead == NULL &&
                       (p->nidle > 0 || p->open < p->opts.max))) {
         pthread_mutex_unlock(&p->mu); /* no wait: the usual checkout */
@@ -507,11 +516,12 @@ double orm_pool_wait_left(const orm_pool_wait *w)
 }
 
 int orm_pool_acquire_poll(orm_pool *p, orm_pool_wait *w, orm_conn **out,
-                          orm_error *err)
+                          int *slot, orm_error *err)
 {
     int granted, closed;
     orm_conn *c;
     *out = NULL;
+    *slot = 0;
     pthread_mutex_lock(&p->mu);
     granted = w->granted;
     c = w->conn;
@@ -525,6 +535,10 @@ int orm_pool_acquire_poll(orm_pool *p, orm_pool_wait *w, orm_conn **out,
         pool_wait_free(w);
         if (c != NULL) {
             *out = c;
+            return ORM_OK;
+        }
+        if (p->d->open_start != NULL) {
+            *slot = 1;
             return ORM_OK;
         }
         return pool_open_slot(p, out, err);
@@ -560,4 +574,34 @@ void orm_pool_wait_cancel(orm_pool *p, orm_pool_wait *w)
     pool_wait_free(w);
     if (granted && c != NULL)
         orm_pool_release(p, c);
+}
+
+int orm_pool_open_start(orm_pool *p, orm_conn **out, orm_error *err)
+{
+    int rc = orm_conn_open_start(p->d, &p->params, out, err);
+    if (rc != ORM_OK)
+        orm_pool_open_done(p, NULL, rc, err);
+    return rc;
+}
+
+void orm_pool_open_done(orm_pool *p, orm_conn *c, int rc, orm_error *err)
+{
+    if (rc == ORM_OK) {
+        pool_set_lifetime(p, c);
+        return;
+    }
+    orm_conn_close(c);
+    if (err != NULL)
+        orm_error_redact(err, p->params.password);
+    pthread_mutex_lock(&p->mu);
+    p->open--;
+    p->in_use--;
+    pool_grant(p, NULL);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+double orm_pool_connect_timeout(const orm_pool *p)
+{
+    return p->params.timeout > 0 ? p->params.timeout : 10;
 }

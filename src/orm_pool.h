@@ -68,11 +68,21 @@ int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err);
  * handed over meanwhile goes back) and frees it. */
 typedef struct orm_pool_wait orm_pool_wait;
 int orm_pool_acquire_start(orm_pool *p, orm_conn **out, orm_pool_wait **w,
-                           orm_error *err);
+                           int *slot, orm_error *err);
 int orm_pool_wait_fd(const orm_pool_wait *w);
 double orm_pool_wait_left(const orm_pool_wait *w);
 int orm_pool_acquire_poll(orm_pool *p, orm_pool_wait *w, orm_conn **out,
-                          orm_error *err);
+                          int *slot, orm_error *err);
+
+/* *slot = 1 from the two above (drivers with open_start): room for a new
+ * connection was reserved for the caller, who opens it without blocking:
+ * orm_pool_open_start (a failure frees the room), orm_conn_poll until
+ * ORM_WAIT_NONE or orm_pool_connect_timeout seconds, then
+ * orm_pool_open_done with the outcome (a failure closes c, frees the room
+ * and redacts err; err may be NULL). */
+int orm_pool_open_start(orm_pool *p, orm_conn **out, orm_error *err);
+void orm_pool_open_done(orm_pool *p, orm_conn *c, int rc, orm_error *err);
+double orm_pool_connect_timeout(const orm_pool *p);
 void orm_pool_wait_cancel(orm_pool *p, orm_pool_wait *w);
 
 /* Returns a connection. A broken one, one past max_lifetime, or one left
