@@ -243,6 +243,50 @@ helper.each_driver(function(drv)
     assert.is_true(#calls >= 4)
   end)
 
+  it("a host's own loop: the waiter yields (fd, mode, timeout) to the code that resumed", function()
+    local socket = require("socket")
+    local pending, results = {}, {}
+    local function step(co)
+      local ok, fd, mode = coroutine.resume(co)
+      assert(ok, fd)
+      pending[co] = nil
+      if coroutine.status(co) == "dead" then
+        results[#results + 1] = fd
+      else
+        pending[co] = { fd = fd, mode = mode }
+      end
+    end
+    local t0 = core.clock()
+    orm.set_waiter(function(fd, mode, timeout) return coroutine.yield(fd, mode, timeout) end)
+    local ok, err = pcall(function()
+      for i = 1, 3 do
+        step(coroutine.create(function()
+          return ds:select("SELECT pg_sleep(0.3), ?::int AS i", { i })[1].i
+        end))
+      end
+      while next(pending) do -- poll every waiting fd, resume the ready ones
+        local r, w, of = {}, {}, {}
+        for co, p in pairs(pending) do
+          local o = { getfd = function() return p.fd end, dirty = function() return false end }
+          of[o] = co
+          if p.mode:find("r", 1, true) then r[#r + 1] = o end
+          if p.mode:find("w", 1, true) then w[#w + 1] = o end
+        end
+        local rr, ww = socket.select(r, w, 2)
+        local ready = {}
+        for _, o in ipairs(rr) do ready[of[o]] = true end
+        for _, o in ipairs(ww) do ready[of[o]] = true end
+        assert(next(ready), "no fd became ready")
+        for co in pairs(ready) do step(co) end
+      end
+    end)
+    orm.set_waiter(nil)
+    assert(ok, err)
+    table.sort(results)
+    assert.are.same({ 1, 2, 3 }, results)
+    assert.is_true(core.clock() - t0 < 0.8, "took " .. (core.clock() - t0) .. " s")
+  end)
+
   it("luv: statements of several coroutines wait at the same time", function()
     local done = {}
     local t0 = core.clock()
