@@ -124,6 +124,31 @@ helper.each_driver(function(drv)
     one:dispose()
   end)
 
+  it("a statement waiting for the connection a suspended transaction holds yields", function()
+    local one = orm.DataSource({ name = drv.name .. "_waiter_held", driver = drv.adapter(),
+      pool = { max = 1, min = 1, acquire_timeout = 5 } }):init()
+    local cq, order = cqueues.new(), {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function()
+        one:transaction(function()
+          order[#order + 1] = "holder in"
+          cqueues.sleep(0.2)
+          order[#order + 1] = "holder out"
+        end)
+      end)
+      cq:wrap(function()
+        cqueues.sleep(0.05)
+        order[#order + 1] = "reader waits"
+        local got = one:select("SELECT 1 AS one")[1].one
+        order[#order + 1] = "reader got " .. got
+      end)
+      assert(cq:loop())
+    end)
+    assert.are.same({ "holder in", "reader waits", "holder out", "reader got 1" }, order)
+    assert.are.equal(1, one:stats().waits)
+    one:dispose()
+  end)
+
   it("acquire_timeout holds for a wait through the waiter", function()
     local one = orm.DataSource({ name = drv.name .. "_waiter_short", driver = drv.adapter(),
       pool = { max = 1, min = 1, acquire_timeout = 0.2 } }):init()

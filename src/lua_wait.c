@@ -1,8 +1,11 @@
 /*
  * lua_wait.c: orm.set_waiter and the waiting path of a statement: with a
- * waiter set, a statement on a driver with non-blocking calls is prepared
- * and run without blocking, and every wait for the connection's socket
- * calls the waiter (fd, "r" | "w" | "rw", timeout) through lua_callk, so
+ * waiter set, a statement checks a connection out of the pool without
+ * blocking (and opens one without blocking, on a driver with open_start),
+ * is prepared and run without blocking on a driver with non-blocking calls
+ * (as usual on the others), and every wait (the connection's socket, a
+ * pool wait's eventfd) calls the waiter (fd, "r" | "w" | "rw", timeout)
+ * through lua_callk, so
  * the waiter may yield the caller's coroutine to the host's event loop:
  * the job's state lives in a to-be-closed userdata on the Lua stack, and a
  * job abandoned in flight (the waiter raised, the coroutine was closed)
@@ -24,6 +27,7 @@ typedef enum wait_phase {
     WAIT_BIND,     /* bind and send next */
     WAIT_EXEC,     /* the statement is running */
     WAIT_COLLECT,  /* its rows are in memory */
+    WAIT_SYNC,     /* a driver without non-blocking calls: run it as usual */
     WAIT_FAILED,   /* over, x.err filled */
     WAIT_DONE      /* handed to orm_lua_run_end: nothing left to undo */
 } wait_phase;
@@ -34,6 +38,7 @@ typedef struct wait_job {
     int acquired;          /* x.conn came from the pool for this job */
     orm_pool_wait *pw;     /* a queued wait for a pooled connection */
     int acquire_only;      /* pool:acquire(): stop once connected */
+    int sync;              /* the driver only blocks (SQLite, MySQL) */
     int cidx;              /* ... and the conn userdata to fill */
     double deadline;       /* WAIT_CONNECT: connect_timeout */
     int fd;                /* what the waiter waits on */
@@ -142,6 +147,10 @@ static int wait_advance(wait_job *j)
         case WAIT_START:
             if (j->acquire_only)
                 return ORM_WAIT_NONE;
+            if (j->sync) {
+                j->phase = WAIT_SYNC;
+                return ORM_WAIT_NONE;
+            }
             if (orm_conn_prepare_start(c, j->sql, j->len, j->n, &j->x.stmt,
                                        &pending, &j->x.err) != ORM_OK)
                 break;
@@ -220,6 +229,14 @@ static int wait_finish(lua_State *L, wait_job *j)
         lua_pushvalue(L, j->cidx);
         return 1;
     }
+    if (j->phase == WAIT_SYNC) {
+        j->x.rc = -1;
+        if (orm_conn_start(j->x.conn, j->sql, j->len, j->binds, j->n,
+                           &j->x.stmt, &j->x.err) == ORM_OK) {
+            j->x.rc = 0;
+            j->phase = WAIT_COLLECT;
+        }
+    }
     if (j->phase == WAIT_COLLECT) {
         lua_pushcfunction(L, orm_lua_run_collect);
         lua_pushlightuserdata(L, &j->x);
@@ -278,12 +295,6 @@ int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
     tidx = lua_absindex(L, tidx);
     hyd = hyd ? lua_absindex(L, hyd) : 0;
     pool = orm_lua_target_pool(L, tidx, &held);
-    if (orm_pool_driver(pool)->poll == NULL) { /* SQLite: synchronous */
-        lua_pop(L, 1);
-        orm_lua_run(L, tidx, sql, len, binds, n, mode, hyd);
-        wait_post(L, post);
-        return 1;
-    }
     j = lua_newuserdatauv(L, sizeof *j + (size_t)n * sizeof(orm_value), 0);
     memset(j, 0, sizeof *j);
     j->phase = WAIT_DONE;
@@ -303,6 +314,7 @@ int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
     j->hyd = hyd;
     j->post = post;
     j->widx = widx;
+    j->sync = orm_pool_driver(pool)->poll == NULL;
     j->x.conn = held;
     j->acquired = held == NULL;
     j->phase = held == NULL ? WAIT_ACQUIRE : WAIT_START;
