@@ -23,84 +23,7 @@
 #include "orm_decode.h"
 #include "orm_driver.h"
 
-#if !defined(MARIADB_PACKAGE_VERSION_ID) && MYSQL_VERSION_ID >= 80000
-#include <stdbool.h>
-typedef bool my_bool; /* MySQL 8's client library dropped the typedef */
-#endif
-
-#define MY_DEFAULT_HOST "127.0.0.1"
-#define MY_DEFAULT_PORT 3306
-#define MY_DEFAULT_TIMEOUT 10
-#define MY_MIN_BUF 64  /* smallest result buffer for a string column */
-
-struct my_stmt;
-
-typedef struct my_conn {
-    MYSQL *db;
-    int broken;             /* 1 once the server connection was lost */
-    struct my_stmt *stmts;  /* statements prepared on it, not finalized */
-} my_conn;
-
-/* How column() turns a fetched column into an orm value. */
-typedef enum my_ckind {
-    MY_C_BOOL,     /* TINYINT(1) fetched as int64 */
-    MY_C_INT,      /* signed integer types, and unsigned up to 32 bits */
-    MY_C_UINT,     /* unsigned BIGINT: text when above INT64_MAX */
-    MY_C_BIT,      /* BIT(n) fetched as raw bytes, read as unsigned int */
-    MY_C_FLOAT,    /* FLOAT: shortest decimal that round-trips */
-    MY_C_DOUBLE,
-    MY_C_DECIMAL,  /* fetched as text, then int, double or text */
-    MY_C_DATETIME, /* MYSQL_TIME -> "YYYY-MM-DDTHH:MM:SS[.f]Z" */
-    MY_C_DATE,     /* MYSQL_TIME -> "YYYY-MM-DD" */
-    MY_C_BLOB,     /* binary strings */
-    MY_C_TEXT      /* everything else, fetched as text */
-} my_ckind;
-
-typedef struct my_col {
-    my_ckind kind;
-    unsigned decimals;   /* fractional second digits (datetime) */
-    char *buf;           /* string columns: fetched bytes + NUL */
-    unsigned long cap;   /* bytes allocated in buf */
-    unsigned long len;   /* length of the current value */
-    my_bool isnull;
-    my_bool trunc;       /* set by the library when buf was too small */
-    union {
-        long long i;
-        double d;
-        float f;
-        MYSQL_TIME t;
-    } num;               /* fixed-size columns land here */
-    char fmt[ORM_DATETIME_MAX]; /* formatted number / date of the current row */
-} my_col;
-
-typedef union my_param {
-    long long i;
-    double d;
-    signed char b;
-} my_param;
-
-typedef struct my_stmt {
-    MYSQL_STMT *st;
-    my_conn *conn;
-    char *sql;             /* the SQL text, to prepare again after DDL */
-    size_t sqllen;         /* bytes in sql */
-    int unprepared;        /* 1 when preparing it again failed: retried at
-                              the next run */
-    struct my_stmt *prev, *next; /* in conn->stmts */
-    int nparams;
-    MYSQL_BIND *pbind;     /* nparams parameter binds */
-    my_param *pval;        /* nparams: copies of scalar parameters */
-    unsigned long *plen;   /* nparams: text / blob lengths */
-    int started;           /* executed since the last bind / reset */
-    int done;              /* no more rows (or no result at all) */
-    int ncols;             /* result columns of the current execution */
-    int colcap;            /* slots allocated in rbind / cols */
-    MYSQL_RES *meta;       /* result metadata (column names), or NULL */
-    MYSQL_BIND *rbind;     /* colcap result binds */
-    my_col *cols;          /* colcap column buffers */
-    int64_t changes;
-    int64_t last_id;
-} my_stmt;
+#include "mysql_driver.h"
 
 
 /* {======================================================================
@@ -155,19 +78,19 @@ static int my_fail(my_conn *c, unsigned int code, const char *state,
     return k;
 }
 
-static int my_conn_fail(my_conn *c, orm_error *err)
+int my_conn_fail(my_conn *c, orm_error *err)
 {
     return my_fail(c, mysql_errno(c->db), mysql_sqlstate(c->db),
                    mysql_error(c->db), err);
 }
 
-static int my_stmt_fail(my_stmt *s, orm_error *err)
+int my_stmt_fail(my_stmt *s, orm_error *err)
 {
     return my_fail(s->conn, mysql_stmt_errno(s->st), mysql_stmt_sqlstate(s->st),
                    mysql_stmt_error(s->st), err);
 }
 
-static int my_lost(orm_error *err)
+int my_lost(orm_error *err)
 {
     orm_error_set(err, ORM_E_CONNECTION_LOST,
                   "connection to the mysql server was lost");
@@ -197,7 +120,8 @@ static int my_set_options(MYSQL *db, const orm_params *p)
     unsigned int timeout = p->timeout > 0 ? (unsigned int)p->timeout
                                           : MY_DEFAULT_TIMEOUT;
     my_bool off = 0, on = 1;
-    return mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout) ||
+    return mysql_options(db, MYSQL_OPT_NONBLOCK, 0) ||
+           mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout) ||
            mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4") ||
            mysql_options(db, MYSQL_OPT_RECONNECT, &off) ||
            mysql_options(db, MYSQL_REPORT_DATA_TRUNCATION, &on);
@@ -303,7 +227,7 @@ static int my_ping(void *conn, orm_error *err)
 }
 
 /* Reads and drops every result the last query produced. */
-static int my_drain(my_conn *c, orm_error *err)
+int my_drain(my_conn *c, orm_error *err)
 {
     for (;;) {
         MYSQL_RES *res = mysql_store_result(c->db);
@@ -397,7 +321,7 @@ static int my_alloc_params(my_stmt *s, int n)
     return s->pbind && s->pval && s->plen ? 0 : -1;
 }
 
-static int my_prepare(void *conn, const char *sql, size_t len, void **out,
+int my_prepare(void *conn, const char *sql, size_t len, void **out,
                       orm_error *err)
 {
     my_conn *c = conn;
@@ -484,7 +408,7 @@ static void my_bind_one(MYSQL_BIND *b, my_param *slot, unsigned long *len,
 }
 
 static void my_reset(void *stmt);
-static int my_reprepare(my_stmt *s, orm_error *err);
+int my_reprepare(my_stmt *s, orm_error *err);
 
 static int my_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
 {
@@ -677,7 +601,7 @@ static int my_cols_reserve(my_stmt *s, int n)
 
 /* After a statement with a result executed: buffers its rows on the client
  * and binds one result buffer per column. */
-static int my_bind_result(my_stmt *s, orm_error *err)
+int my_bind_result(my_stmt *s, orm_error *err)
 {
     MYSQL_FIELD *fields;
     int i, n;
@@ -696,10 +620,9 @@ static int my_bind_result(my_stmt *s, orm_error *err)
     return ORM_OK;
 }
 
-#define MY_NEW_STMT_METADATA 2057 /* CR_NEW_STMT_METADATA */
 
 /* 1 when the statement only reads, so running it twice changes nothing. */
-static int my_reads_only(const my_stmt *s)
+int my_reads_only(const my_stmt *s)
 {
     static const char *const heads[] = {"SELECT", "WITH", "SHOW", "VALUES",
                                         "TABLE", "(", NULL};
@@ -717,7 +640,7 @@ static int my_reads_only(const my_stmt *s)
  * from the statement's metadata: the server re-prepared it after DDL
  * replaced a column, and the client library updates types but keeps the
  * old names (it only notices a changed column count, as error 2057). */
-static int my_names_changed(my_stmt *s)
+int my_names_changed(my_stmt *s)
 {
     MYSQL *db = s->conn->db;
     MYSQL_FIELD *was;
@@ -737,7 +660,7 @@ static int my_names_changed(my_stmt *s)
 
 /* Prepares the statement again from its SQL text (the server changed its
  * result columns) and binds the same parameters. */
-static int my_reprepare(my_stmt *s, orm_error *err)
+int my_reprepare(my_stmt *s, orm_error *err)
 {
     MYSQL_STMT *st;
     my_bool on = 1;
@@ -1009,6 +932,6 @@ const orm_driver orm_mysql_driver = {
     my_ncols,   my_colname,  my_column,  my_changes, my_last_id,
     my_reset,   my_finalize, my_broken,
     NULL,       NULL,        NULL, /* no bulk load */
-    NULL,       NULL,        NULL,       NULL,
-    NULL,       NULL, /* blocking calls only */
+    my_sockfd,  my_prepare_start, my_exec_start, my_poll,
+    my_command_start, NULL, /* connects blocking */
 };

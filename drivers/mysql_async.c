@@ -1,0 +1,197 @@
+/*
+ * drivers/mysql_async.c: the MySQL / MariaDB driver without blocking, for
+ * hosts with an event loop: a bound statement runs through MariaDB
+ * Connector/C's non-blocking calls (mysql_stmt_execute_start / _cont, then
+ * its rows are buffered with mysql_stmt_store_result_start / _cont, so
+ * step() reads them without waiting), and so do transaction statements
+ * (mysql_real_query_start / _cont); my_poll tells the caller what to wait
+ * for on mysql_get_socket. Preparing and connecting still block.
+ */
+#include <string.h>
+
+#include "mysql_driver.h"
+
+int my_sockfd(void *conn)
+{
+    return (int)mysql_get_socket(((my_conn *)conn)->db);
+}
+
+/* Preparing blocks (a round trip on a cache miss): nothing in flight. */
+int my_prepare_start(void *conn, const char *sql, size_t len, void **out,
+                     orm_error *err)
+{
+    return my_prepare(conn, sql, len, out, err);
+}
+
+/* What the library's status asks for, as ORM_WAIT_*. */
+static int mya_wait(int status)
+{
+    int w = 0;
+    if (status & MYSQL_WAIT_READ)
+        w |= ORM_WAIT_READ;
+    if (status & MYSQL_WAIT_WRITE)
+        w |= ORM_WAIT_WRITE;
+    return w ? w : ORM_WAIT_READ;
+}
+
+/* What happened, for _cont: the socket became ready as asked. */
+static int mya_ready(const my_conn *c)
+{
+    return c->astatus & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE | MYSQL_WAIT_EXCEPT);
+}
+
+static int mya_end(my_conn *c, int rc)
+{
+    c->aop = MY_AOP_NONE;
+    c->ast = NULL;
+    c->astatus = 0;
+    return rc;
+}
+
+int my_exec_start(void *stmt, orm_error *err)
+{
+    my_stmt *s = stmt;
+    my_conn *c = s->conn;
+    int ret = 0;
+    if (c->broken)
+        return my_lost(err);
+    if (c->aop != MY_AOP_NONE) {
+        c->broken = 1; /* an abandoned operation: state unknown */
+        return my_lost(err);
+    }
+    s->started = 1;
+    c->aop = MY_AOP_EXEC;
+    c->ast = s;
+    c->atries = 0;
+    c->astatus = mysql_stmt_execute_start(&ret, s->st);
+    (void)ret; /* read again when the operation is over */
+    return ORM_OK;
+}
+
+int my_command_start(void *conn, const char *sql, orm_error *err)
+{
+    my_conn *c = conn;
+    int ret = 0;
+    if (c->broken)
+        return my_lost(err);
+    if (c->aop != MY_AOP_NONE) {
+        c->broken = 1;
+        return my_lost(err);
+    }
+    c->aop = MY_AOP_QUERY;
+    c->astatus = mysql_real_query_start(&ret, c->db, sql,
+                                        (unsigned long)strlen(sql));
+    if (c->astatus == 0 && ret != 0)
+        return mya_end(c, my_conn_fail(c, err));
+    return ORM_OK;
+}
+
+/* The statement ran (mysql_stmt_execute gave 0, or rc its failure): what
+ * my_execute does next, without blocking for the rows. Returns ORM_OK with
+ * the next operation started (or none left), or the error kind. */
+static int mya_executed(my_conn *c, my_stmt *s, int failed, orm_error *err)
+{
+    my_ulonglong rows;
+    int ret = 0;
+    if (failed) {
+        if (mysql_stmt_errno(s->st) != MY_NEW_STMT_METADATA ||
+            c->atries++ > 0 || !my_reads_only(s))
+            goto fail;
+        goto again; /* DDL changed its columns: prepared again, run again */
+    }
+    rows = mysql_stmt_affected_rows(s->st);
+    s->changes = rows == (my_ulonglong)~0ULL ? 0 : (int64_t)rows;
+    s->last_id = (int64_t)mysql_stmt_insert_id(s->st);
+    s->meta = mysql_stmt_result_metadata(s->st);
+    if (s->meta != NULL && c->atries == 0 && my_names_changed(s) &&
+        my_reads_only(s)) {
+        c->atries++;
+        mysql_stmt_store_result(s->st);
+        goto again;
+    }
+    if (s->meta == NULL) {
+        s->done = 1;
+        return mya_end(c, mysql_stmt_errno(s->st) != 0 ? my_stmt_fail(s, err)
+                                                       : ORM_OK);
+    }
+    s->changes = 0;
+    s->last_id = 0;
+    if (my_bind_result(s, err) != ORM_OK)
+        return mya_end(c, err->kind);
+    if (s->st->state != MYSQL_STMT_WAITING_USE_OR_STORE)
+        return mya_end(c, ORM_OK); /* the rows came with the execution */
+    c->aop = MY_AOP_STORE;
+    c->astatus = mysql_stmt_store_result_start(&ret, s->st);
+    if (c->astatus == 0 && ret != 0)
+        return mya_end(c, my_stmt_fail(s, err));
+    return ORM_OK;
+
+again:
+    if (my_reprepare(s, err) != ORM_OK) /* blocks: rare (after DDL) */
+        return mya_end(c, err->kind);
+    c->astatus = mysql_stmt_execute_start(&ret, s->st);
+    return ORM_OK;
+
+fail:
+    if (mysql_stmt_errno(s->st) == MY_NEW_STMT_METADATA)
+        s->unprepared = 1; /* it ran: prepared again at its next run */
+    my_stmt_fail(s, err);
+    if (err->kind == ORM_E_QUERY_TIMEOUT)
+        s->unprepared = 1; /* see my_step */
+    return mya_end(c, err->kind);
+}
+
+int my_poll(void *conn, int *wait, orm_error *err)
+{
+    my_conn *c = conn;
+    my_stmt *s = c->ast;
+    int ret = 0, rc;
+    my_bool bret = 0;
+    *wait = ORM_WAIT_NONE;
+    for (;;) {
+        switch (c->aop) {
+        case MY_AOP_NONE:
+            return ORM_OK;
+        case MY_AOP_EXEC:
+            if (c->astatus != 0) {
+                c->astatus = mysql_stmt_execute_cont(&ret, s->st, mya_ready(c));
+                if (c->astatus != 0)
+                    break;
+            } else
+                ret = (int)mysql_stmt_errno(s->st) != 0;
+            rc = mya_executed(c, s, ret != 0, err);
+            if (rc != ORM_OK) {
+                s->done = 1;
+                return rc;
+            }
+            continue;
+        case MY_AOP_STORE:
+            if (c->astatus != 0) {
+                c->astatus = mysql_stmt_store_result_cont(&ret, s->st,
+                                                          mya_ready(c));
+                if (c->astatus != 0)
+                    break;
+                if (ret != 0) {
+                    s->done = 1;
+                    return mya_end(c, my_stmt_fail(s, err));
+                }
+            }
+            return mya_end(c, ORM_OK);
+        case MY_AOP_QUERY:
+            if (c->astatus != 0) {
+                c->astatus = mysql_real_query_cont(&ret, c->db, mya_ready(c));
+                if (c->astatus != 0)
+                    break;
+                if (ret != 0)
+                    return mya_end(c, my_conn_fail(c, err));
+            }
+            (void)bret;
+            /* BEGIN / COMMIT give no rows; anything else is drained */
+            return mya_end(c, my_drain(c, err));
+        default:
+            return mya_end(c, ORM_OK);
+        }
+        *wait = mya_wait(c->astatus);
+        return ORM_OK;
+    }
+}
