@@ -321,10 +321,9 @@ static int my_alloc_params(my_stmt *s, int n)
     return s->pbind && s->pval && s->plen ? 0 : -1;
 }
 
-int my_prepare(void *conn, const char *sql, size_t len, void **out,
-                      orm_error *err)
+int my_prepare_begin(my_conn *c, const char *sql, size_t len, my_stmt **out,
+                     orm_error *err)
 {
-    my_conn *c = conn;
     my_stmt *s;
     my_bool on = 1;
     int rc = ORM_OK;
@@ -350,20 +349,39 @@ int my_prepare(void *conn, const char *sql, size_t len, void **out,
     memcpy(s->sql, sql, len);
     s->sql[len] = '\0';
     s->sqllen = len;
-    if (mysql_stmt_prepare(s->st, sql, (unsigned long)len) != 0) {
-        rc = my_stmt_fail(s, err);
-        goto cleanup;
-    }
-    if (my_alloc_params(s, (int)mysql_stmt_param_count(s->st)) != 0) {
-        rc = my_nomem(err);
-        goto cleanup;
-    }
     *out = s;
     return ORM_OK;
 
 cleanup:
     my_stmt_free(s);
     return rc;
+}
+
+int my_prepare_end(my_stmt *s, orm_error *err)
+{
+    if (my_alloc_params(s, (int)mysql_stmt_param_count(s->st)) != 0)
+        return my_nomem(err);
+    return ORM_OK;
+}
+
+int my_prepare(void *conn, const char *sql, size_t len, void **out,
+               orm_error *err)
+{
+    my_stmt *s;
+    int rc = my_prepare_begin(conn, sql, len, &s, err);
+    *out = NULL;
+    if (rc != ORM_OK)
+        return rc;
+    if (mysql_stmt_prepare(s->st, sql, (unsigned long)len) != 0)
+        rc = my_stmt_fail(s, err);
+    else
+        rc = my_prepare_end(s, err);
+    if (rc != ORM_OK) {
+        my_stmt_free(s);
+        return rc;
+    }
+    *out = s;
+    return ORM_OK;
 }
 
 static int my_nparams(void *stmt)

@@ -5,7 +5,8 @@
  * its rows are buffered with mysql_stmt_store_result_start / _cont, so
  * step() reads them without waiting), and so do transaction statements
  * (mysql_real_query_start / _cont); my_poll tells the caller what to wait
- * for on mysql_get_socket. Preparing and connecting still block.
+ * for on mysql_get_socket, and a statement is prepared with
+ * mysql_stmt_prepare_start / _cont. Connecting still blocks.
  */
 #include <string.h>
 
@@ -16,11 +17,31 @@ int my_sockfd(void *conn)
     return (int)mysql_get_socket(((my_conn *)conn)->db);
 }
 
-/* Preparing blocks (a round trip on a cache miss): nothing in flight. */
 int my_prepare_start(void *conn, const char *sql, size_t len, void **out,
                      orm_error *err)
 {
-    return my_prepare(conn, sql, len, out, err);
+    my_conn *c = conn;
+    my_stmt *s;
+    int ret = 0, rc;
+    *out = NULL;
+    if (c->aop != MY_AOP_NONE) {
+        c->broken = 1; /* an abandoned operation: state unknown */
+        return my_lost(err);
+    }
+    rc = my_prepare_begin(c, sql, len, &s, err);
+    if (rc != ORM_OK)
+        return rc;
+    *out = s;
+    c->aop = MY_AOP_PREPARE;
+    c->ast = s;
+    c->astatus = mysql_stmt_prepare_start(&ret, s->st, s->sql,
+                                          (unsigned long)s->sqllen);
+    if (c->astatus == 0) { /* over already */
+        c->aop = MY_AOP_NONE;
+        c->ast = NULL;
+        return ret != 0 ? my_stmt_fail(s, err) : my_prepare_end(s, err);
+    }
+    return ORM_OK;
 }
 
 /* What the library's status asks for, as ORM_WAIT_*. */
@@ -177,6 +198,12 @@ int my_poll(void *conn, int *wait, orm_error *err)
                 }
             }
             return mya_end(c, ORM_OK);
+        case MY_AOP_PREPARE:
+            c->astatus = mysql_stmt_prepare_cont(&ret, s->st, mya_ready(c));
+            if (c->astatus != 0)
+                break;
+            return mya_end(c, ret != 0 ? my_stmt_fail(s, err)
+                                       : my_prepare_end(s, err));
         case MY_AOP_QUERY:
             if (c->astatus != 0) {
                 c->astatus = mysql_real_query_cont(&ret, c->db, mya_ready(c));

@@ -41,6 +41,7 @@ typedef struct my_conn {
 #define MY_AOP_EXEC 1       /* mysql_stmt_execute_start / _cont */
 #define MY_AOP_STORE 2      /* mysql_stmt_store_result_start / _cont */
 #define MY_AOP_QUERY 3      /* mysql_real_query_start / _cont */
+#define MY_AOP_PREPARE 4    /* mysql_stmt_prepare_start / _cont */
 
 #define MY_NEW_STMT_METADATA 2057 /* CR_NEW_STMT_METADATA */
 
@@ -123,6 +124,12 @@ int my_reads_only(const my_stmt *s);
 int my_names_changed(my_stmt *s);
 /* Prepares the statement again (blocking) with the same parameters. */
 int my_reprepare(my_stmt *s, orm_error *err);
+/* The parts of prepare around mysql_stmt_prepare: begin makes the
+ * statement (NULL and nothing left on failure), end reads its parameters
+ * after a successful prepare. */
+int my_prepare_begin(my_conn *c, const char *sql, size_t len, my_stmt **out,
+                     orm_error *err);
+int my_prepare_end(my_stmt *s, orm_error *err);
 /* The driver's prepare. */
 int my_prepare(void *conn, const char *sql, size_t len, void **out,
                orm_error *err);
