@@ -111,11 +111,11 @@ static int my_nomem(orm_error *err)
  * ======================================================================= */
 
 /* Session settings every connection gets right after connecting. */
-static const char my_session_sql[] =
+const char my_session_sql[] =
     "SET time_zone = '+00:00', SESSION sql_mode = "
     "CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')";
 
-static int my_set_options(MYSQL *db, const orm_params *p)
+int my_set_options(MYSQL *db, const orm_params *p)
 {
     unsigned int timeout = p->timeout > 0 ? (unsigned int)p->timeout
                                           : MY_DEFAULT_TIMEOUT;
@@ -130,19 +130,26 @@ static int my_set_options(MYSQL *db, const orm_params *p)
 /* statement_timeout, enforced by the server: MariaDB's max_statement_time
  * (every statement, lock waits included) or MySQL's max_execution_time
  * (read-only SELECTs only). Nonzero on failure. */
-static int my_set_timeout(MYSQL *db, double seconds)
+int my_timeout_sql(MYSQL *db, double seconds, char *sql, size_t size)
 {
-    char sql[96];
     const char *info = mysql_get_server_info(db);
+    sql[0] = '\0';
     if (seconds <= 0)
         return 0;
     if (info != NULL && strstr(info, "MariaDB") != NULL)
-        snprintf(sql, sizeof sql, "SET SESSION max_statement_time = %.6f",
-                 seconds);
+        snprintf(sql, size, "SET SESSION max_statement_time = %.6f", seconds);
     else
-        snprintf(sql, sizeof sql, "SET SESSION max_execution_time = %ld",
+        snprintf(sql, size, "SET SESSION max_execution_time = %ld",
                  (long)(seconds * 1000.0 + 0.5) > 0
                      ? (long)(seconds * 1000.0 + 0.5) : 1L);
+    return 1;
+}
+
+static int my_set_timeout(MYSQL *db, double seconds)
+{
+    char sql[96];
+    if (!my_timeout_sql(db, seconds, sql, sizeof sql))
+        return 0;
     return mysql_real_query(db, sql, (unsigned long)strlen(sql)) != 0;
 }
 
@@ -951,5 +958,5 @@ const orm_driver orm_mysql_driver = {
     my_reset,   my_finalize, my_broken,
     NULL,       NULL,        NULL, /* no bulk load */
     my_sockfd,  my_prepare_start, my_exec_start, my_poll,
-    my_command_start, NULL, /* connects blocking */
+    my_command_start, my_open_start,
 };

@@ -6,8 +6,11 @@
  * step() reads them without waiting), and so do transaction statements
  * (mysql_real_query_start / _cont); my_poll tells the caller what to wait
  * for on mysql_get_socket, and a statement is prepared with
- * mysql_stmt_prepare_start / _cont. Connecting still blocks.
+ * mysql_stmt_prepare_start / _cont; a connection opens with
+ * mysql_real_connect_start / _cont, then its session settings.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mysql_driver.h"
@@ -67,6 +70,71 @@ static int mya_end(my_conn *c, int rc)
     c->ast = NULL;
     c->astatus = 0;
     return rc;
+}
+
+int my_open_start(const orm_params *p, void **out, orm_error *err)
+{
+    my_conn *c;
+    MYSQL *ret = NULL;
+    *out = NULL;
+    mysql_library_init(0, NULL, NULL);
+    c = calloc(1, sizeof *c);
+    if (c == NULL || (c->db = mysql_init(NULL)) == NULL) {
+        free(c);
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
+    }
+    c->ahost = p->host != NULL ? p->host
+               : p->socket != NULL ? "localhost" : MY_DEFAULT_HOST;
+    c->aport = p->port > 0 ? (unsigned int)p->port : MY_DEFAULT_PORT;
+    c->atimeout = p->statement_timeout;
+    if (my_set_options(c->db, p) != 0) {
+        mysql_close(c->db);
+        free(c);
+        return orm_error_set(err, ORM_E_CONNECTION_FAILED,
+                             "mysql: cannot set connection options");
+    }
+    c->aop = MY_AOP_CONNECT;
+    c->aconnect = 1;
+    c->astatus = mysql_real_connect_start(&ret, c->db, c->ahost, p->user,
+                                          p->password, p->database, c->aport,
+                                          p->socket, CLIENT_FOUND_ROWS);
+    if (c->astatus == 0 && ret == NULL)
+        c->astatus = -1; /* failed at once: reported by the first poll */
+    *out = c;
+    return ORM_OK;
+}
+
+/* The connection is open: its session settings, then statement_timeout,
+ * each a query started here (ORM_OK), or the failure. */
+static int mya_session(my_conn *c, orm_error *err)
+{
+    const char *next = NULL;
+    if (c->aconnect == 1)
+        next = my_session_sql;
+    else if (c->aconnect == 2 && my_timeout_sql(c->db, c->atimeout, c->asql,
+                                                sizeof c->asql))
+        next = c->asql; /* the library may read it after this returns */
+    c->aop = MY_AOP_NONE;
+    if (next == NULL) {
+        c->aconnect = 0;
+        return ORM_OK;
+    }
+    c->aconnect++;
+    return my_command_start(c, next, err);
+}
+
+/* Opening failed: connection_failed, naming the server. */
+static int mya_connect_failed(my_conn *c, orm_error *err)
+{
+    int stage = c->aconnect;
+    c->broken = 1;
+    c->aconnect = 0;
+    mya_end(c, 0);
+    return orm_error_set(err, ORM_E_CONNECTION_FAILED,
+                         stage <= 1 ? "cannot connect to mysql at %s:%u: %s"
+                                    : "mysql at %s:%u: cannot set up the "
+                                      "session: %s",
+                         c->ahost, c->aport, mysql_error(c->db));
 }
 
 int my_exec_start(void *stmt, orm_error *err)
@@ -168,11 +236,26 @@ int my_poll(void *conn, int *wait, orm_error *err)
     my_stmt *s = c->ast;
     int ret = 0, rc;
     my_bool bret = 0;
+    MYSQL *mret = NULL;
     *wait = ORM_WAIT_NONE;
     for (;;) {
         switch (c->aop) {
         case MY_AOP_NONE:
             return ORM_OK;
+        case MY_AOP_CONNECT:
+            if (c->astatus == -1)
+                return mya_connect_failed(c, err);
+            if (c->astatus != 0) {
+                c->astatus = mysql_real_connect_cont(&mret, c->db,
+                                                     mya_ready(c));
+                if (c->astatus != 0)
+                    break;
+                if (mret == NULL)
+                    return mya_connect_failed(c, err);
+            }
+            if (mya_session(c, err) != ORM_OK)
+                return mya_connect_failed(c, err);
+            continue;
         case MY_AOP_EXEC:
             if (c->astatus != 0) {
                 c->astatus = mysql_stmt_execute_cont(&ret, s->st, mya_ready(c));
@@ -210,11 +293,17 @@ int my_poll(void *conn, int *wait, orm_error *err)
                 if (c->astatus != 0)
                     break;
                 if (ret != 0)
-                    return mya_end(c, my_conn_fail(c, err));
+                    return c->aconnect ? mya_connect_failed(c, err)
+                                       : mya_end(c, my_conn_fail(c, err));
             }
             (void)bret;
             /* BEGIN / COMMIT give no rows; anything else is drained */
-            return mya_end(c, my_drain(c, err));
+            rc = my_drain(c, err);
+            if (c->aconnect == 0)
+                return mya_end(c, rc);
+            if (rc != ORM_OK || mya_session(c, err) != ORM_OK)
+                return mya_connect_failed(c, err);
+            continue;
         default:
             return mya_end(c, ORM_OK);
         }

@@ -35,6 +35,12 @@ typedef struct my_conn {
     struct my_stmt *ast;    /* its statement */
     int astatus;            /* what the library waits for (MYSQL_WAIT_*) */
     int atries;             /* runs of the statement (prepared again once) */
+    int aconnect;           /* opening: 1 connecting, 2 session settings,
+                               3 statement_timeout */
+    double atimeout;        /* statement_timeout, set once connected */
+    char asql[96];          /* the statement_timeout statement in flight */
+    const char *ahost;      /* for the error message */
+    unsigned int aport;
 } my_conn;
 
 #define MY_AOP_NONE 0
@@ -42,6 +48,7 @@ typedef struct my_conn {
 #define MY_AOP_STORE 2      /* mysql_stmt_store_result_start / _cont */
 #define MY_AOP_QUERY 3      /* mysql_real_query_start / _cont */
 #define MY_AOP_PREPARE 4    /* mysql_stmt_prepare_start / _cont */
+#define MY_AOP_CONNECT 5    /* mysql_real_connect_start / _cont */
 
 #define MY_NEW_STMT_METADATA 2057 /* CR_NEW_STMT_METADATA */
 
@@ -108,6 +115,13 @@ typedef struct my_stmt {
 
 /* mysql.c */
 
+/* The session settings every connection gets. */
+extern const char my_session_sql[];
+/* Sets the options every connection gets (nonzero on failure). */
+int my_set_options(MYSQL *db, const orm_params *p);
+/* The statement that sets statement_timeout (1), or none (0). */
+int my_timeout_sql(MYSQL *db, double seconds, char *sql, size_t size);
+
 /* Fill err from the connection's / statement's last error; return the kind
  * (a lost connection marks it broken). */
 int my_conn_fail(my_conn *c, orm_error *err);
@@ -142,5 +156,6 @@ int my_prepare_start(void *conn, const char *sql, size_t len, void **out,
 int my_exec_start(void *stmt, orm_error *err);
 int my_poll(void *conn, int *wait, orm_error *err);
 int my_command_start(void *conn, const char *sql, orm_error *err);
+int my_open_start(const orm_params *p, void **out, orm_error *err);
 
 #endif

@@ -173,6 +173,49 @@ helper.each_driver(function(drv)
     one:dispose()
   end)
 
+  if drv.name ~= "sqlite" then
+    it("opening a connection waits through the waiter, and connect_timeout holds", function()
+      local socket = require("socket")
+      local server = assert(socket.bind("127.0.0.1", 0)) -- listens, never answers
+      local _, port = server:getsockname()
+      local params = {}
+      for k, v in pairs(drv.adapter().params) do params[k] = v end
+      params.host, params.port, params.socket = "127.0.0.1", tonumber(port), nil
+      local silent = orm.DataSource({ name = drv.name .. "_waiter_silent", driver = { params = params },
+        pool = { max = 1, min = 0 }, connect_timeout = 1 }):init()
+      local cq, ticks, seen = cqueues.new(), 0, {}
+      local t0 = core.clock()
+      with_waiter(require("ormed.io.cqueues"), function()
+        cq:wrap(function()
+          local ok, err = pcall(silent.select, silent, "SELECT 1")
+          seen.kind, seen.took = not ok and err.kind, core.clock() - t0
+        end)
+        cq:wrap(function()
+          while seen.kind == nil do
+            ticks = ticks + 1
+            cqueues.sleep(0.05)
+          end
+        end)
+        assert(cq:loop())
+      end)
+      server:close()
+      assert.are.equal("connection_failed", seen.kind)
+      assert.is_true(seen.took >= 0.9 and seen.took < 3, "took " .. seen.took)
+      assert.is_true(ticks >= 10, ticks .. " ticks") -- the loop ran while it connected
+      assert.are.equal(0, silent:stats().open)
+      silent:dispose()
+      -- and a reachable server: new connections open through the waiter
+      local fresh = orm.DataSource({ name = drv.name .. "_waiter_fresh", driver = drv.adapter(),
+        pool = { max = 2, min = 0 } }):init()
+      local calls = with_waiter(require("ormed.io.cqueues"), function()
+        assert.are.equal(1, fresh:select("SELECT 1 AS one")[1].one)
+      end)
+      assert.is_true(#calls >= 2) -- at least the connect's and the statement's waits
+      assert.are.equal(1, fresh:stats().open)
+      fresh:dispose()
+    end)
+  end
+
   if drv.name == "mysql" then
     it("cqueues: MariaDB statements of several coroutines wait at the same time", function()
       local cq, done = cqueues.new(), {}
@@ -425,47 +468,6 @@ helper.each_driver(function(drv)
       assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
     end)
     assert.are.same({ slow = "query_timeout", bad = "query", good = 5 }, seen)
-  end)
-
-  it("opening a connection waits through the waiter, and connect_timeout holds", function()
-    local socket = require("socket")
-    local server = assert(socket.bind("127.0.0.1", 0)) -- listens, never answers
-    local _, port = server:getsockname()
-    local params = {}
-    for k, v in pairs(drv.adapter().params) do params[k] = v end
-    params.host, params.port, params.socket = "127.0.0.1", tonumber(port), nil
-    local silent = orm.DataSource({ name = "pg_waiter_silent", driver = { params = params },
-      pool = { max = 1, min = 0 }, connect_timeout = 1 }):init()
-    local cq, ticks, seen = cqueues.new(), 0, {}
-    local t0 = core.clock()
-    with_waiter(require("ormed.io.cqueues"), function()
-      cq:wrap(function()
-        local ok, err = pcall(silent.select, silent, "SELECT 1")
-        seen.kind, seen.took = not ok and err.kind, core.clock() - t0
-      end)
-      cq:wrap(function()
-        while seen.kind == nil do
-          ticks = ticks + 1
-          cqueues.sleep(0.05)
-        end
-      end)
-      assert(cq:loop())
-    end)
-    server:close()
-    assert.are.equal("connection_failed", seen.kind)
-    assert.is_true(seen.took >= 0.9 and seen.took < 3, "took " .. seen.took)
-    assert.is_true(ticks >= 10, ticks .. " ticks") -- the loop ran while it connected
-    assert.are.equal(0, silent:stats().open)
-    silent:dispose()
-    -- and a reachable server: new connections open through the waiter
-    local fresh = orm.DataSource({ name = "pg_waiter_fresh", driver = drv.adapter(),
-      pool = { max = 2, min = 0 } }):init()
-    local calls = with_waiter(require("ormed.io.cqueues"), function()
-      assert.are.equal(1, fresh:select("SELECT 1 AS one")[1].one)
-    end)
-    assert.is_true(#calls >= 2) -- at least the connect's and the statement's waits
-    assert.are.equal(1, fresh:stats().open)
-    fresh:dispose()
   end)
 
   it("a waiter that raises: the error reaches the caller and the connection is not reused", function()
