@@ -1,10 +1,12 @@
--- orm.set_waiter: with a waiter set, a PostgreSQL statement waits through
--- the waiter from the calling coroutine (which may yield to the host's
--- loop: cqueues, luv), so the loop runs other coroutines meanwhile; errors
--- and timeouts reach the coroutine whose statement failed; a coroutine
--- holding a row lock in a suspended transaction can finish while another
--- one waits for that lock. SQLite and MySQL run synchronously with a
--- waiter set and give the same results.
+-- orm.set_waiter: with a waiter set, a PostgreSQL or MariaDB statement
+-- (connect, prepare, run, transaction statements) waits through the waiter
+-- from the calling coroutine (which may yield to the host's loop: cqueues,
+-- luv, a hand-written one), so the loop runs other coroutines meanwhile;
+-- errors and timeouts reach the coroutine whose statement failed; a
+-- coroutine holding a row lock in a suspended transaction can finish while
+-- another one waits for that lock; pool waits go through the waiter on
+-- every driver. SQLite statements run synchronously and give the same
+-- results.
 local helper = require("spec.helper")
 local orm = require("ormed")
 local core = require("ormed.core")
