@@ -23,84 +23,7 @@
 #include "orm_decode.h"
 #include "orm_driver.h"
 
-#if !defined(MARIADB_PACKAGE_VERSION_ID) && MYSQL_VERSION_ID >= 80000
-#include <stdbool.h>
-typedef bool my_bool; /* MySQL 8's client library dropped the typedef */
-#endif
-
-#define MY_DEFAULT_HOST "127.0.0.1"
-#define MY_DEFAULT_PORT 3306
-#define MY_DEFAULT_TIMEOUT 10
-#define MY_MIN_BUF 64  /* smallest result buffer for a string column */
-
-struct my_stmt;
-
-typedef struct my_conn {
-    MYSQL *db;
-    int broken;             /* 1 once the server connection was lost */
-    struct my_stmt *stmts;  /* statements prepared on it, not finalized */
-} my_conn;
-
-/* How column() turns a fetched column into an orm value. */
-typedef enum my_ckind {
-    MY_C_BOOL,     /* TINYINT(1) fetched as int64 */
-    MY_C_INT,      /* signed integer types, and unsigned up to 32 bits */
-    MY_C_UINT,     /* unsigned BIGINT: text when above INT64_MAX */
-    MY_C_BIT,      /* BIT(n) fetched as raw bytes, read as unsigned int */
-    MY_C_FLOAT,    /* FLOAT: shortest decimal that round-trips */
-    MY_C_DOUBLE,
-    MY_C_DECIMAL,  /* fetched as text, then int, double or text */
-    MY_C_DATETIME, /* MYSQL_TIME -> "YYYY-MM-DDTHH:MM:SS[.f]Z" */
-    MY_C_DATE,     /* MYSQL_TIME -> "YYYY-MM-DD" */
-    MY_C_BLOB,     /* binary strings */
-    MY_C_TEXT      /* everything else, fetched as text */
-} my_ckind;
-
-typedef struct my_col {
-    my_ckind kind;
-    unsigned decimals;   /* fractional second digits (datetime) */
-    char *buf;           /* string columns: fetched bytes + NUL */
-    unsigned long cap;   /* bytes allocated in buf */
-    unsigned long len;   /* length of the current value */
-    my_bool isnull;
-    my_bool trunc;       /* set by the library when buf was too small */
-    union {
-        long long i;
-        double d;
-        float f;
-        MYSQL_TIME t;
-    } num;               /* fixed-size columns land here */
-    char fmt[ORM_DATETIME_MAX]; /* formatted number / date of the current row */
-} my_col;
-
-typedef union my_param {
-    long long i;
-    double d;
-    signed char b;
-} my_param;
-
-typedef struct my_stmt {
-    MYSQL_STMT *st;
-    my_conn *conn;
-    char *sql;             /* the SQL text, to prepare again after DDL */
-    size_t sqllen;         /* bytes in sql */
-    int unprepared;        /* 1 when preparing it again failed: retried at
-                              the next run */
-    struct my_stmt *prev, *next; /* in conn->stmts */
-    int nparams;
-    MYSQL_BIND *pbind;     /* nparams parameter binds */
-    my_param *pval;        /* nparams: copies of scalar parameters */
-    unsigned long *plen;   /* nparams: text / blob lengths */
-    int started;           /* executed since the last bind / reset */
-    int done;              /* no more rows (or no result at all) */
-    int ncols;             /* result columns of the current execution */
-    int colcap;            /* slots allocated in rbind / cols */
-    MYSQL_RES *meta;       /* result metadata (column names), or NULL */
-    MYSQL_BIND *rbind;     /* colcap result binds */
-    my_col *cols;          /* colcap column buffers */
-    int64_t changes;
-    int64_t last_id;
-} my_stmt;
+#include "mysql_driver.h"
 
 
 /* {======================================================================
@@ -133,6 +56,9 @@ static orm_kind my_kind(unsigned int code)
         return ORM_E_CONNECTION_LOST;
     case 2008: /* CR_OUT_OF_MEMORY */
         return ORM_E_NOMEM;
+    case 1969: /* ER_STATEMENT_TIMEOUT (MariaDB max_statement_time) */
+    case 3024: /* ER_QUERY_TIMEOUT (MySQL max_execution_time) */
+        return ORM_E_QUERY_TIMEOUT;
     default:
         return ORM_E_QUERY;
     }
@@ -152,19 +78,19 @@ static int my_fail(my_conn *c, unsigned int code, const char *state,
     return k;
 }
 
-static int my_conn_fail(my_conn *c, orm_error *err)
+int my_conn_fail(my_conn *c, orm_error *err)
 {
     return my_fail(c, mysql_errno(c->db), mysql_sqlstate(c->db),
                    mysql_error(c->db), err);
 }
 
-static int my_stmt_fail(my_stmt *s, orm_error *err)
+int my_stmt_fail(my_stmt *s, orm_error *err)
 {
     return my_fail(s->conn, mysql_stmt_errno(s->st), mysql_stmt_sqlstate(s->st),
                    mysql_stmt_error(s->st), err);
 }
 
-static int my_lost(orm_error *err)
+int my_lost(orm_error *err)
 {
     orm_error_set(err, ORM_E_CONNECTION_LOST,
                   "connection to the mysql server was lost");
@@ -185,19 +111,46 @@ static int my_nomem(orm_error *err)
  * ======================================================================= */
 
 /* Session settings every connection gets right after connecting. */
-static const char my_session_sql[] =
+const char my_session_sql[] =
     "SET time_zone = '+00:00', SESSION sql_mode = "
     "CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')";
 
-static int my_set_options(MYSQL *db, const orm_params *p)
+int my_set_options(MYSQL *db, const orm_params *p)
 {
     unsigned int timeout = p->timeout > 0 ? (unsigned int)p->timeout
                                           : MY_DEFAULT_TIMEOUT;
     my_bool off = 0, on = 1;
-    return mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout) ||
+    return mysql_options(db, MYSQL_OPT_NONBLOCK, 0) ||
+           mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout) ||
            mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4") ||
            mysql_options(db, MYSQL_OPT_RECONNECT, &off) ||
            mysql_options(db, MYSQL_REPORT_DATA_TRUNCATION, &on);
+}
+
+/* statement_timeout, enforced by the server: MariaDB's max_statement_time
+ * (every statement, lock waits included) or MySQL's max_execution_time
+ * (read-only SELECTs only). Nonzero on failure. */
+int my_timeout_sql(MYSQL *db, double seconds, char *sql, size_t size)
+{
+    const char *info = mysql_get_server_info(db);
+    sql[0] = '\0';
+    if (seconds <= 0)
+        return 0;
+    if (info != NULL && strstr(info, "MariaDB") != NULL)
+        snprintf(sql, size, "SET SESSION max_statement_time = %.6f", seconds);
+    else
+        snprintf(sql, size, "SET SESSION max_execution_time = %ld",
+                 (long)(seconds * 1000.0 + 0.5) > 0
+                     ? (long)(seconds * 1000.0 + 0.5) : 1L);
+    return 1;
+}
+
+static int my_set_timeout(MYSQL *db, double seconds)
+{
+    char sql[96];
+    if (!my_timeout_sql(db, seconds, sql, sizeof sql))
+        return 0;
+    return mysql_real_query(db, sql, (unsigned long)strlen(sql)) != 0;
 }
 
 static int my_open(const orm_params *p, void **out, orm_error *err)
@@ -233,6 +186,13 @@ static int my_open(const orm_params *p, void **out, orm_error *err)
         my_conn_fail(c, err);
         rc = orm_error_set(err, ORM_E_CONNECTION_FAILED,
                            "mysql: cannot set up the session: %s",
+                           mysql_error(c->db));
+        goto cleanup;
+    }
+    if (my_set_timeout(c->db, p->statement_timeout)) {
+        my_conn_fail(c, err);
+        rc = orm_error_set(err, ORM_E_CONNECTION_FAILED,
+                           "mysql: cannot set statement_timeout: %s",
                            mysql_error(c->db));
         goto cleanup;
     }
@@ -277,7 +237,7 @@ static int my_ping(void *conn, orm_error *err)
 }
 
 /* Reads and drops every result the last query produced. */
-static int my_drain(my_conn *c, orm_error *err)
+int my_drain(my_conn *c, orm_error *err)
 {
     for (;;) {
         MYSQL_RES *res = mysql_store_result(c->db);
@@ -382,10 +342,9 @@ static int my_alloc_params(my_stmt *s, int n)
     return s->pbind && s->pval && s->plen ? 0 : -1;
 }
 
-static int my_prepare(void *conn, const char *sql, size_t len, void **out,
-                      orm_error *err)
+int my_prepare_begin(my_conn *c, const char *sql, size_t len, my_stmt **out,
+                     orm_error *err)
 {
-    my_conn *c = conn;
     my_stmt *s;
     my_bool on = 1;
     int rc = ORM_OK;
@@ -411,20 +370,39 @@ static int my_prepare(void *conn, const char *sql, size_t len, void **out,
     memcpy(s->sql, sql, len);
     s->sql[len] = '\0';
     s->sqllen = len;
-    if (mysql_stmt_prepare(s->st, sql, (unsigned long)len) != 0) {
-        rc = my_stmt_fail(s, err);
-        goto cleanup;
-    }
-    if (my_alloc_params(s, (int)mysql_stmt_param_count(s->st)) != 0) {
-        rc = my_nomem(err);
-        goto cleanup;
-    }
     *out = s;
     return ORM_OK;
 
 cleanup:
     my_stmt_free(s);
     return rc;
+}
+
+int my_prepare_end(my_stmt *s, orm_error *err)
+{
+    if (my_alloc_params(s, (int)mysql_stmt_param_count(s->st)) != 0)
+        return my_nomem(err);
+    return ORM_OK;
+}
+
+int my_prepare(void *conn, const char *sql, size_t len, void **out,
+               orm_error *err)
+{
+    my_stmt *s;
+    int rc = my_prepare_begin(conn, sql, len, &s, err);
+    *out = NULL;
+    if (rc != ORM_OK)
+        return rc;
+    if (mysql_stmt_prepare(s->st, sql, (unsigned long)len) != 0)
+        rc = my_stmt_fail(s, err);
+    else
+        rc = my_prepare_end(s, err);
+    if (rc != ORM_OK) {
+        my_stmt_free(s);
+        return rc;
+    }
+    *out = s;
+    return ORM_OK;
 }
 
 static int my_nparams(void *stmt)
@@ -469,7 +447,7 @@ static void my_bind_one(MYSQL_BIND *b, my_param *slot, unsigned long *len,
 }
 
 static void my_reset(void *stmt);
-static int my_reprepare(my_stmt *s, orm_error *err);
+int my_reprepare(my_stmt *s, orm_error *err);
 
 static int my_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
 {
@@ -662,7 +640,7 @@ static int my_cols_reserve(my_stmt *s, int n)
 
 /* After a statement with a result executed: buffers its rows on the client
  * and binds one result buffer per column. */
-static int my_bind_result(my_stmt *s, orm_error *err)
+int my_bind_result(my_stmt *s, orm_error *err)
 {
     MYSQL_FIELD *fields;
     int i, n;
@@ -681,10 +659,9 @@ static int my_bind_result(my_stmt *s, orm_error *err)
     return ORM_OK;
 }
 
-#define MY_NEW_STMT_METADATA 2057 /* CR_NEW_STMT_METADATA */
 
 /* 1 when the statement only reads, so running it twice changes nothing. */
-static int my_reads_only(const my_stmt *s)
+int my_reads_only(const my_stmt *s)
 {
     static const char *const heads[] = {"SELECT", "WITH", "SHOW", "VALUES",
                                         "TABLE", "(", NULL};
@@ -702,7 +679,7 @@ static int my_reads_only(const my_stmt *s)
  * from the statement's metadata: the server re-prepared it after DDL
  * replaced a column, and the client library updates types but keeps the
  * old names (it only notices a changed column count, as error 2057). */
-static int my_names_changed(my_stmt *s)
+int my_names_changed(my_stmt *s)
 {
     MYSQL *db = s->conn->db;
     MYSQL_FIELD *was;
@@ -722,7 +699,7 @@ static int my_names_changed(my_stmt *s)
 
 /* Prepares the statement again from its SQL text (the server changed its
  * result columns) and binds the same parameters. */
-static int my_reprepare(my_stmt *s, orm_error *err)
+int my_reprepare(my_stmt *s, orm_error *err)
 {
     MYSQL_STMT *st;
     my_bool on = 1;
@@ -831,6 +808,10 @@ static int my_step(void *stmt, orm_error *err)
     if (!s->started) {
         s->started = 1;
         if (my_execute(s, err) != ORM_OK) {
+            /* a statement the server interrupted (statement_timeout) hangs
+             * the library at its next execution: it is prepared anew */
+            if (err->kind == ORM_E_QUERY_TIMEOUT)
+                s->unprepared = 1;
             s->done = 1;
             return ORM_STEP_ERROR;
         }
@@ -846,8 +827,8 @@ static int my_step(void *stmt, orm_error *err)
     }
     if (rc == MYSQL_DATA_TRUNCATED && my_refetch(s, err) == ORM_OK)
         return ORM_STEP_ROW;
-    if (rc != MYSQL_DATA_TRUNCATED)
-        my_stmt_fail(s, err);
+    if (rc != MYSQL_DATA_TRUNCATED && my_stmt_fail(s, err) == ORM_E_QUERY_TIMEOUT)
+        s->unprepared = 1;
     s->done = 1;
     return ORM_STEP_ERROR;
 }
@@ -990,5 +971,7 @@ const orm_driver orm_mysql_driver = {
     my_ncols,   my_colname,  my_column,  my_changes, my_last_id,
     my_reset,   my_finalize, my_broken,
     NULL,       NULL,        NULL, /* no bulk load */
+    my_sockfd,  my_prepare_start, my_exec_start, my_poll,
+    my_command_start, my_open_start,
     my_in_transaction,
 };

@@ -34,47 +34,6 @@
 
 
 
-/* How a result column is turned into an orm_value. */
-typedef enum pg_ckind {
-    PG_C_TEXT,
-    PG_C_BOOL,
-    PG_C_INT,
-    PG_C_DOUBLE,
-    PG_C_NUMERIC,
-    PG_C_BYTEA,
-    PG_C_TIMESTAMP
-} pg_ckind;
-
-typedef struct pg_col {
-    pg_ckind kind;          /* conversion chosen from the column type OID */
-    unsigned char *bin;     /* bytea of the current row (PQfreemem) or NULL */
-    size_t binlen;          /* bytes in bin */
-    char ts[ORM_DATETIME_MAX];     /* timestamp of the current row, ISO 8601 */
-} pg_col;
-
-typedef struct pg_stmt {
-    pg_conn *conn;          /* connection it was prepared on (outlives it) */
-    unsigned long id;       /* number in the name, "orm_s<id>" */
-    char name[32];          /* server-side prepared statement name */
-    char *sql;              /* the SQL text (unnamed runs, re-prepares) */
-    int prepared;           /* 1 once the server knows `name` */
-    int typed;              /* 0 = parameter types not described (unnamed
-                               statements with too many parameters) */
-    int nparams;            /* parameters the statement expects */
-    Oid *ptypes;            /* nparams parameter type OIDs */
-    const char **pvals;     /* nparams values for PQexecPrepared (NULL = SQL NULL) */
-    int *plens;             /* nparams lengths (binary parameters only) */
-    int *pfmts;             /* nparams formats: 0 text, 1 binary */
-    char *scratch;          /* NUL-terminated text forms of the parameters */
-    size_t scratch_cap;     /* bytes allocated for scratch */
-    PGresult *res;          /* result of the last execution, or NULL */
-    pg_col *cols;           /* per result column state */
-    int cols_cap;           /* slots allocated in cols */
-    int ncols;              /* columns in res */
-    int nrows;              /* rows in res */
-    int row;                /* current row, -1 before the first */
-    int executed;           /* step() has run the statement since bind/reset */
-} pg_stmt;
 
 
 /* {====================================================================
@@ -114,6 +73,8 @@ int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     orm_kind k = orm_error_kind_from_sqlstate(state, ORM_E_QUERY);
+    if (state != NULL && strcmp(state, "57014") == 0) /* query_canceled */
+        k = ORM_E_QUERY_TIMEOUT;
     if (msg == NULL && res)
         msg = PQresultErrorMessage(res);
     if (msg == NULL || *msg == '\0')
@@ -179,21 +140,32 @@ static void pg_kv(const char **keys, const char **vals, int *n,
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "            \
     "SET extra_float_digits = 3"
 
-static int pg_open(const orm_params *p, void **out, orm_error *err)
+/* The session settings, with statement_timeout when one is given: the
+ * server itself cancels a longer statement (SQLSTATE 57014), waits for
+ * locks included, and the session stays usable. */
+void pg_session_sql(const orm_params *p, char *sql, size_t size)
 {
-    const char *keys[16], *vals[16];
-    char port[16], timeout[16];
-    const char *host = p->host && *p->host ? p->host : "127.0.0.1";
-    PGconn *pg = NULL;
-    PGresult *res = NULL;
-    pg_conn *c = NULL;
-    int n = 0, rc = ORM_OK;
+    long ms = p->statement_timeout > 0
+                  ? (long)(p->statement_timeout * 1000.0 + 0.5) : 0;
+    if (p->statement_timeout <= 0) {
+        snprintf(sql, size, "%s", PG_SESSION_SQL);
+        return;
+    }
+    snprintf(sql, size, "%s; SET statement_timeout = %ld", PG_SESSION_SQL,
+             ms < 1 ? 1 : ms);
+}
 
-    *out = NULL;
+/* Fills the conninfo arrays (NULL-terminated) for p; port and timeout are
+ * the caller's buffers for the numbers. */
+void pg_conninfo(const orm_params *p, const char **keys, const char **vals,
+                 char *port, char *timeout)
+{
+    const char *host = p->host && *p->host ? p->host : "127.0.0.1";
+    int n = 0;
     if (p->socket && *p->socket)
         host = p->socket;
-    snprintf(port, sizeof port, "%d", p->port);
-    snprintf(timeout, sizeof timeout, "%d", p->timeout > 0 ? p->timeout : 10);
+    snprintf(port, 16, "%d", p->port);
+    snprintf(timeout, 16, "%d", p->timeout > 0 ? p->timeout : 10);
     pg_kv(keys, vals, &n, "host", host);
     pg_kv(keys, vals, &n, "port", p->port > 0 ? port : NULL);
     pg_kv(keys, vals, &n, "dbname", p->database);
@@ -205,7 +177,19 @@ static int pg_open(const orm_params *p, void **out, orm_error *err)
     pg_kv(keys, vals, &n, "client_encoding", "UTF8");
     pg_kv(keys, vals, &n, "fallback_application_name", "ormed");
     keys[n] = vals[n] = NULL;
+}
 
+static int pg_open(const orm_params *p, void **out, orm_error *err)
+{
+    const char *keys[16], *vals[16];
+    char port[16], timeout[16], session[PG_SESSION_MAX];
+    PGconn *pg = NULL;
+    PGresult *res = NULL;
+    pg_conn *c = NULL;
+    int rc = ORM_OK;
+
+    *out = NULL;
+    pg_conninfo(p, keys, vals, port, timeout);
     pg = PQconnectdbParams(keys, vals, 0);
     if (pg == NULL)
         return pg_nomem(err);
@@ -214,7 +198,8 @@ static int pg_open(const orm_params *p, void **out, orm_error *err)
         goto fail;
     }
     PQsetNoticeProcessor(pg, pg_ignore_notice, NULL);
-    res = PQexec(pg, PG_SESSION_SQL);
+    pg_session_sql(p, session, sizeof session);
+    res = PQexec(pg, session);
     if (!pg_ok(res)) {
         rc = pg_set_line(err, ORM_E_CONNECTION_FAILED,
                          res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
@@ -235,7 +220,7 @@ fail:
     err->code = 0;
     orm_error_set_sqlstate(err, NULL);
     orm_error_redact(err, p->password,
-                     (const char *const[]){p->user, host, p->database,
+                     (const char *const[]){p->user, p->host, p->database,
                                            p->socket},
                      4);
     PQclear(res);
@@ -248,6 +233,7 @@ static void pg_close(void *conn)
     pg_conn *c = conn;
     if (c == NULL)
         return;
+    pg_async_free(c);
     PQfinish(c->pg);
     free(c->stale);
     pg_copy_free(&c->copy);
@@ -396,7 +382,7 @@ static void pg_release(pg_conn *c, unsigned long id)
     c->stale[c->nstale++] = id;
 }
 
-static void pg_finalize(void *stmt)
+void pg_finalize(void *stmt)
 {
     pg_stmt *st = stmt;
     if (st == NULL)
@@ -415,7 +401,7 @@ static void pg_finalize(void *stmt)
 }
 
 /* Allocates the per-parameter arrays for n parameters (all NULL values). */
-static int pg_alloc_params(pg_stmt *st, int n)
+int pg_alloc_params(pg_stmt *st, int n)
 {
     size_t m = n > 0 ? (size_t)n : 1;
     st->nparams = n;
@@ -444,7 +430,7 @@ static int pg_too_many_params(const char *sql, size_t len)
 
 /* The highest $n in sql: the parameter count of a statement the server
  * does not describe. */
-static int pg_count_params(const char *sql)
+int pg_count_params(const char *sql)
 {
     const char *p = sql;
     long n = 0, v;
@@ -530,6 +516,35 @@ static int pg_unnamed_describe(pg_conn *c, pg_stmt *st, orm_error *err)
     return rc;
 }
 
+int pg_stmt_new(pg_conn *c, const char *sql, size_t len, pg_stmt **out,
+                orm_error *err)
+{
+    pg_stmt *st;
+    *out = NULL;
+    if (memchr(sql, '\0', len) != NULL)
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "SQL text contains a NUL byte");
+    if (pg_too_many_params(sql, len))
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "the statement refers to a parameter past $%d; "
+                             "postgres takes at most %d in one statement",
+                             PG_MAX_PARAMS, PG_MAX_PARAMS);
+    st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return pg_nomem(err);
+    st->conn = c;
+    st->row = -1;
+    st->typed = 1;
+    st->sql = malloc(len + 1);
+    if (st->sql == NULL) {
+        free(st);
+        return pg_nomem(err);
+    }
+    memcpy(st->sql, sql, len + 1);
+    *out = st;
+    return ORM_OK;
+}
+
 static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
                       orm_error *err)
 {
@@ -542,27 +557,10 @@ static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
     pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
-    if (memchr(sql, '\0', len) != NULL)
-        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
-                             "SQL text contains a NUL byte");
-    if (pg_too_many_params(sql, len))
-        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
-                             "the statement refers to a parameter past $%d; "
-                             "postgres takes at most %d in one statement",
-                             PG_MAX_PARAMS, PG_MAX_PARAMS);
-    st = calloc(1, sizeof *st);
-    if (st == NULL)
-        return pg_nomem(err);
     pg_flush_stale(c);
-    st->conn = c;
-    st->row = -1;
-    st->typed = 1;
-    st->sql = malloc(len + 1);
-    if (st->sql == NULL) {
-        rc = pg_nomem(err);
-        goto fail;
-    }
-    memcpy(st->sql, sql, len + 1);
+    rc = pg_stmt_new(c, sql, len, &st, err);
+    if (rc != ORM_OK)
+        return rc;
     if (c->unnamed) {
         rc = pg_unnamed_describe(c, st, err);
         if (rc != ORM_OK)
@@ -770,7 +768,7 @@ static pg_ckind pg_kind_of(Oid t)
 }
 
 /* Keeps res as the statement's result and sets up its columns. */
-static int pg_take_result(pg_stmt *st, PGresult *res, orm_error *err)
+int pg_take_result(pg_stmt *st, PGresult *res, orm_error *err)
 {
     int i, n = PQnfields(res);
     if (n > st->cols_cap) {
@@ -993,5 +991,7 @@ const orm_driver orm_postgres_driver = {
     pg_nparams, pg_bind,    pg_step,     pg_ncols,   pg_colname,
     pg_column,  pg_changes, pg_last_id,  pg_reset,   pg_finalize,
     pg_broken,  pg_copy_begin, pg_copy_rows, pg_copy_end,
+    pg_socket,  pg_prepare_start, pg_exec_start, pg_poll,
+    pg_command_start, pg_open_start,
     pg_in_transaction,
 };

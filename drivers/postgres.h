@@ -11,12 +11,16 @@
 
 #include <libpq-fe.h>
 
+#include "orm_decode.h"
 #include "orm_driver.h"
 
 /* Parameters a statement may have: libpq 15 and 16 refuse a
  * ParameterDescription message over 30,000 bytes (4 + 2 + 4 per
  * parameter) and drop the connection. */
 #define PG_MAX_PARAMS 7498
+
+/* The longest session settings statement. */
+#define PG_SESSION_MAX 192
 
 /* A bulk load in progress on a connection (COPY ... FROM STDIN, text
  * format). */
@@ -30,7 +34,51 @@ typedef struct pg_copy {
     size_t len, cap;
 } pg_copy;
 
-typedef struct pg_conn {
+typedef struct pg_conn pg_conn;
+
+/* How a result column is turned into an orm_value. */
+typedef enum pg_ckind {
+    PG_C_TEXT,
+    PG_C_BOOL,
+    PG_C_INT,
+    PG_C_DOUBLE,
+    PG_C_NUMERIC,
+    PG_C_BYTEA,
+    PG_C_TIMESTAMP
+} pg_ckind;
+
+typedef struct pg_col {
+    pg_ckind kind;          /* conversion chosen from the column type OID */
+    unsigned char *bin;     /* bytea of the current row (PQfreemem) or NULL */
+    size_t binlen;          /* bytes in bin */
+    char ts[ORM_DATETIME_MAX];     /* timestamp of the current row, ISO 8601 */
+} pg_col;
+
+typedef struct pg_stmt {
+    pg_conn *conn;          /* connection it was prepared on (outlives it) */
+    unsigned long id;       /* number in the name, "orm_s<id>" */
+    char name[32];          /* server-side prepared statement name */
+    char *sql;              /* the SQL text (unnamed runs, re-prepares) */
+    int prepared;           /* 1 once the server knows `name` */
+    int typed;              /* 0 = parameter types not described (unnamed
+                               statements with too many parameters) */
+    int nparams;            /* parameters the statement expects */
+    Oid *ptypes;            /* nparams parameter type OIDs */
+    const char **pvals;     /* nparams values for PQexecPrepared (NULL = SQL NULL) */
+    int *plens;             /* nparams lengths (binary parameters only) */
+    int *pfmts;             /* nparams formats: 0 text, 1 binary */
+    char *scratch;          /* NUL-terminated text forms of the parameters */
+    size_t scratch_cap;     /* bytes allocated for scratch */
+    PGresult *res;          /* result of the last execution, or NULL */
+    pg_col *cols;           /* per result column state */
+    int cols_cap;           /* slots allocated in cols */
+    int ncols;              /* columns in res */
+    int nrows;              /* rows in res */
+    int row;                /* current row, -1 before the first */
+    int executed;           /* step() has run the statement since bind/reset */
+} pg_stmt;
+
+struct pg_conn {
     PGconn *pg;             /* libpq connection, owned */
     unsigned long next_id;  /* number of the last prepared statement name */
     unsigned long *stale;   /* statements finalized inside a transaction,
@@ -41,7 +89,24 @@ typedef struct pg_conn {
     int unnamed;            /* 1 = unnamed statements only (prepared_statements
                                = false): nothing stays on the server */
     pg_copy copy;           /* bulk load state */
-} pg_conn;
+    int aop;                /* non-blocking operation in flight (PG_AOP_*) */
+    pg_stmt *ast;           /* its statement */
+    PGresult *ares;         /* its kept result (a description, a result) */
+    PGresult *abad;         /* its first failed result */
+    int acount;             /* results seen */
+    int anulls;             /* NULL results in a row (pipeline) */
+    int acommit;            /* the command is a COMMIT */
+    int aconnect;           /* 1 = the command is the session settings of
+                               a connection being opened; 2 = PQconnectPoll
+                               was called */
+    char asession[PG_SESSION_MAX]; /* the session settings to send */
+};
+
+#define PG_AOP_NONE 0
+#define PG_AOP_PREPARE 1    /* prepare and describe, in a pipeline */
+#define PG_AOP_EXEC 2       /* run a bound statement */
+#define PG_AOP_COMMAND 3    /* run SQL with no parameters (BEGIN, COMMIT) */
+#define PG_AOP_CONNECT 4    /* PQconnectPoll, then the session settings */
 
 /* postgres.c */
 
@@ -58,6 +123,37 @@ int pg_ok(const PGresult *res);
 int pg_broken(void *conn);
 /* Writes d in the shortest form that reads back as the same double. */
 void pg_format_double(char *buf, size_t size, double d);
+
+/* A new statement for sql (len bytes), not yet known to the server:
+ * refuses NUL bytes and parameters past PG_MAX_PARAMS. */
+int pg_stmt_new(pg_conn *c, const char *sql, size_t len, pg_stmt **out,
+                orm_error *err);
+/* Fills the conninfo arrays (16 slots, NULL-terminated) for p; port and
+ * timeout are the caller's 16-byte buffers for the numbers. */
+void pg_conninfo(const orm_params *p, const char **keys, const char **vals,
+                 char *port, char *timeout);
+/* The session settings statement for p (size >= PG_SESSION_MAX). */
+void pg_session_sql(const orm_params *p, char *sql, size_t size);
+/* Allocates the per-parameter arrays for n parameters (0 or -1). */
+int pg_alloc_params(pg_stmt *st, int n);
+/* The highest $n in sql. */
+int pg_count_params(const char *sql);
+/* Keeps res as the statement's result (the rows step() reads). */
+int pg_take_result(pg_stmt *st, PGresult *res, orm_error *err);
+/* The driver's finalize. */
+void pg_finalize(void *stmt);
+
+/* postgres_async.c: the driver's socket / prepare_start / exec_start /
+ * poll (see orm_driver.h). */
+int pg_socket(void *conn);
+int pg_prepare_start(void *conn, const char *sql, size_t len, void **out,
+                     orm_error *err);
+int pg_exec_start(void *stmt, orm_error *err);
+int pg_poll(void *conn, int *wait, orm_error *err);
+int pg_command_start(void *conn, const char *sql, orm_error *err);
+int pg_open_start(const orm_params *p, void **out, orm_error *err);
+/* Drops what an operation left (at close). */
+void pg_async_free(pg_conn *c);
 
 /* postgres_copy.c: the driver's copy_begin / copy_rows / copy_end (see
  * orm_driver.h). */

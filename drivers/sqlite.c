@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -39,6 +40,8 @@ static orm_kind sq_kind(int rc)
         return ORM_E_NOT_NULL;
     case SQLITE_NOMEM:
         return ORM_E_NOMEM;
+    case SQLITE_INTERRUPT: /* only statement_timeout interrupts */
+        return ORM_E_QUERY_TIMEOUT;
     case SQLITE_RANGE:
     case SQLITE_TOOBIG:
         return ORM_E_INVALID_ARGUMENT;
@@ -53,6 +56,9 @@ static int sq_fail(sqlite3 *db, int rc, orm_error *err)
     orm_error_set(err, sq_kind(xrc), "%s",
                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     err->code = xrc;
+    if (err->kind == ORM_E_QUERY_TIMEOUT)
+        orm_error_set(err, ORM_E_QUERY_TIMEOUT, "the statement ran longer "
+                      "than statement_timeout and was interrupted");
     if (err->kind == ORM_E_UNIQUE)
         orm_error_set_sqlstate(err, "23505");
     else if (err->kind == ORM_E_FOREIGN_KEY)
@@ -60,6 +66,66 @@ static int sq_fail(sqlite3 *db, int rc, orm_error *err)
     else if (err->kind == ORM_E_NOT_NULL)
         orm_error_set_sqlstate(err, "23502");
     return err->kind;
+}
+
+/* statement_timeout: SQLite has no server, so each statement that starts
+ * running (the trace hook) gets a deadline, and the progress handler
+ * interrupts it past that deadline (SQLITE_INTERRUPT -> query_timeout). */
+typedef struct sq_timer {
+    double limit;     /* seconds */
+    double deadline;  /* monotonic seconds; 0 = nothing running */
+} sq_timer;
+
+static double sq_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int sq_timer_trace(unsigned type, void *arg, void *p, void *x)
+{
+    sq_timer *t = arg;
+    (void)p;
+    /* a trigger's sub-program reports "-- ..." and keeps the deadline */
+    if (type == SQLITE_TRACE_STMT && !(x && ((const char *)x)[0] == '-' &&
+                                       ((const char *)x)[1] == '-')) {
+        t->deadline = sq_now() + t->limit;
+    }
+    return 0;
+}
+
+static int sq_timer_progress(void *arg)
+{
+    sq_timer *t = arg;
+    return t->deadline > 0 && sq_now() > t->deadline;
+}
+
+/* A function that is never called: its destructor frees the timer when
+ * the database closes. */
+static void sq_timer_fn(sqlite3_context *ctx, int n, sqlite3_value **v)
+{
+    (void)n;
+    (void)v;
+    sqlite3_result_null(ctx);
+}
+
+static int sq_set_timeout(sqlite3 *db, double seconds)
+{
+    sq_timer *t;
+    if (seconds <= 0)
+        return SQLITE_OK;
+    t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return SQLITE_NOMEM;
+    t->limit = seconds;
+    if (sqlite3_create_function_v2(db, "ormed_statement_timeout", 0,
+                                   SQLITE_UTF8, t, sq_timer_fn, NULL, NULL,
+                                   free) != SQLITE_OK)
+        return SQLITE_NOMEM; /* the destructor already freed t */
+    sqlite3_trace_v2(db, SQLITE_TRACE_STMT, sq_timer_trace, t);
+    sqlite3_progress_handler(db, 1000, sq_timer_progress, t);
+    return SQLITE_OK;
 }
 
 static int sq_open(const orm_params *p, void **out, orm_error *err)
@@ -84,6 +150,10 @@ static int sq_open(const orm_params *p, void **out, orm_error *err)
     sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
     sqlite3_busy_timeout(db, p->timeout > 0 ? p->timeout * 1000 : 5000);
     sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    if (sq_set_timeout(db, p->statement_timeout) != SQLITE_OK) {
+        sqlite3_close(db);
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
+    }
     *out = db;
     return ORM_OK;
 }
@@ -363,5 +433,7 @@ const orm_driver orm_sqlite_driver = {
     sq_ncols,   sq_colname,  sq_column,  sq_changes, sq_last_id,
     sq_reset,   sq_finalize, sq_broken,
     NULL,       NULL,        NULL, /* no bulk load */
+    NULL,       NULL,        NULL,       NULL,
+    NULL,       NULL, /* blocking calls only */
     sq_in_transaction,
 };

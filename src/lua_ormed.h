@@ -16,6 +16,7 @@
 #include "orm_buf.h"
 #include "orm_driver.h"
 #include "orm_error.h"
+#include "orm_pool.h"
 #include "orm_value.h"
 
 #define ORM_LUA_POOL "ormed.pool"
@@ -32,6 +33,21 @@ typedef enum orm_lua_mode {
     ORM_LUA_COLUMN, /* a list of the first column of every row (NULL -> orm.null) */
     ORM_LUA_EXEC    /* { affected_rows = n, last_insert_id = id|nil } */
 } orm_lua_mode;
+
+/* What orm_lua_run_wait makes of the result before returning it (the
+ * terminal methods' own shaping, done there since after a waiter that
+ * yielded nothing returns to the method). */
+typedef enum orm_lua_post {
+    ORM_LUA_POST_NONE,     /* as it is */
+    ORM_LUA_POST_NUMBER,   /* a numeric string becomes a number (avg) */
+    ORM_LUA_POST_EXACT,    /* only an integer string becomes a number: a
+                              decimal the decoder kept as text stays text
+                              (min, max) */
+    ORM_LUA_POST_TOTAL,    /* as EXACT, nil becomes 0 (count, sum) */
+    ORM_LUA_POST_EXISTS,   /* a boolean: a nonzero number or a true value */
+    ORM_LUA_POST_AFFECTED, /* the result's affected_rows */
+    ORM_LUA_POST_LAST_ID   /* the result's last_insert_id */
+} orm_lua_post;
 
 /* {==== lua_core.c ====} */
 
@@ -81,6 +97,71 @@ const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx);
  * stay valid during the call. */
 int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
                 const orm_value *binds, int n, orm_lua_mode mode, int hyd);
+
+/* The parts of orm_lua_run, for the waiting path (lua_wait.c). */
+typedef struct orm_lua_runctx {
+    orm_conn *conn;
+    void *stmt;
+    orm_lua_mode mode;
+    int rc;           /* last step result; -1 failed before a step, -2 a
+                         Lua error is on the stack */
+    int64_t rows;     /* rows read */
+    orm_error err;
+} orm_lua_runctx;
+
+/* The pool of the target at tidx, and in *held the connection a conn
+ * target holds (NULL for a pool target). Raises on a closed target. */
+orm_pool *orm_lua_target_pool(lua_State *L, int tidx, orm_conn **held);
+/* The connection name of the target (NULL when unnamed). */
+const char *orm_lua_target_name(lua_State *L, int tidx);
+/* Protected (lua_pcall): arguments light userdata orm_lua_runctx, the
+ * hydration table or nil; steps the started statement and pushes its
+ * result shaped by the mode. */
+int orm_lua_run_collect(lua_State *L);
+/* The end of every run: releases an acquired connection, records
+ * statistics, notifies listeners, then returns 1 with the result on top or
+ * raises x->err (x->rc < 0). */
+int orm_lua_run_end(lua_State *L, int tidx, orm_pool *pool, int acquired,
+                    orm_lua_runctx *x, const char *sql, size_t len,
+                    const orm_value *binds, int n, double t0);
+
+/* The end of a transaction step on the conn target at cidx: records and
+ * reports its statement, then pushes the depth (returns 1) or raises. */
+int orm_lua_tx_end(lua_State *L, int cidx, int rc, orm_error *err, double t0);
+/* The connection the conn target at cidx holds (raises once released). */
+orm_conn *orm_lua_conn_of(lua_State *L, int cidx);
+
+/* Fills the conn userdata at cidx with c, checked out of pool. */
+void orm_lua_conn_set(lua_State *L, int cidx, orm_pool *pool, orm_conn *c);
+
+/* {==== lua_wait.c ====} */
+
+/* Pushes the waiter set with orm.set_waiter and returns 1, or pushes
+ * nothing and returns 0 when none is set or the running coroutine cannot
+ * yield here (the main thread, or under a C call such as a chunk
+ * callback): the calls then block as without a waiter. */
+int orm_lua_waiter(lua_State *L);
+
+/* As orm_lua_run, for a caller that returns its result straight to Lua
+ * (`return orm_lua_run_wait(...)`) while a waiter is set: every wait on a
+ * driver with non-blocking calls goes through the waiter, called with
+ * lua_callk, so a waiter may yield. binds must stay valid in Lua values
+ * on the stack (their strings). Leaves the waiter on the stack. */
+int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
+                     const orm_value *binds, int n, orm_lua_mode mode, int hyd,
+                     orm_lua_post post);
+void orm_lua_open_wait(lua_State *L);
+
+/* pool:acquire() while a waiter is set (the waiter on top): checks out a
+ * connection for the conn userdata at cidx (of the pool at pidx), waiting
+ * for a free one through the waiter, in arrival order, up to
+ * acquire_timeout (pool_timeout). Returns 1 with the conn pushed. */
+int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx);
+
+/* conn:begin() / commit() / rollback() while a waiter is set (on top) and
+ * the driver has non-blocking calls: the statement's wait goes through
+ * the waiter. Returns as orm_lua_tx_end. */
+int orm_lua_tx_wait(lua_State *L, int cidx, orm_tx_op op);
 
 /* All-or-nothing groups of statements. orm_lua_atomic_new pushes an idle
  * guard, in a to-be-closed slot, and an empty slot above it for the

@@ -130,14 +130,7 @@ const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx)
 
 /* {==== running statements ====} */
 
-typedef struct run_ctx {
-    orm_conn *conn;
-    void *stmt;
-    orm_lua_mode mode;
-    int rc;           /* last step result */
-    int64_t rows;     /* rows read */
-    orm_error err;
-} run_ctx;
+typedef orm_lua_runctx run_ctx;
 
 /* Wraps the row on top of the stack: hyd is the stack index of the pair
  * (key, metatable) read once per result; a nil key means the row itself
@@ -199,7 +192,7 @@ static int run_keys(lua_State *L, run_ctx *x, int ncols)
 
 /* Protected: steps the statement and leaves the result on the stack.
  * Arguments: light userdata ctx, hydration table or nil. */
-static int run_collect(lua_State *L)
+int orm_lua_run_collect(lua_State *L)
 {
     run_ctx *x = lua_touserdata(L, 1);
     int hyd = 0;
@@ -317,6 +310,22 @@ static void run_notify(lua_State *L, int tidx, const char *sql, size_t len,
     lua_pop(L, 3);
 }
 
+orm_pool *orm_lua_target_pool(lua_State *L, int tidx, orm_conn **held)
+{
+    conn_ud *cu = luaL_testudata(L, tidx, ORM_LUA_CONN);
+    if (cu != NULL) {
+        *held = aux_checkconn(L, tidx)->conn;
+        return cu->pool;
+    }
+    *held = NULL;
+    return aux_checkpool(L, tidx)->pool;
+}
+
+const char *orm_lua_target_name(lua_State *L, int tidx)
+{
+    return aux_name(L, tidx);
+}
+
 /* A statement on a pool target failed to reach its server: when the pool's
  * info table has a `failover` function (a read replica's, set by
  * lua/ormed/replicas.lua), calls it with the error kind and message; when
@@ -344,41 +353,70 @@ static int run_failover(lua_State *L, int tidx, const orm_error *err)
     return 1;
 }
 
+/* Ends a statement: checks the server's transaction state agrees with
+ * ormed's (orm_conn_check_tx), returns a connection it checked out,
+ * counts the statement and tells listeners. 1 when it succeeded (its
+ * result on top), 0 when it failed (nil on top); raises a Lua error the
+ * collector caught. */
+static int run_finish(lua_State *L, int tidx, orm_pool *pool, int acquired,
+                      orm_lua_runctx *x, const char *sql, size_t len,
+                      const orm_value *binds, int n, double t0)
+{
+    int ok = x->rc >= 0;
+    double ms;
+    if (ok && orm_conn_check_tx(x->conn, &x->err) != ORM_OK) {
+        lua_pop(L, 1); /* the result */
+        x->rc = -1;
+        ok = 0;
+    }
+    if (acquired)
+        orm_pool_release(pool, x->conn);
+    ms = (orm_clock() - t0) * 1000.0;
+    orm_pool_record(pool, ms, !ok);
+    if (x->rc == -2)
+        return lua_error(L);
+    if (!ok)
+        lua_pushnil(L);
+    run_notify(L, tidx, sql, len, binds, n, ms, x->rows, &x->err);
+    return ok;
+}
+
+int orm_lua_run_end(lua_State *L, int tidx, orm_pool *pool, int acquired,
+                    orm_lua_runctx *x, const char *sql, size_t len,
+                    const orm_value *binds, int n, double t0)
+{
+    if (run_finish(L, tidx, pool, acquired, x, sql, len, binds, n, t0))
+        return 1;
+    lua_pushlstring(L, sql, len); /* sql may not be NUL-terminated */
+    return orm_lua_raise(L, &x->err, aux_name(L, tidx), lua_tostring(L, -1));
+}
+
 int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
                 const orm_value *binds, int n, orm_lua_mode mode, int hyd)
 {
     run_ctx x;
-    conn_ud *cu;
     orm_pool *pool;
     double t0;
-    int ok, top;
-    double ms;
+    int acquired, top;
     tidx = lua_absindex(L, tidx);
     hyd = hyd ? lua_absindex(L, hyd) : 0;
     top = lua_gettop(L);
 again:
-    x.conn = NULL;
     x.stmt = NULL;
     x.mode = mode;
     x.rc = 0;
     x.rows = 0;
     orm_error_clear(&x.err);
-    cu = luaL_testudata(L, tidx, ORM_LUA_CONN);
-    if (cu != NULL) {
-        x.conn = aux_checkconn(L, tidx)->conn;
-        pool = cu->pool;
-    } else {
-        pool = aux_checkpool(L, tidx)->pool;
-        if (orm_pool_acquire(pool, &x.conn, &x.err) != ORM_OK) {
-            if (run_failover(L, tidx, &x.err))
-                goto again;
-            return orm_lua_raise(L, &x.err, aux_name(L, tidx), NULL);
-        }
+    pool = orm_lua_target_pool(L, tidx, &x.conn);
+    acquired = x.conn == NULL;
+    if (acquired && orm_pool_acquire(pool, &x.conn, &x.err) != ORM_OK) {
+        if (run_failover(L, tidx, &x.err))
+            goto again;
+        return orm_lua_raise(L, &x.err, aux_name(L, tidx), NULL);
     }
     t0 = orm_clock();
-    ok = orm_conn_start(x.conn, sql, len, binds, n, &x.stmt, &x.err) == ORM_OK;
-    if (ok) {
-        lua_pushcfunction(L, run_collect);
+    if (orm_conn_start(x.conn, sql, len, binds, n, &x.stmt, &x.err) == ORM_OK) {
+        lua_pushcfunction(L, orm_lua_run_collect);
         lua_pushlightuserdata(L, &x);
         if (hyd)
             lua_pushvalue(L, hyd);
@@ -387,30 +425,16 @@ again:
         if (lua_pcall(L, 2, 1, 0) != LUA_OK)
             x.rc = -2; /* a Lua error (memory) is on the stack */
         orm_conn_finish(x.conn, x.stmt);
-        ok = x.rc >= 0;
-        if (ok && orm_conn_check_tx(x.conn, &x.err) != ORM_OK) {
-            lua_pop(L, 1); /* the result */
-            ok = 0;
-        }
-    }
-    if (cu == NULL)
-        orm_pool_release(pool, x.conn);
-    ms = (orm_clock() - t0) * 1000.0;
-    orm_pool_record(pool, ms, !ok);
-    if (x.rc == -2)
-        return lua_error(L);
-    if (!ok)
-        lua_pushnil(L);
-    run_notify(L, tidx, sql, len, binds, n, ms, x.rows, &x.err);
-    if (!ok && cu == NULL && run_failover(L, tidx, &x.err)) {
+    } else
+        x.rc = -1;
+    if (run_finish(L, tidx, pool, acquired, &x, sql, len, binds, n, t0))
+        return 1;
+    if (acquired && run_failover(L, tidx, &x.err)) {
         lua_settop(L, top);
         goto again;
     }
-    if (!ok) {
-        lua_pushlstring(L, sql, len); /* sql may not be NUL-terminated */
-        return orm_lua_raise(L, &x.err, aux_name(L, tidx), lua_tostring(L, -1));
-    }
-    return 1;
+    lua_pushlstring(L, sql, len); /* sql may not be NUL-terminated */
+    return orm_lua_raise(L, &x.err, aux_name(L, tidx), lua_tostring(L, -1));
 }
 
 #define AUX_SMALL_BINDS 8
@@ -503,12 +527,29 @@ static int target_run(lua_State *L)
     int mode = luaL_checkoption(L, 4, "rows", run_modes);
     int hyd = lua_istable(L, 5) ? 5 : 0;
     sql = aux_portable_sql(L, 1, sql, &len);
+    if (orm_lua_waiter(L))
+        return orm_lua_run_wait(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd,
+                                ORM_LUA_POST_NONE);
     return orm_lua_run(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd);
 }
 
 /* {==== ormed.pool ====} */
 
-/* core.pool_new(params, opts) */
+/* Reads the data source's timeouts (seconds; nil = none) at idx:
+ * statement_timeout, and connect_timeout (whole seconds, rounded up, as
+ * the client libraries take it). */
+static void aux_timeouts(lua_State *L, int idx, orm_params *p)
+{
+    lua_Number ct;
+    if (!lua_istable(L, idx))
+        return;
+    p->statement_timeout = aux_optnum(L, idx, "statement_timeout", 0);
+    ct = aux_optnum(L, idx, "connect_timeout", 0);
+    if (ct > 0)
+        p->timeout = ct < 1 ? 1 : (int)ct + ((lua_Number)(int)ct < ct);
+}
+
+/* core.pool_new(params, opts, timeouts?) */
 static int pool_new(lua_State *L)
 {
     orm_params p;
@@ -518,6 +559,7 @@ static int pool_new(lua_State *L)
     pool_ud *u;
     luaL_checktype(L, 1, LUA_TTABLE);
     aux_params(L, 1, &p);
+    aux_timeouts(L, 3, &p);
     d = orm_driver_find(p.driver);
     if (d == NULL)
         return orm_lua_argerror(L, "unknown driver '%s' (sqlite, postgres, "
@@ -590,12 +632,22 @@ static int pool_acquire(lua_State *L)
     luaL_setmetatable(L, ORM_LUA_CONN);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
+    if (orm_lua_waiter(L))
+        return orm_lua_acquire_wait(L, 1, lua_gettop(L) - 1);
     orm_error_clear(&err);
     if (orm_pool_acquire(u->pool, &c->conn, &err) != ORM_OK)
         return orm_lua_raise(L, &err, aux_name(L, 1), NULL);
     c->pool = u->pool;
     orm_pool_ref(c->pool);
     return 1;
+}
+
+void orm_lua_conn_set(lua_State *L, int cidx, orm_pool *pool, orm_conn *c)
+{
+    conn_ud *u = luaL_checkudata(L, cidx, ORM_LUA_CONN);
+    u->conn = c;
+    u->pool = pool;
+    orm_pool_ref(pool);
 }
 
 static void aux_setint(lua_State *L, const char *k, lua_Integer v)
@@ -663,8 +715,6 @@ static int conn_release(lua_State *L)
     return 0;
 }
 
-typedef int (*conn_txfn)(orm_conn *, orm_error *);
-
 /* What tx_notify tells listeners. */
 typedef struct tx_event {
     const char *sql;
@@ -681,55 +731,74 @@ static int tx_notify(lua_State *L)
     return 0;
 }
 
-/* Runs one transaction step; the statement it sent (BEGIN, COMMIT,
- * SAVEPOINT...) is counted and reported to listeners like any other. A
- * listener that raises there is ignored: the statement has run, and the
- * transaction's bookkeeping must follow what the database did. */
-static int aux_tx(lua_State *L, conn_txfn fn)
+/* A listener that raises on a transaction statement is ignored: the
+ * statement has run, and the transaction's bookkeeping must follow what
+ * the database did. */
+int orm_lua_tx_end(lua_State *L, int cidx, int rc, orm_error *err, double t0)
 {
-    conn_ud *c = aux_checkconn(L, 1);
-    orm_error err;
-    double t0, ms;
-    const char *sql;
-    int rc;
-    orm_error_clear(&err);
-    t0 = orm_clock();
-    rc = fn(c->conn, &err);
-    ms = (orm_clock() - t0) * 1000.0;
-    sql = orm_conn_tx_sql(c->conn);
+    conn_ud *c = aux_checkconn(L, cidx);
+    double ms = (orm_clock() - t0) * 1000.0;
+    const char *sql = orm_conn_tx_sql(c->conn);
     if (*sql != '\0') {
+        tx_event e;
         lua_pushstring(L, sql); /* the connection may change it meanwhile */
         sql = lua_tostring(L, -1);
-        tx_event e;
         orm_pool_record(c->pool, ms, rc != ORM_OK);
         e.sql = sql;
         e.ms = ms;
-        e.err = &err;
+        e.err = err;
         lua_pushcfunction(L, tx_notify);
         lua_pushlightuserdata(L, &e);
-        lua_pushvalue(L, 1);
+        lua_pushvalue(L, cidx);
         if (lua_pcall(L, 2, 0, 0) != LUA_OK)
             lua_pop(L, 1); /* a listener's error: ignored, see above */
     }
     if (rc != ORM_OK)
-        return orm_lua_raise(L, &err, aux_name(L, 1), *sql ? sql : NULL);
+        return orm_lua_raise(L, err, aux_name(L, cidx), *sql ? sql : NULL);
     lua_pushinteger(L, orm_conn_depth(c->conn));
     return 1;
 }
 
+/* Runs one transaction step; the statement it sent (BEGIN, COMMIT,
+ * SAVEPOINT...) is counted and reported to listeners like any other. */
+static int aux_tx(lua_State *L, orm_tx_op op)
+{
+    conn_ud *c = aux_checkconn(L, 1);
+    orm_error err;
+    double t0;
+    int rc;
+    lua_settop(L, 1);
+    if (orm_lua_waiter(L)) {
+        if (orm_conn_can_poll(c->conn))
+            return orm_lua_tx_wait(L, 1, op);
+        lua_pop(L, 1);
+    }
+    orm_error_clear(&err);
+    t0 = orm_clock();
+    rc = op == ORM_TX_BEGIN    ? orm_conn_begin(c->conn, &err)
+         : op == ORM_TX_COMMIT ? orm_conn_commit(c->conn, &err)
+                               : orm_conn_rollback(c->conn, &err);
+    return orm_lua_tx_end(L, 1, rc, &err, t0);
+}
+
 static int conn_begin(lua_State *L)
 {
-    return aux_tx(L, orm_conn_begin);
+    return aux_tx(L, ORM_TX_BEGIN);
 }
 
 static int conn_commit(lua_State *L)
 {
-    return aux_tx(L, orm_conn_commit);
+    return aux_tx(L, ORM_TX_COMMIT);
 }
 
 static int conn_rollback(lua_State *L)
 {
-    return aux_tx(L, orm_conn_rollback);
+    return aux_tx(L, ORM_TX_ROLLBACK);
+}
+
+orm_conn *orm_lua_conn_of(lua_State *L, int cidx)
+{
+    return aux_checkconn(L, cidx)->conn;
 }
 
 static int conn_depth(lua_State *L)

@@ -64,8 +64,14 @@ static void lqr_push_binds(lua_State *L, const orm_vlist *b)
  * collects it (returns 0, pushes nothing). While it runs, the query (at
  * index 1) sits in a to-be-closed slot whose __close drops u->running,
  * whichever way orm_lua_run exits. */
-int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
-            int hyd)
+#define LQR_NOT_LAST (-1) /* the terminal method goes on after the run */
+#define LQR_FINAL 2        /* the result is shaped: return it as it is */
+
+/* lq_emit; post is LQR_NOT_LAST, or how the terminal method shapes the
+ * result it returns straight to Lua: with a waiter set the run may then
+ * yield (orm_lua_run_wait shapes the result), and LQR_FINAL is returned. */
+static int lqr_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
+                    int hyd, int post)
 {
     query_out *o = u->out;
     int g;
@@ -85,11 +91,23 @@ int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
         lq_scratch(L)->busy = 1;
         u->holds_scratch = 1;
     }
+    if (post != LQR_NOT_LAST && orm_lua_waiter(L)) {
+        /* the slot g closes when the method returns */
+        orm_lua_run_wait(L, s->tidx, o->sql.p, o->sql.len, o->binds.v,
+                         o->binds.n, mode, hyd, (orm_lua_post)post);
+        return LQR_FINAL;
+    }
     orm_lua_run(L, s->tidx, o->sql.p, o->sql.len, o->binds.v, o->binds.n,
                 mode, hyd);
     lua_closeslot(L, g);
     lua_remove(L, g);
     return 1;
+}
+
+int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
+            int hyd)
+{
+    return lqr_emit(L, u, s, mode, hyd, LQR_NOT_LAST);
 }
 
 /* Adds the { affected_rows, last_insert_id } on top to s and pops it. */
@@ -151,7 +169,7 @@ static const char *const op_names[] = {
 static int lqr_get(lua_State *L, query_ud *u, lq_sink *s, int a)
 {
     lqr_compile(L, u, s->d, NULL);
-    return lq_emit(L, u, s, ORM_LUA_ROWS, lq_hyd(L, a));
+    return lqr_emit(L, u, s, ORM_LUA_ROWS, lq_hyd(L, a), ORM_LUA_POST_NONE) != 0;
 }
 
 static int lqr_first(lua_State *L, query_ud *u, lq_sink *s, int a)
@@ -162,7 +180,7 @@ static int lqr_first(lua_State *L, query_ud *u, lq_sink *s, int a)
     o.limit = 1;
     o.offset = u->q.offset;
     lqr_compile(L, u, s->d, &o);
-    return lq_emit(L, u, s, ORM_LUA_FIRST, lq_hyd(L, a));
+    return lqr_emit(L, u, s, ORM_LUA_FIRST, lq_hyd(L, a), ORM_LUA_POST_NONE) != 0;
 }
 
 /* count / sum / avg / min / max / exists, column at a. */
@@ -176,8 +194,17 @@ static int lqr_aggregate(lua_State *L, query_ud *u, lq_sink *s, int a,
     if (agg != ORM_AGG_EXISTS && (agg != ORM_AGG_COUNT || !lua_isnoneornil(L, a)))
         o.agg_col = lq_str(L, a, fname, "column name", NULL);
     lqr_compile(L, u, s->d, &o);
-    if (!lq_emit(L, u, s, ORM_LUA_VALUE, 0))
+    switch (lqr_emit(L, u, s, ORM_LUA_VALUE, 0,
+                     agg == ORM_AGG_EXISTS ? ORM_LUA_POST_EXISTS
+                     : agg == ORM_AGG_COUNT || agg == ORM_AGG_SUM
+                         ? ORM_LUA_POST_TOTAL
+                     : agg == ORM_AGG_AVG ? ORM_LUA_POST_NUMBER
+                                          : ORM_LUA_POST_EXACT)) {
+    case 0:
         return 0;
+    case LQR_FINAL:
+        return 1;
+    }
     lqr_numeric(L, agg != ORM_AGG_AVG);
     if (agg == ORM_AGG_EXISTS)
         lua_pushboolean(L, lua_isnumber(L, -1) ? lua_tonumber(L, -1) != 0
@@ -196,7 +223,7 @@ static int lqr_pluck(lua_State *L, query_ud *u, lq_sink *s, int a)
     memset(&o, 0, sizeof o);
     o.only_col = lq_str(L, a, "pluck", "column name", NULL);
     lqr_compile(L, u, s->d, &o);
-    return lq_emit(L, u, s, ORM_LUA_COLUMN, 0);
+    return lqr_emit(L, u, s, ORM_LUA_COLUMN, 0, ORM_LUA_POST_NONE) != 0;
 }
 
 static lua_Integer lqr_field_int(lua_State *L, int t, const char *k,
@@ -565,11 +592,31 @@ static int lqr_insert_get_id(lua_State *L, query_ud *u, lq_sink *s, int a)
         orm_query_write_returning(&u->q, pk, pn, &err) != ORM_OK)
         return lq_raise(L, &err);
     lq_compile_write(L, u, s->d);
-    if (!lq_emit(L, u, s, returning ? ORM_LUA_VALUE : ORM_LUA_EXEC, 0))
+    switch (lqr_emit(L, u, s, returning ? ORM_LUA_VALUE : ORM_LUA_EXEC, 0,
+                     returning ? ORM_LUA_POST_NONE : ORM_LUA_POST_LAST_ID)) {
+    case 0:
         return 0;
+    case LQR_FINAL:
+        return 1;
+    }
     if (!returning)
         lua_getfield(L, -1, "last_insert_id");
     return 1;
+}
+
+/* A single-statement write whose affected rows the method returns:
+ * 1 when the result is final (the waiting path), else absorbed into s. */
+static int lqr_write_last(lua_State *L, query_ud *u, lq_sink *s)
+{
+    lq_compile_write(L, u, s->d);
+    switch (lqr_emit(L, u, s, ORM_LUA_EXEC, 0, ORM_LUA_POST_AFFECTED)) {
+    case LQR_FINAL:
+        return 1;
+    case 0:
+        return 0;
+    }
+    lqr_absorb(L, s);
+    return 0;
 }
 
 static int lqr_affected(lua_State *L, lq_sink *s)
@@ -588,14 +635,16 @@ static int lqr_update(lua_State *L, query_ud *u, lq_sink *s, int a)
                                    "value, got %s", luaL_typename(L, a));
     orm_query_write_begin(&u->q, ORM_QW_UPDATE);
     lqr_sets(L, u, a, "update");
-    lq_write_emit(L, u, s);
+    if (lqr_write_last(L, u, s))
+        return 1;
     return lqr_affected(L, s);
 }
 
 static int lqr_delete(lua_State *L, query_ud *u, lq_sink *s)
 {
     orm_query_write_begin(&u->q, ORM_QW_DELETE);
-    lq_write_emit(L, u, s);
+    if (lqr_write_last(L, u, s))
+        return 1;
     return lqr_affected(L, s);
 }
 
@@ -621,7 +670,8 @@ static int lqr_increment(lua_State *L, query_ud *u, lq_sink *s, int a,
         return lq_raise(L, &err);
     if (lua_istable(L, a + 2))
         lqr_sets(L, u, a + 2, fname);
-    lq_write_emit(L, u, s);
+    if (lqr_write_last(L, u, s))
+        return 1;
     return lqr_affected(L, s);
 }
 

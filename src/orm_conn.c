@@ -92,6 +92,29 @@ int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
     return ORM_OK;
 }
 
+int orm_conn_open_start(const orm_driver *d, const orm_params *p,
+                        orm_conn **out, orm_error *err)
+{
+    orm_conn *c = calloc(1, sizeof *c);
+    int rc;
+    *out = NULL;
+    if (c == NULL)
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
+    c->d = d;
+    rc = d->open_start(p, &c->h, err);
+    if (rc != ORM_OK) {
+        orm_error_redact(err, p->password,
+                         (const char *const[]){p->user, p->host, p->database,
+                                               p->socket},
+                         4);
+        free(c);
+        return rc;
+    }
+    c->last_used = orm_clock();
+    *out = c;
+    return ORM_OK;
+}
+
 void orm_conn_close(orm_conn *c)
 {
     int i;
@@ -171,13 +194,15 @@ static conn_entry *conn_slot(orm_conn *c)
     return victim;
 }
 
-/* Prepares sql, caching it when possible. *cached tells whether it was. */
+static void conn_cache_put(orm_conn *c, const char *sql, size_t len,
+                           uint64_t h, void *stmt);
+
+/* Prepares sql, caching it when possible. */
 static int conn_prepare(orm_conn *c, const char *sql, size_t len,
                         void **stmt, orm_error *err)
 {
     uint64_t h = conn_hash(sql, len);
     conn_entry *e = conn_lookup(c, sql, len, h);
-    char *copy;
     int rc;
     if (e && !e->busy) {
         e->busy = 1;
@@ -191,21 +216,29 @@ static int conn_prepare(orm_conn *c, const char *sql, size_t len,
     c->prepares++;
     if (e)  /* the cached twin is busy: this one stays uncached */
         return ORM_OK;
-    copy = malloc(len + 1);
+    conn_cache_put(c, sql, len, h, *stmt);
+    return ORM_OK;
+}
+
+/* Caches a statement just prepared (busy); nothing when there is no room. */
+static void conn_cache_put(orm_conn *c, const char *sql, size_t len,
+                           uint64_t h, void *stmt)
+{
+    conn_entry *e;
+    char *copy = malloc(len + 1);
     e = copy ? conn_slot(c) : NULL;
     if (e == NULL) {
         free(copy);
-        return ORM_OK;
+        return;
     }
     memcpy(copy, sql, len);
     copy[len] = '\0';
     e->sql = copy;
     e->len = len;
     e->hash = h;
-    e->stmt = *stmt;
+    e->stmt = stmt;
     e->used = ++c->tick;
     e->busy = 1;
-    return ORM_OK;
 }
 
 static conn_entry *conn_entry_of(orm_conn *c, void *stmt)
@@ -228,11 +261,9 @@ void orm_conn_finish(orm_conn *c, void *stmt)
     e->busy = 0;
 }
 
-int orm_conn_start(orm_conn *c, const char *sql, size_t len,
-                   const orm_value *binds, int n, void **stmt, orm_error *err)
+/* What every start checks: the connection is up, n values fit. */
+static int conn_can_start(orm_conn *c, int n, orm_error *err)
 {
-    int rc;
-    *stmt = NULL;
     if (c->broken)
         return orm_error_set(err, ORM_E_CONNECTION_LOST,
                              "connection was lost");
@@ -242,6 +273,17 @@ int orm_conn_start(orm_conn *c, const char *sql, size_t len,
                              "at most %d in one statement",
                              n, c->d->dialect->name,
                              c->d->dialect->max_params);
+    return ORM_OK;
+}
+
+int orm_conn_start(orm_conn *c, const char *sql, size_t len,
+                   const orm_value *binds, int n, void **stmt, orm_error *err)
+{
+    int rc;
+    *stmt = NULL;
+    rc = conn_can_start(c, n, err);
+    if (rc != ORM_OK)
+        return rc;
     rc = conn_prepare(c, sql, len, stmt, err);
     if (rc != ORM_OK)
         return rc;
@@ -274,23 +316,32 @@ int orm_conn_step(orm_conn *c, void *stmt, orm_error *err)
     return rc;
 }
 
-/* Runs the transaction statement c->tx_sql. */
-static int conn_tx_exec(orm_conn *c, orm_error *err)
-{
-    return orm_conn_exec(c, c->tx_sql, err);
-}
 
-int orm_conn_begin(orm_conn *c, orm_error *err)
+int orm_conn_tx_start(orm_conn *c, orm_tx_op op, orm_error *err)
 {
-    int rc;
-    if (c->depth == 0)
-        snprintf(c->tx_sql, sizeof c->tx_sql, "%s", c->d->dialect->begin_sql);
+    if (op == ORM_TX_BEGIN) {
+        if (c->depth == 0)
+            snprintf(c->tx_sql, sizeof c->tx_sql, "%s",
+                     c->d->dialect->begin_sql);
+        else
+            snprintf(c->tx_sql, sizeof c->tx_sql, "SAVEPOINT orm_sp_%d",
+                     c->depth);
+        return ORM_OK;
+    }
+    if (c->depth == 0) {
+        c->tx_sql[0] = '\0';
+        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+                             "no transaction is open");
+    }
+    if (c->depth == 1)
+        snprintf(c->tx_sql, sizeof c->tx_sql, "%s",
+                 op == ORM_TX_COMMIT ? "COMMIT" : "ROLLBACK");
     else
-        snprintf(c->tx_sql, sizeof c->tx_sql, "SAVEPOINT orm_sp_%d", c->depth);
-    rc = conn_tx_exec(c, err);
-    if (rc == ORM_OK && c->depth++ == 0)
-        c->tx_failed[0] = '\0';
-    return rc;
+        snprintf(c->tx_sql, sizeof c->tx_sql, "%s orm_sp_%d",
+                 op == ORM_TX_COMMIT ? "RELEASE SAVEPOINT"
+                                     : "ROLLBACK TO SAVEPOINT",
+                 c->depth - 1);
+    return ORM_OK;
 }
 
 /* A failed COMMIT may leave the transaction open (SQLite keeps it after a
@@ -311,32 +362,38 @@ static int conn_commit_failed(orm_conn *c, int rc, orm_error *err)
     return rc;
 }
 
-/* Ends one level: commit (release) or rollback (to savepoint). */
-static int conn_end(orm_conn *c, int commit, orm_error *err)
+int orm_conn_tx_done(orm_conn *c, orm_tx_op op, int rc, orm_error *err)
 {
-    int rc;
-    if (c->depth == 0) {
-        c->tx_sql[0] = '\0';
-        return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
-                             "no transaction is open");
+    if (op == ORM_TX_BEGIN) {
+        if (rc == ORM_OK && c->depth++ == 0)
+            c->tx_failed[0] = '\0';
+        return rc;
     }
     if (c->depth == 1) {
-        snprintf(c->tx_sql, sizeof c->tx_sql, "%s", commit ? "COMMIT" : "ROLLBACK");
-        rc = conn_tx_exec(c, err);
         c->depth = 0;
-        if (rc != ORM_OK && commit)
+        if (rc != ORM_OK && op == ORM_TX_COMMIT)
             return conn_commit_failed(c, rc, err);
         if (rc != ORM_OK && !c->broken)
             c->broken = 1; /* a failed ROLLBACK: the state is unknown */
         return rc;
     }
-    snprintf(c->tx_sql, sizeof c->tx_sql, "%s orm_sp_%d",
-             commit ? "RELEASE SAVEPOINT" : "ROLLBACK TO SAVEPOINT",
-             c->depth - 1);
-    rc = conn_tx_exec(c, err);
     if (rc == ORM_OK)
         c->depth--;
     return rc;
+}
+
+/* One transaction step, blocking. */
+static int conn_tx(orm_conn *c, orm_tx_op op, orm_error *err)
+{
+    int rc = orm_conn_tx_start(c, op, err);
+    if (rc != ORM_OK)
+        return rc;
+    return orm_conn_tx_done(c, op, orm_conn_exec(c, c->tx_sql, err), err);
+}
+
+int orm_conn_begin(orm_conn *c, orm_error *err)
+{
+    return conn_tx(c, ORM_TX_BEGIN, err);
 }
 
 const char *orm_conn_tx_sql(const orm_conn *c)
@@ -346,12 +403,12 @@ const char *orm_conn_tx_sql(const orm_conn *c)
 
 int orm_conn_commit(orm_conn *c, orm_error *err)
 {
-    return conn_end(c, 1, err);
+    return conn_tx(c, ORM_TX_COMMIT, err);
 }
 
 int orm_conn_rollback(orm_conn *c, orm_error *err)
 {
-    return conn_end(c, 0, err);
+    return conn_tx(c, ORM_TX_ROLLBACK, err);
 }
 
 static int conn_no_copy(orm_error *err)
@@ -446,4 +503,81 @@ double orm_conn_last_used(const orm_conn *c)
 void orm_conn_touch(orm_conn *c, double now)
 {
     c->last_used = now;
+}
+
+/* {==== without blocking (orm_driver.h: socket, prepare_start, ...) ====} */
+
+int orm_conn_can_poll(const orm_conn *c)
+{
+    return c->d->poll != NULL;
+}
+
+int orm_conn_socket(const orm_conn *c)
+{
+    return c->d->socket(c->h);
+}
+
+int orm_conn_prepare_start(orm_conn *c, const char *sql, size_t len, int n,
+                           void **stmt, int *pending, orm_error *err)
+{
+    conn_entry *e;
+    int rc;
+    *stmt = NULL;
+    *pending = 0;
+    rc = conn_can_start(c, n, err);
+    if (rc != ORM_OK)
+        return rc;
+    e = conn_lookup(c, sql, len, conn_hash(sql, len));
+    if (e && !e->busy) {
+        e->busy = 1;
+        e->used = ++c->tick;
+        *stmt = e->stmt;
+        return ORM_OK;
+    }
+    rc = c->d->prepare_start(c->h, sql, len, stmt, err);
+    if (rc != ORM_OK) {
+        c->d->finalize(*stmt);
+        *stmt = NULL;
+        return conn_fail_err(c, rc, err);
+    }
+    *pending = 1;
+    return ORM_OK;
+}
+
+void orm_conn_prepared(orm_conn *c, const char *sql, size_t len, void *stmt)
+{
+    uint64_t h = conn_hash(sql, len);
+    c->prepares++;
+    if (conn_lookup(c, sql, len, h) == NULL)
+        conn_cache_put(c, sql, len, h, stmt);
+}
+
+int orm_conn_command_start(orm_conn *c, const char *sql, orm_error *err)
+{
+    int rc;
+    if (c->broken)
+        return orm_error_set(err, ORM_E_CONNECTION_LOST,
+                             "connection was lost");
+    rc = c->d->command_start(c->h, sql, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,
+                        int n, orm_error *err)
+{
+    int rc = c->d->bind(stmt, binds, n, err);
+    if (rc == ORM_OK)
+        rc = c->d->exec_start(stmt, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+int orm_conn_poll(orm_conn *c, int *wait, orm_error *err)
+{
+    int rc = c->d->poll(c->h, wait, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+void orm_conn_set_broken(orm_conn *c)
+{
+    c->broken = 1;
 }

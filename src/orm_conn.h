@@ -18,6 +18,13 @@ typedef struct orm_conn orm_conn;
 int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
                   orm_error *err);
 
+/* As orm_conn_open, without blocking (drivers with open_start): *out is
+ * connecting; orm_conn_poll until ORM_WAIT_NONE (the caller enforces the
+ * connect timeout and closes it after a failure, whose message it
+ * redacts). */
+int orm_conn_open_start(const orm_driver *d, const orm_params *p,
+                        orm_conn **out, orm_error *err);
+
 /* Finalizes cached statements and closes. NULL is fine. */
 void orm_conn_close(orm_conn *c);
 
@@ -57,6 +64,15 @@ int orm_conn_commit(orm_conn *c, orm_error *err);
 int orm_conn_rollback(orm_conn *c, orm_error *err);
 int orm_conn_depth(const orm_conn *c);
 
+/* The parts of begin / commit / rollback, for callers that send the
+ * statement themselves (without blocking): tx_start puts the statement in
+ * orm_conn_tx_sql (invalid_argument when no transaction is open to end),
+ * tx_done applies its outcome rc (the depth, a failed COMMIT as above) and
+ * returns the final one. */
+typedef enum orm_tx_op { ORM_TX_BEGIN, ORM_TX_COMMIT, ORM_TX_ROLLBACK } orm_tx_op;
+int orm_conn_tx_start(orm_conn *c, orm_tx_op op, orm_error *err);
+int orm_conn_tx_done(orm_conn *c, orm_tx_op op, int rc, orm_error *err);
+
 /* The text of the transaction statement the last begin/commit/rollback
  * sent ("" when it sent none), for listeners and statistics. */
 const char *orm_conn_tx_sql(const orm_conn *c);
@@ -91,6 +107,29 @@ void orm_conn_set_expires(orm_conn *c, double at);
 /* Monotonic time (seconds) of last use, maintained by the pool. */
 double orm_conn_last_used(const orm_conn *c);
 void orm_conn_touch(orm_conn *c, double now);
+
+/* Without blocking, for hosts with an event loop (drivers with poll):
+ * orm_conn_can_poll tells whether the driver has it. prepare_start takes
+ * the cached statement for sql (*pending 0) or begins preparing it
+ * (*pending 1: orm_conn_poll until ORM_WAIT_NONE, then orm_conn_prepared
+ * caches it); exec_start binds n values and begins running it (poll until
+ * ORM_WAIT_NONE, then orm_conn_step reads the rows). *wait says what the
+ * socket (orm_conn_socket) must be ready for. Failures as orm_conn_start
+ * and orm_conn_step; the statement is finished by the caller either way.
+ * A connection whose operation was abandoned in flight is marked broken
+ * (orm_conn_set_broken) so the pool never lends it again. */
+int orm_conn_can_poll(const orm_conn *c);
+int orm_conn_socket(const orm_conn *c);
+int orm_conn_prepare_start(orm_conn *c, const char *sql, size_t len, int n,
+                           void **stmt, int *pending, orm_error *err);
+void orm_conn_prepared(orm_conn *c, const char *sql, size_t len, void *stmt);
+int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,
+                        int n, orm_error *err);
+int orm_conn_poll(orm_conn *c, int *wait, orm_error *err);
+/* Begins SQL with no parameters and no rows (as orm_conn_exec); poll
+ * until ORM_WAIT_NONE for its outcome. */
+int orm_conn_command_start(orm_conn *c, const char *sql, orm_error *err);
+void orm_conn_set_broken(orm_conn *c);
 
 /* Monotonic clock in seconds. */
 double orm_clock(void);

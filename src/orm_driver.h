@@ -29,7 +29,10 @@ typedef struct orm_params {
     const char *options;  /* postgres options / extra conninfo */
     const char *path;     /* sqlite file path */
     int memory;           /* sqlite: 1 = private in-memory database */
-    int timeout;          /* connect timeout in seconds, 0 = driver default */
+    int timeout;          /* connect timeout in seconds, 0 = driver default
+                             (SQLite: the busy timeout) */
+    double statement_timeout; /* seconds a statement may run before the
+                             server cancels it (query_timeout); 0 = none */
     int unnamed;          /* postgres: 1 = no named prepared statements (every
                              statement goes unnamed, nothing stays on the
                              server between statements: for PgBouncer in
@@ -160,6 +163,11 @@ typedef struct orm_dialect {
                                       NULL lag = replay stopped */
 } orm_dialect;
 
+/* What a non-blocking call waits for on the connection's socket. */
+#define ORM_WAIT_NONE 0   /* nothing: the operation is over */
+#define ORM_WAIT_READ 1
+#define ORM_WAIT_WRITE 2  /* with ORM_WAIT_READ: either */
+
 /* Step results. */
 #define ORM_STEP_ERROR (-1)
 #define ORM_STEP_DONE 0
@@ -249,6 +257,29 @@ typedef struct orm_driver {
                      orm_error *err);
     int (*copy_end)(void *conn, int64_t *rows, orm_error *err);
 
+    /* Non-blocking use, for hosts with an event loop (all NULL where the
+     * driver only blocks: SQLite). prepare_start begins preparing sql (as
+     * prepare; *out is usable once the operation is over) and exec_start
+     * begins running a bound statement. poll then advances the operation
+     * in flight without blocking and stores in *wait what the socket
+     * (socket()) must be ready for before the next poll, or ORM_WAIT_NONE
+     * when it is over: an executed statement's rows are then read by step()
+     * without waiting. Each returns ORM_OK or the error kind (the operation
+     * is then over; a statement prepare_start returned is finalized by the
+     * caller). An operation abandoned in flight leaves the connection
+     * unusable: the caller marks it broken. */
+    int (*socket)(void *conn);
+    int (*prepare_start)(void *conn, const char *sql, size_t len, void **out,
+                         orm_error *err);
+    int (*exec_start)(void *stmt, orm_error *err);
+    int (*poll)(void *conn, int *wait, orm_error *err);
+    /* Begins SQL with no parameters and no rows, as exec (poll gives its
+     * outcome: ORM_OK or the error kind exec would return). */
+    int (*command_start)(void *conn, const char *sql, orm_error *err);
+    /* Begins opening a connection, as open (poll until ORM_WAIT_NONE; the
+     * caller enforces the connect timeout, and closes the handle after a
+     * failure). */
+    int (*open_start)(const orm_params *p, void **out, orm_error *err);
     /* 1 when the server has a transaction open on the connection, 0 when
      * not, -1 when it cannot tell (no call to the server). */
     int (*in_transaction)(void *conn);

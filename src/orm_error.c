@@ -22,6 +22,7 @@ static const char *const error_names[] = {
     "not_initialized",
     "out_of_memory",
     "transaction_aborted",
+    "query_timeout",
 };
 
 const char *orm_error_kind_name(orm_kind k)

@@ -18,7 +18,9 @@ typedef enum orm_kind {
     ORM_E_INVALID_ARGUMENT,   /* "invalid_argument": refused before sending */
     ORM_E_NOT_INITIALIZED,    /* "not_initialized": closed pool / disposed */
     ORM_E_NOMEM,              /* "out_of_memory" */
-    ORM_E_TX_ABORTED          /* "transaction_aborted": COMMIT rolled back */
+    ORM_E_TX_ABORTED,         /* "transaction_aborted": COMMIT rolled back */
+    ORM_E_QUERY_TIMEOUT       /* "query_timeout": statement_timeout ran out;
+                                 the server cancelled the statement */
 } orm_kind;
 
 #define ORM_ERROR_MSG_MAX 512

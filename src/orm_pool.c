@@ -8,9 +8,21 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "orm_pool.h"
+
+/* A caller waiting for a connection without blocking (orm_pool_wait). */
+struct orm_pool_wait {
+    orm_pool_wait *next;  /* queue order: arrival */
+    int fd;               /* eventfd, readable once granted */
+    int queued;           /* still in the queue */
+    int granted;          /* a connection (conn) or a slot to open (NULL) */
+    orm_conn *conn;
+    double deadline;      /* monotonic seconds: acquire_timeout */
+};
 
 struct orm_pool {
     pthread_mutex_t mu;
@@ -27,6 +39,7 @@ struct orm_pool {
     int64_t waits, timeouts, queries, errors, prepares_closed, expired;
     double total_ms;
     uint64_t rng;        /* xorshift state for the max_lifetime jitter */
+    orm_pool_wait *qhead, *qtail; /* waits without blocking, FIFO */
 };
 
 static char *pool_strdup(const char *s, int *oom)
@@ -231,6 +244,29 @@ static int pool_healthy(orm_conn *c, double now, double after)
 }
 
 /* Opens a new connection for a slot already counted in open/in_use. */
+/* Under the lock: hands c (or, when c is NULL and there is room, a slot to
+ * open) to the first queued wait. Returns 1 when it did. */
+static int pool_grant(orm_pool *p, orm_conn *c)
+{
+    orm_pool_wait *w = p->qhead;
+    uint64_t one = 1;
+    if (w == NULL || p->closed || (c == NULL && p->open >= p->opts.max))
+        return 0;
+    p->qhead = w->next;
+    if (p->qhead == NULL)
+        p->qtail = NULL;
+    w->queued = 0;
+    w->granted = 1;
+    w->conn = c;
+    p->in_use++;
+    if (c == NULL)
+        p->open++;
+    if (write(w->fd, &one, sizeof one) < 0) {
+        /* the counter cannot overflow: the waiter reads `granted` anyway */
+    }
+    return 1;
+}
+
 static int pool_open_slot(orm_pool *p, orm_conn **out, orm_error *err)
 {
     int rc = orm_conn_open(p->d, &p->params, out, err);
@@ -240,6 +276,7 @@ static int pool_open_slot(orm_pool *p, orm_conn **out, orm_error *err)
         pthread_mutex_lock(&p->mu);
         p->open--;
         p->in_use--;
+        pool_grant(p, NULL);
         pthread_cond_signal(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
@@ -316,9 +353,10 @@ void orm_pool_release(orm_pool *p, orm_conn *c)
     pthread_mutex_lock(&p->mu);
     p->in_use--;
     p->expired += old && !orm_conn_broken(c);
-    if (drop || p->closed)
+    if (drop || p->closed) {
         p->open--;
-    else
+        pool_grant(p, NULL);
+    } else if (!pool_grant(p, c))
         p->idle[p->nidle++] = c;
     n = pool_expire(p, now, expired, 8);
     pthread_cond_signal(&p->cv);
@@ -364,6 +402,7 @@ const orm_driver *orm_pool_driver(const orm_pool *p)
 
 void orm_pool_close(orm_pool *p)
 {
+    orm_pool_wait *w;
     orm_conn **idle;
     int n, i;
     pthread_mutex_lock(&p->mu);
@@ -372,6 +411,12 @@ void orm_pool_close(orm_pool *p)
         return;
     }
     p->closed = 1;
+    for (w = p->qhead; w != NULL; w = w->next) { /* they see `closed` */
+        uint64_t one = 1;
+        if (write(w->fd, &one, sizeof one) < 0) {
+            /* nothing to do: the waiter times out */
+        }
+    }
     idle = p->idle;
     n = p->nidle;
     p->nidle = 0;
@@ -389,4 +434,178 @@ int orm_pool_closed(orm_pool *p)
     closed = p->closed;
     pthread_mutex_unlock(&p->mu);
     return closed;
+}
+
+/* {==== waiting without blocking ====} */
+
+/* Under the lock: takes w out of the queue. */
+static void pool_unqueue(orm_pool *p, orm_pool_wait *w)
+{
+    orm_pool_wait **pp = &p->qhead, *prev = NULL;
+    while (*pp != NULL && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp == w) {
+        *pp = w->next;
+        if (p->qtail == w)
+            p->qtail = prev;
+    }
+    w->queued = 0;
+}
+
+static void pool_wait_free(orm_pool_wait *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w);
+}
+
+int orm_pool_acquire_start(orm_pool *p, orm_conn **out, orm_pool_wait **wp,
+                           int *slot, orm_error *err)
+{
+    orm_pool_wait *w;
+    *out = NULL;
+    *wp = NULL;
+    *slot = 0;
+    pthread_mutex_lock(&p->mu);
+    if (!p->closed && p->qhead == NULL && p->nidle == 0 &&
+        p->open < p->opts.max && p->d->open_start != NULL) {
+        p->open++; /* room: the caller opens it (orm_pool_open_start) */
+        p->in_use++;
+        pthread_mutex_unlock(&p->mu);
+        *slot = 1;
+        return ORM_OK;
+    }
+    if (p->closed || (p->qhead == NULL &&
+                      (p->nidle > 0 || p->open < p->opts.max))) {
+        pthread_mutex_unlock(&p->mu); /* no wait: the usual checkout */
+        return orm_pool_acquire(p, out, err);
+    }
+    w = calloc(1, sizeof *w);
+    if (w != NULL)
+        w->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w == NULL || w->fd < 0) {
+        pthread_mutex_unlock(&p->mu);
+        if (w != NULL)
+            free(w);
+        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
+    }
+    w->queued = 1;
+    w->deadline = orm_clock() + p->opts.acquire_timeout;
+    if (p->qtail != NULL)
+        p->qtail->next = w;
+    else
+        p->qhead = w;
+    p->qtail = w;
+    p->waits++;
+    pthread_mutex_unlock(&p->mu);
+    *wp = w;
+    return ORM_OK;
+}
+
+int orm_pool_wait_fd(const orm_pool_wait *w)
+{
+    return w->fd;
+}
+
+double orm_pool_wait_left(const orm_pool_wait *w)
+{
+    double left = w->deadline - orm_clock();
+    return left > 0 ? left : 0;
+}
+
+int orm_pool_acquire_poll(orm_pool *p, orm_pool_wait *w, orm_conn **out,
+                          int *slot, orm_error *err)
+{
+    int granted, closed;
+    orm_conn *c;
+    *out = NULL;
+    *slot = 0;
+    pthread_mutex_lock(&p->mu);
+    granted = w->granted;
+    c = w->conn;
+    closed = p->closed;
+    if (!granted && (closed || orm_clock() >= w->deadline)) {
+        pool_unqueue(p, w);
+        p->timeouts += !closed;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (granted) {
+        pool_wait_free(w);
+        if (c != NULL) {
+            *out = c;
+            return ORM_OK;
+        }
+        if (p->d->open_start != NULL) {
+            *slot = 1;
+            return ORM_OK;
+        }
+        return pool_open_slot(p, out, err);
+    }
+    if (!closed && w->queued)
+        return ORM_OK; /* not yet: wait again */
+    pool_wait_free(w);
+    if (closed)
+        return orm_error_set(err, ORM_E_NOT_INITIALIZED,
+                             "data source is disposed");
+    return orm_error_set(err, ORM_E_POOL_TIMEOUT,
+                         "no free connection within %gs (max %d, all in use)",
+                         p->opts.acquire_timeout, p->opts.max);
+}
+
+void orm_pool_wait_cancel(orm_pool *p, orm_pool_wait *w)
+{
+    int granted;
+    orm_conn *c;
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (w->queued)
+        pool_unqueue(p, w);
+    granted = w->granted;
+    c = w->conn;
+    if (granted && c == NULL) { /* a slot it will not open */
+        p->open--;
+        p->in_use--;
+        pool_grant(p, NULL);
+    }
+    pthread_mutex_unlock(&p->mu);
+    pool_wait_free(w);
+    if (granted && c != NULL)
+        orm_pool_release(p, c);
+}
+
+int orm_pool_open_start(orm_pool *p, orm_conn **out, orm_error *err)
+{
+    int rc = orm_conn_open_start(p->d, &p->params, out, err);
+    if (rc != ORM_OK)
+        orm_pool_open_done(p, NULL, rc, err);
+    return rc;
+}
+
+void orm_pool_open_done(orm_pool *p, orm_conn *c, int rc, orm_error *err)
+{
+    if (rc == ORM_OK) {
+        pool_set_lifetime(p, c);
+        return;
+    }
+    orm_conn_close(c);
+    if (err != NULL)
+        orm_error_redact(err, p->params.password,
+                         (const char *const[]){p->params.user, p->params.host,
+                                               p->params.database,
+                                               p->params.socket},
+                         4);
+    pthread_mutex_lock(&p->mu);
+    p->open--;
+    p->in_use--;
+    pool_grant(p, NULL);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+double orm_pool_connect_timeout(const orm_pool *p)
+{
+    return p->params.timeout > 0 ? p->params.timeout : 10;
 }

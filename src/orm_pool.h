@@ -56,6 +56,35 @@ void orm_pool_unref(orm_pool *p);
  * the pool usable. ORM_E_NOT_INITIALIZED after orm_pool_close. */
 int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err);
 
+/* Checking out without blocking (a host with an event loop):
+ * orm_pool_acquire_start checks out as orm_pool_acquire when a connection
+ * is free or may be opened (*w NULL), and otherwise queues a wait (*w, in
+ * arrival order; *out NULL) whose fd (orm_pool_wait_fd, an eventfd)
+ * becomes readable once a released connection, or room to open one, is
+ * handed to it. orm_pool_acquire_poll then returns ORM_OK with *out set (w
+ * is freed), ORM_OK with *out NULL (not yet: wait again, for at most
+ * orm_pool_wait_left seconds), or pool_timeout once acquire_timeout has
+ * passed (w is freed). orm_pool_wait_cancel gives a wait up (a connection
+ * handed over meanwhile goes back) and frees it. */
+typedef struct orm_pool_wait orm_pool_wait;
+int orm_pool_acquire_start(orm_pool *p, orm_conn **out, orm_pool_wait **w,
+                           int *slot, orm_error *err);
+int orm_pool_wait_fd(const orm_pool_wait *w);
+double orm_pool_wait_left(const orm_pool_wait *w);
+int orm_pool_acquire_poll(orm_pool *p, orm_pool_wait *w, orm_conn **out,
+                          int *slot, orm_error *err);
+
+/* *slot = 1 from the two above (drivers with open_start): room for a new
+ * connection was reserved for the caller, who opens it without blocking:
+ * orm_pool_open_start (a failure frees the room), orm_conn_poll until
+ * ORM_WAIT_NONE or orm_pool_connect_timeout seconds, then
+ * orm_pool_open_done with the outcome (a failure closes c, frees the room
+ * and redacts err; err may be NULL). */
+int orm_pool_open_start(orm_pool *p, orm_conn **out, orm_error *err);
+void orm_pool_open_done(orm_pool *p, orm_conn *c, int rc, orm_error *err);
+double orm_pool_connect_timeout(const orm_pool *p);
+void orm_pool_wait_cancel(orm_pool *p, orm_pool_wait *w);
+
 /* Returns a connection. A broken one, one past max_lifetime, or one left
  * inside a transaction (rolled back first), is closed instead of reused. */
 void orm_pool_release(orm_pool *p, orm_conn *c);

@@ -133,14 +133,25 @@ local function merge_pool(opts, who)
   return p
 end
 
+-- statement_timeout and connect_timeout (seconds, optional), checked.
+local function check_timeouts(opts)
+  for _, k in ipairs({ "statement_timeout", "connect_timeout" }) do
+    local v = opts[k]
+    errors.check(v == nil or (type(v) == "number" and v > 0),
+      "%s must be a positive number of seconds", k)
+  end
+  return { statement_timeout = opts.statement_timeout, connect_timeout = opts.connect_timeout }
+end
+
 --- A named database with its own connection pool: raw SQL, plain-table
 -- queries, model queries, transactions pinned to the current coroutine,
 -- listeners, statistics. Create with `orm.DataSource{...}`, then `init()`.
 -- @type DataSource
 
 --- orm.DataSource{ name, driver, entities?, pool?, manager?, replicas?,
--- read_your_writes?, sticky_seconds?, replica_retry_after?, max_replica_lag? }
--- (replicas: ormed.replicas)
+-- read_your_writes?, sticky_seconds?, replica_retry_after?, max_replica_lag?,
+-- statement_timeout?, connect_timeout? } (replicas: ormed.replicas; timeouts
+-- in seconds: a longer statement is cancelled and raises query_timeout).
 function DataSource.new(opts)
   errors.check(type(opts) == "table", "DataSource expects a table of options")
   errors.check(util.is_name(opts.name),
@@ -161,6 +172,7 @@ function DataSource.new(opts)
   }, DataSource)
   self._leak_timeout = self.pool_options.leak_timeout
   self._replicas = replicas.configure(self, opts) -- nil without replicas
+  self.timeouts = check_timeouts(opts)
   return self
 end
 
@@ -170,7 +182,7 @@ setmetatable(DataSource, { __call = function(_, opts) return DataSource.new(opts
 -- first data source registered becomes the default. Idempotent.
 -- Opens the pool, named after the data source, with its listeners.
 local function open_pool(self)
-  local pool = core.pool_new(self.driver.params, self.pool_options)
+  local pool = core.pool_new(self.driver.params, self.pool_options, self.timeouts)
   local info = pool:info()
   info.name = self.name
   info.listeners = self._listeners
@@ -635,6 +647,8 @@ function OrmConnection.new(opts)
     sticky_seconds = opts.sticky_seconds or config.sticky_seconds,
     replica_retry_after = opts.replica_retry_after or config.replica_retry_after,
     max_replica_lag = opts.max_replica_lag or config.max_replica_lag,
+    statement_timeout = opts.statement_timeout or config.statement_timeout,
+    connect_timeout = opts.connect_timeout or config.connect_timeout,
   })
   self.config = config
   self.registry = opts.registry

@@ -18,6 +18,8 @@
 --  * orm.Migrator: ormed.migrator; the `ormed` command: ormed.cli
 --  * orm.json: ormed.json
 --  * orm.Error: ormed.errors
+--  * orm.set_waiter (queries that yield to an event loop): below; ready waiters ormed.io.cqueues
+--  and ormed.io.luv
 --  * `orm.null`: SQL NULL where a Lua nil cannot stand (inside a list); `orm.blob(bytes)` binds
 --  bytes as binary data; `orm._VERSION` is "ormed 0.1.0"
 -- @module ormed
@@ -58,6 +60,15 @@ local orm = {
   register_mysql_orm_connection = factory.register_mysql_orm_connection,
   TenantManager = TenantManager,
 }
+
+--- orm.set_waiter(fn | nil): with a waiter, every PostgreSQL statement that would
+-- block calls fn(fd, mode, timeout) instead (mode "r", "w" or "rw"; timeout in seconds
+-- or nil), from the calling coroutine, so fn may yield to the host's event loop
+-- (ready ones: `require("ormed.io.cqueues")`, `require("ormed.io.luv")`). nil goes back to
+-- blocking calls, the default.
+function orm.set_waiter(fn)
+  core.set_waiter(fn)
+end
 
 -- Parts loaded on first use: orm.<name> comes from require(module)[field].
 local LAZY = {

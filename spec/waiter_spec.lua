@@ -1,0 +1,486 @@
+-- orm.set_waiter: with a waiter set, a PostgreSQL or MariaDB statement
+-- (connect, prepare, run, transaction statements) waits through the waiter
+-- from the calling coroutine (which may yield to the host's loop: cqueues,
+-- luv, a hand-written one), so the loop runs other coroutines meanwhile;
+-- errors and timeouts reach the coroutine whose statement failed; a
+-- coroutine holding a row lock in a suspended transaction can finish while
+-- another one waits for that lock; pool waits go through the waiter on
+-- every driver. SQLite statements run synchronously and give the same
+-- results.
+local helper = require("spec.helper")
+local orm = require("ormed")
+local core = require("ormed.core")
+local cqueues = require("cqueues")
+local uv = require("luv")
+
+-- Runs fn(calls) in a coroutine with a waiter that records its calls, then
+-- clears it. (Outside a coroutine that can yield, nothing calls the
+-- waiter: the calls block.)
+local function with_waiter(waiter, fn)
+  local calls = {}
+  orm.set_waiter(function(fd, mode, timeout)
+    calls[#calls + 1] = { fd = fd, mode = mode, timeout = timeout }
+    return waiter(fd, mode, timeout)
+  end)
+  local ok, err = coroutine.wrap(function() return pcall(fn, calls) end)()
+  orm.set_waiter(nil)
+  if not ok then error(err, 0) end
+  return calls
+end
+
+describe("orm.set_waiter", function()
+  it("takes a function, a callable table or nil, and refuses anything else", function()
+    orm.set_waiter(require("ormed.io.cqueues"))
+    assert.are.equal(require("ormed.io.cqueues"), core.get_waiter())
+    orm.set_waiter(nil)
+    assert.is_nil(core.get_waiter())
+    local err = helper.error_of(orm.set_waiter, "poll")
+    assert.are.equal("invalid_argument", err.kind)
+    assert.is_nil(core.get_waiter())
+  end)
+end)
+
+helper.each_driver(function(drv)
+  local ds
+
+  setup(function()
+    ds = orm.DataSource({ name = drv.name .. "_waiter", driver = drv.adapter(),
+      pool = { max = 4, min = 1 }, statement_timeout = 2 }):init()
+    drv:create_table(ds, "waiter_items", { { "id", "id" }, { "v", "integer" } })
+  end)
+
+  teardown(function()
+    orm.set_waiter(nil)
+    drv:drop_table(ds, "waiter_items")
+    ds:dispose()
+  end)
+
+  before_each(function()
+    ds:execute("DELETE FROM waiter_items")
+  end)
+
+  it("runs statements with a waiter set and gives the results it gives without one", function()
+    local calls = with_waiter(require("ormed.io.cqueues"), function()
+      ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { 7 })
+      assert.are.equal(7, ds:select("SELECT v FROM waiter_items WHERE v = ?", { 7 })[1].v)
+      assert.are.equal(1, ds:table("waiter_items"):count())
+      local t = function() return ds:table("waiter_items") end
+      local id = t():insert_get_id({ v = 8 })
+      assert.is_true(math.type(id) == "integer" and id > 0)
+      assert.are.equal(15, t():sum("v"))
+      assert.are.equal(7.5, t():avg("v"))
+      assert.are.equal(8, t():max("v"))
+      assert.is_true(t():where("v", 8):exists())
+      assert.is_false(t():where("v", 99):exists())
+      assert.are.equal(0, t():where("v", 99):sum("v"))
+      assert.are.equal(1, t():where("id", id):update({ v = 9 }))
+      assert.are.equal(1, t():where("id", id):increment("v", 2))
+      assert.are.equal(11, t():where("id", id):first().v)
+      assert.are.equal(1, t():where("id", id):delete())
+      assert.are.equal(1, t():count())
+      local err = helper.error_of(ds.select, ds, "SELECT nope FROM waiter_items")
+      assert.are.equal("query", err.kind)
+      assert.are.equal(7, ds:select("SELECT v FROM waiter_items")[1].v)
+    end)
+    -- outside a coroutine that can yield the calls block: the waiter is left alone
+    orm.set_waiter(function() error("called") end)
+    assert.are.equal(7, ds:select("SELECT v FROM waiter_items")[1].v)
+    orm.set_waiter(nil)
+    if drv.name ~= "sqlite" then
+      assert.is_true(#calls > 0)
+      for _, c in ipairs(calls) do
+        assert.is_true(math.type(c.fd) == "integer" and c.fd >= 0)
+        assert.truthy(c.mode == "r" or c.mode == "w" or c.mode == "rw")
+      end
+    else
+      assert.are.equal(0, #calls) -- SQLite is synchronous: the waiter is never needed
+    end
+  end)
+
+  it("a transaction waiting for the only pooled connection yields, served in arrival order", function()
+    local one = orm.DataSource({ name = drv.name .. "_waiter_one", driver = drv.adapter(),
+      pool = { max = 1, min = 1, acquire_timeout = 5 } }):init()
+    local cq, order, arrived = cqueues.new(), {}, {}
+    local calls = with_waiter(require("ormed.io.cqueues"), function()
+      for i = 1, 3 do
+        cq:wrap(function()
+          arrived[#arrived + 1] = i
+          one:transaction(function()
+            order[#order + 1] = "in " .. i
+            cqueues.sleep(0.1) -- suspended while holding the only connection
+            order[#order + 1] = "out " .. i
+          end)
+        end)
+      end
+      assert(cq:loop())
+    end)
+    local expected = {}
+    for _, i in ipairs(arrived) do
+      expected[#expected + 1] = "in " .. i
+      expected[#expected + 1] = "out " .. i
+    end
+    assert.are.same(expected, order)
+    assert.is_true(#calls >= 2)
+    assert.are.equal(2, one:stats().waits)
+    assert.are.equal(0, one:stats().in_use)
+    one:dispose()
+  end)
+
+  it("a statement waiting for the connection a suspended transaction holds yields", function()
+    local one = orm.DataSource({ name = drv.name .. "_waiter_held", driver = drv.adapter(),
+      pool = { max = 1, min = 1, acquire_timeout = 5 } }):init()
+    local cq, order = cqueues.new(), {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function()
+        one:transaction(function()
+          order[#order + 1] = "holder in"
+          cqueues.sleep(0.2)
+          order[#order + 1] = "holder out"
+        end)
+      end)
+      cq:wrap(function()
+        cqueues.sleep(0.05)
+        order[#order + 1] = "reader waits"
+        local got = one:select("SELECT 1 AS one")[1].one
+        order[#order + 1] = "reader got " .. got
+      end)
+      assert(cq:loop())
+    end)
+    assert.are.same({ "holder in", "reader waits", "holder out", "reader got 1" }, order)
+    assert.are.equal(1, one:stats().waits)
+    one:dispose()
+  end)
+
+  it("acquire_timeout holds for a wait through the waiter", function()
+    local one = orm.DataSource({ name = drv.name .. "_waiter_short", driver = drv.adapter(),
+      pool = { max = 1, min = 1, acquire_timeout = 0.2 } }):init()
+    local cq, seen = cqueues.new(), {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function()
+        one:transaction(function() cqueues.sleep(0.6) end)
+        seen.holder = "done"
+      end)
+      cq:wrap(function()
+        cqueues.sleep(0.05) -- the holder has the connection by then
+        local t0 = core.clock()
+        local ok, err = pcall(one.transaction, one, function() end)
+        seen.waiter, seen.took = not ok and err.kind, core.clock() - t0
+      end)
+      assert(cq:loop())
+    end)
+    assert.are.equal("done", seen.holder)
+    assert.are.equal("pool_timeout", seen.waiter)
+    assert.is_true(seen.took >= 0.15 and seen.took < 0.5, "took " .. seen.took)
+    assert.are.equal(1, one:select("SELECT 1 AS one")[1].one)
+    one:dispose()
+  end)
+
+  if drv.name ~= "sqlite" then
+    it("opening a connection waits through the waiter, and connect_timeout holds", function()
+      local socket = require("socket")
+      local server = assert(socket.bind("127.0.0.1", 0)) -- listens, never answers
+      local _, port = server:getsockname()
+      local params = {}
+      for k, v in pairs(drv.adapter().params) do params[k] = v end
+      params.host, params.port, params.socket = "127.0.0.1", tonumber(port), nil
+      local silent = orm.DataSource({ name = drv.name .. "_waiter_silent", driver = { params = params },
+        pool = { max = 1, min = 0 }, connect_timeout = 1 }):init()
+      local cq, ticks, seen = cqueues.new(), 0, {}
+      local t0 = core.clock()
+      with_waiter(require("ormed.io.cqueues"), function()
+        cq:wrap(function()
+          local ok, err = pcall(silent.select, silent, "SELECT 1")
+          seen.kind, seen.took = not ok and err.kind, core.clock() - t0
+        end)
+        cq:wrap(function()
+          while seen.kind == nil do
+            ticks = ticks + 1
+            cqueues.sleep(0.05)
+          end
+        end)
+        assert(cq:loop())
+      end)
+      server:close()
+      assert.are.equal("connection_failed", seen.kind)
+      assert.is_true(seen.took >= 0.9 and seen.took < 3, "took " .. seen.took)
+      assert.is_true(ticks >= 10, ticks .. " ticks") -- the loop ran while it connected
+      assert.are.equal(0, silent:stats().open)
+      silent:dispose()
+      -- and a reachable server: new connections open through the waiter
+      local fresh = orm.DataSource({ name = drv.name .. "_waiter_fresh", driver = drv.adapter(),
+        pool = { max = 2, min = 0 } }):init()
+      local calls = with_waiter(require("ormed.io.cqueues"), function()
+        assert.are.equal(1, fresh:select("SELECT 1 AS one")[1].one)
+      end)
+      assert.is_true(#calls >= 2) -- at least the connect's and the statement's waits
+      assert.are.equal(1, fresh:stats().open)
+      fresh:dispose()
+    end)
+  end
+
+  if drv.name == "mysql" then
+    it("cqueues: MariaDB statements of several coroutines wait at the same time", function()
+      local cq, done = cqueues.new(), {}
+      local t0 = core.clock()
+      with_waiter(require("ormed.io.cqueues"), function()
+        for i = 1, 3 do
+          cq:wrap(function()
+            local row = ds:select("SELECT SLEEP(0.4) AS s, ? AS i", { i })[1]
+            done[#done + 1] = row.i
+          end)
+        end
+        assert(cq:loop())
+      end)
+      table.sort(done)
+      assert.are.same({ 1, 2, 3 }, done)
+      assert.is_true(core.clock() - t0 < 1.0, "took " .. (core.clock() - t0) .. " s")
+    end)
+
+    it("MariaDB: the writer of a locked row yields; the suspended holder finishes", function()
+      ds:execute("INSERT INTO waiter_items (v) VALUES (0)")
+      local cq, order = cqueues.new(), {}
+      with_waiter(require("ormed.io.cqueues"), function()
+        cq:wrap(function()
+          ds:transaction(function()
+            ds:execute("UPDATE waiter_items SET v = 1")
+            order[#order + 1] = "holder locked"
+            cqueues.sleep(0.3)
+            order[#order + 1] = "holder commits"
+          end)
+        end)
+        cq:wrap(function()
+          cqueues.sleep(0.05)
+          order[#order + 1] = "writer waits"
+          ds:execute("UPDATE waiter_items SET v = v + 10")
+          order[#order + 1] = "writer done"
+        end)
+        assert(cq:loop())
+      end)
+      assert.are.same({ "holder locked", "writer waits", "holder commits", "writer done" }, order)
+      assert.are.equal(11, ds:select("SELECT v FROM waiter_items")[1].v)
+      local cq2, seen = cqueues.new(), {}
+      with_waiter(require("ormed.io.cqueues"), function()
+        cq2:wrap(function()
+          local ok, err = pcall(ds.select, ds, "SELECT SLEEP(5)")
+          seen.slow = not ok and err.kind
+        end)
+        assert(cq2:loop())
+        seen.after = ds:select("SELECT 1 AS one")[1].one
+      end)
+      assert.are.same({ slow = "query_timeout", after = 1 }, seen)
+    end)
+  end
+
+  if drv.name ~= "postgres" then return end
+
+  it("COMMIT waits through the waiter: two slow commits end at the same time", function()
+    ds:execute("CREATE OR REPLACE FUNCTION waiter_slow_commit() RETURNS trigger "
+      .. "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$")
+    ds:execute("DROP TRIGGER IF EXISTS waiter_slow ON waiter_items")
+    ds:execute("CREATE CONSTRAINT TRIGGER waiter_slow AFTER INSERT ON waiter_items "
+      .. "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION waiter_slow_commit()")
+    local cq, done = cqueues.new(), 0
+    local t0 = core.clock()
+    with_waiter(require("ormed.io.cqueues"), function()
+      for i = 1, 2 do
+        cq:wrap(function()
+          ds:transaction(function()
+            ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i })
+            pcall(ds.transaction, ds, function() error("inner") end) -- a savepoint rolled back
+          end) -- the trigger sleeps in COMMIT
+          done = done + 1
+        end)
+      end
+      assert(cq:loop())
+    end)
+    local took = core.clock() - t0
+    ds:execute("DROP TRIGGER waiter_slow ON waiter_items")
+    assert.are.equal(2, done)
+    assert.are.equal(2, ds:table("waiter_items"):count())
+    assert.is_true(took < 0.75, "took " .. took .. " s")
+    local err = helper.error_of(function()
+      with_waiter(require("ormed.io.cqueues"), function()
+        ds:transaction(function()
+          pcall(ds.execute, ds, "INSERT INTO nowhere VALUES (1)")
+        end)
+      end)
+    end)
+    assert.are.equal("transaction_aborted", err.kind, tostring(err))
+    assert.are.equal(0, ds:stats().in_use)
+  end)
+
+  it("statements waiting for the only pooled connection yield, served in arrival order", function()
+    local one = orm.DataSource({ name = "pg_waiter_stmt", driver = drv.adapter(),
+      pool = { max = 1, min = 1, acquire_timeout = 5 } }):init()
+    local cq, order, arrived = cqueues.new(), {}, {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      for i = 1, 3 do
+        cq:wrap(function()
+          arrived[#arrived + 1] = i
+          local row = one:select("SELECT pg_sleep(0.1), ?::int AS i", { i })[1]
+          order[#order + 1] = row.i
+        end)
+      end
+      assert(cq:loop())
+    end)
+    assert.are.same(arrived, order)
+    assert.are.equal(2, one:stats().waits)
+    assert.are.equal(0, one:stats().in_use)
+    one:dispose()
+  end)
+
+  it("cqueues: statements of several coroutines wait at the same time", function()
+    local cq, done = cqueues.new(), {}
+    local t0 = core.clock()
+    with_waiter(require("ormed.io.cqueues"), function()
+      for i = 1, 3 do
+        cq:wrap(function()
+          local row = ds:select("SELECT pg_sleep(0.4), ?::int AS i", { i })[1]
+          done[#done + 1] = row.i
+        end)
+      end
+      assert(cq:loop())
+    end)
+    table.sort(done)
+    assert.are.same({ 1, 2, 3 }, done)
+    assert.is_true(core.clock() - t0 < 1.0, "took " .. (core.clock() - t0) .. " s")
+  end)
+
+  it("cqueues: queries (get, first, pluck, count, update, a model's get) wait at the same time", function()
+    local Item = orm.model("WaiterItem", { table = "waiter_items", fields = { id = "integer", v = "integer" } })
+    for i = 1, 3 do ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i }) end
+    local slow = "(SELECT 1 FROM pg_sleep(0.4)) = 1"
+    local cq, got = cqueues.new(), {}
+    local t0 = core.clock()
+    local calls = with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function() got.get = #ds:table("waiter_items"):where_raw(slow):get() end)
+      cq:wrap(function() got.first = ds:table("waiter_items"):where_raw(slow):order_by("v"):first().v end)
+      cq:wrap(function() got.pluck = ds:table("waiter_items"):where_raw(slow):order_by("v"):pluck("v") end)
+      cq:wrap(function() got.all = #Item:query({ connection = ds }):where_raw(slow):get() end)
+      cq:wrap(function() got.count = ds:table("waiter_items"):where_raw(slow):count() end)
+      cq:wrap(function() got.updated = ds:table("waiter_items"):where_raw(slow):increment("v", 0) end)
+      assert(cq:loop())
+    end)
+    assert.is_true(core.clock() - t0 < 1.2, "took " .. (core.clock() - t0) .. " s")
+    assert.are.same({ get = 3, first = 1, pluck = { 1, 2, 3 }, all = 3, count = 3, updated = 3 }, got)
+    assert.is_true(#calls >= 4)
+  end)
+
+  it("a host's own loop: the waiter yields (fd, mode, timeout) to the code that resumed", function()
+    local socket = require("socket")
+    local pending, results = {}, {}
+    local function step(co)
+      local ok, fd, mode = coroutine.resume(co)
+      assert(ok, fd)
+      pending[co] = nil
+      if coroutine.status(co) == "dead" then
+        results[#results + 1] = fd
+      else
+        pending[co] = { fd = fd, mode = mode }
+      end
+    end
+    local t0 = core.clock()
+    orm.set_waiter(function(fd, mode, timeout) return coroutine.yield(fd, mode, timeout) end)
+    local ok, err = pcall(function()
+      for i = 1, 3 do
+        step(coroutine.create(function()
+          return ds:select("SELECT pg_sleep(0.3), ?::int AS i", { i })[1].i
+        end))
+      end
+      while next(pending) do -- poll every waiting fd, resume the ready ones
+        local r, w, of = {}, {}, {}
+        for co, p in pairs(pending) do
+          local o = { getfd = function() return p.fd end, dirty = function() return false end }
+          of[o] = co
+          if p.mode:find("r", 1, true) then r[#r + 1] = o end
+          if p.mode:find("w", 1, true) then w[#w + 1] = o end
+        end
+        local rr, ww = socket.select(r, w, 2)
+        local ready = {}
+        for _, o in ipairs(rr) do ready[of[o]] = true end
+        for _, o in ipairs(ww) do ready[of[o]] = true end
+        assert(next(ready), "no fd became ready")
+        for co in pairs(ready) do step(co) end
+      end
+    end)
+    orm.set_waiter(nil)
+    assert(ok, err)
+    table.sort(results)
+    assert.are.same({ 1, 2, 3 }, results)
+    assert.is_true(core.clock() - t0 < 0.8, "took " .. (core.clock() - t0) .. " s")
+  end)
+
+  it("luv: statements of several coroutines wait at the same time", function()
+    local done = {}
+    local t0 = core.clock()
+    with_waiter(require("ormed.io.luv"), function()
+      for i = 1, 3 do
+        local co = coroutine.create(function()
+          local row = ds:select("SELECT pg_sleep(0.4), ?::int AS i", { i })[1]
+          done[#done + 1] = row.i
+        end)
+        uv.new_timer():start(0, 0, function() assert(coroutine.resume(co)) end)
+      end
+      uv.run()
+    end)
+    table.sort(done)
+    assert.are.same({ 1, 2, 3 }, done)
+    assert.is_true(core.clock() - t0 < 1.0, "took " .. (core.clock() - t0) .. " s")
+  end)
+
+  it("the writer of a locked row yields; the suspended holder finishes its transaction", function()
+    ds:execute("INSERT INTO waiter_items (v) VALUES (0)")
+    local cq, order = cqueues.new(), {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function()
+        ds:transaction(function()
+          ds:execute("UPDATE waiter_items SET v = 1")
+          order[#order + 1] = "holder locked"
+          cqueues.sleep(0.3) -- suspended with the row lock held
+          order[#order + 1] = "holder commits"
+        end)
+      end)
+      cq:wrap(function()
+        cqueues.sleep(0.05)
+        order[#order + 1] = "writer waits"
+        ds:execute("UPDATE waiter_items SET v = v + 10")
+        order[#order + 1] = "writer done"
+      end)
+      assert(cq:loop())
+    end)
+    assert.are.same({ "holder locked", "writer waits", "holder commits", "writer done" }, order)
+    assert.are.equal(11, ds:select("SELECT v FROM waiter_items")[1].v)
+  end)
+
+  it("an error or a timeout reaches the coroutine whose statement failed", function()
+    local cq, seen = cqueues.new(), {}
+    with_waiter(require("ormed.io.cqueues"), function()
+      cq:wrap(function()
+        local ok, err = pcall(ds.select, ds, "SELECT pg_sleep(5)")
+        seen.slow = not ok and err.kind
+      end)
+      cq:wrap(function()
+        local ok, err = pcall(ds.execute, ds, "INSERT INTO nowhere VALUES (1)")
+        seen.bad = not ok and err.kind
+      end)
+      cq:wrap(function()
+        seen.good = ds:select("SELECT pg_sleep(0.1), 5 AS five")[1].five
+      end)
+      assert(cq:loop())
+      assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+    end)
+    assert.are.same({ slow = "query_timeout", bad = "query", good = 5 }, seen)
+  end)
+
+  it("a waiter that raises: the error reaches the caller and the connection is not reused", function()
+    local before = ds:stats().open
+    local err = helper.error_of(function()
+      with_waiter(function() error(orm.Error({ kind = "query", message = "loop stopped" })) end,
+        function() ds:select("SELECT pg_sleep(0.2)") end)
+    end)
+    assert.are.equal("loop stopped", err.message)
+    assert.is_true(ds:stats().open <= before)
+    assert.are.equal(0, ds:stats().in_use)
+    assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+  end)
+end)

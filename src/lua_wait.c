@@ -1,0 +1,464 @@
+/*
+ * lua_wait.c: orm.set_waiter and the waiting path of a statement: with a
+ * waiter set, a statement checks a connection out of the pool without
+ * blocking (and opens one without blocking, on a driver with open_start),
+ * is prepared and run without blocking on a driver with non-blocking calls
+ * (as usual on the others), and every wait (the connection's socket, a
+ * pool wait's eventfd) calls the waiter (fd, "r" | "w" | "rw", timeout)
+ * through lua_callk, so
+ * the waiter may yield the caller's coroutine to the host's event loop:
+ * the job's state lives in a to-be-closed userdata on the Lua stack, and a
+ * job abandoned in flight (the waiter raised, the coroutine was closed)
+ * marks its connection broken and gives it back.
+ */
+#include <string.h>
+
+#include "lua_ormed.h"
+
+#define WAIT_KEY "ormed.waiter"  /* registry: the waiter, or nil */
+#define WAIT_JOB "ormed.wait_job"
+
+typedef enum wait_phase {
+    WAIT_ACQUIRE,  /* check a connection out of the pool */
+    WAIT_CONNECT,  /* opening a new one (x.conn), until `deadline` */
+    WAIT_NOCONN,   /* no connection: x.err filled, raised as is */
+    WAIT_START,    /* prepare (or take from the cache) next */
+    WAIT_PREPARE,  /* a prepare is in flight */
+    WAIT_BIND,     /* bind and send next */
+    WAIT_EXEC,     /* the statement is running */
+    WAIT_COLLECT,  /* its rows are in memory */
+    WAIT_SYNC,     /* a driver without non-blocking calls: run it as usual */
+    WAIT_FAILED,   /* over, x.err filled */
+    WAIT_DONE      /* handed to orm_lua_run_end: nothing left to undo */
+} wait_phase;
+
+typedef struct wait_job {
+    orm_lua_runctx x;
+    orm_pool *pool;        /* referenced while the job lives */
+    int acquired;          /* x.conn came from the pool for this job */
+    orm_pool_wait *pw;     /* a queued wait for a pooled connection */
+    int acquire_only;      /* pool:acquire(): stop once connected */
+    int sync;              /* the driver only blocks (SQLite, MySQL) */
+    int cidx;              /* ... and the conn userdata to fill */
+    double deadline;       /* WAIT_CONNECT: connect_timeout */
+    int fd;                /* what the waiter waits on */
+    double timeout;        /* seconds, < 0 = none */
+    wait_phase phase;
+    const char *sql;       /* a Lua string on the caller's stack */
+    size_t len;
+    int n;                 /* bound values, copied after the job */
+    int tidx, hyd, widx;   /* stack: target, hydration (0), waiter */
+    orm_lua_post post;     /* the shaping of the result */
+    double t0;
+    orm_value binds[];     /* their strings live in Lua values too */
+} wait_job;
+
+/* __close and __gc: undoes what a job abandoned midway holds. */
+static int wait_job_close(lua_State *L)
+{
+    wait_job *j = luaL_checkudata(L, 1, WAIT_JOB);
+    if (j->pw != NULL) {
+        orm_pool_wait_cancel(j->pool, j->pw);
+        j->pw = NULL;
+    }
+    if (j->phase == WAIT_CONNECT) { /* a connection half opened */
+        orm_pool_open_done(j->pool, j->x.conn, ORM_E_CONNECTION_FAILED, NULL);
+        j->x.conn = NULL;
+    }
+    if (j->phase != WAIT_DONE && j->x.conn != NULL) {
+        if (j->phase == WAIT_PREPARE || j->phase == WAIT_EXEC)
+            orm_conn_set_broken(j->x.conn); /* an answer is still coming */
+        if (j->x.stmt != NULL)
+            orm_conn_finish(j->x.conn, j->x.stmt);
+        if (j->acquired)
+            orm_pool_release(j->pool, j->x.conn);
+    }
+    j->phase = WAIT_DONE;
+    j->x.conn = NULL;
+    j->x.stmt = NULL;
+    if (j->pool != NULL) {
+        orm_pool_unref(j->pool);
+        j->pool = NULL;
+    }
+    return 0;
+}
+
+/* Advances the job without blocking; returns what to wait for, or
+ * ORM_WAIT_NONE once it is over (WAIT_COLLECT or WAIT_FAILED). */
+static int wait_advance(wait_job *j)
+{
+    int w = ORM_WAIT_NONE, pending, slot, rc;
+    for (;;) {
+        orm_conn *c = j->x.conn;
+        j->fd = c != NULL && orm_conn_can_poll(c) ? orm_conn_socket(c) : -1;
+        j->timeout = -1;
+        switch (j->phase) {
+        case WAIT_ACQUIRE:
+            if ((j->pw == NULL
+                     ? orm_pool_acquire_start(j->pool, &j->x.conn, &j->pw,
+                                              &slot, &j->x.err)
+                     : orm_pool_acquire_poll(j->pool, j->pw, &j->x.conn,
+                                             &slot, &j->x.err)) != ORM_OK) {
+                j->pw = NULL; /* freed by the pool */
+                j->phase = WAIT_NOCONN;
+                return ORM_WAIT_NONE;
+            }
+            if (slot) { /* room for a new connection: open it */
+                j->pw = NULL;
+                if (orm_pool_open_start(j->pool, &j->x.conn, &j->x.err) !=
+                    ORM_OK) {
+                    j->phase = WAIT_NOCONN;
+                    return ORM_WAIT_NONE;
+                }
+                j->deadline = orm_clock() + orm_pool_connect_timeout(j->pool);
+                j->phase = WAIT_CONNECT;
+                continue;
+            }
+            if (j->x.conn == NULL) {
+                j->fd = orm_pool_wait_fd(j->pw);
+                j->timeout = orm_pool_wait_left(j->pw);
+                return ORM_WAIT_READ;
+            }
+            j->pw = NULL;
+            j->t0 = orm_clock();
+            j->phase = WAIT_START;
+            continue;
+        case WAIT_CONNECT:
+            rc = orm_conn_poll(c, &w, &j->x.err);
+            if (rc == ORM_OK && w != ORM_WAIT_NONE && orm_clock() >= j->deadline)
+                rc = orm_error_set(&j->x.err, ORM_E_CONNECTION_FAILED,
+                                   "could not connect within %gs",
+                                   orm_pool_connect_timeout(j->pool));
+            if (rc != ORM_OK) {
+                j->x.err.kind = ORM_E_CONNECTION_FAILED;
+                orm_pool_open_done(j->pool, c, rc, &j->x.err);
+                j->x.conn = NULL;
+                j->phase = WAIT_NOCONN;
+                return ORM_WAIT_NONE;
+            }
+            if (w != ORM_WAIT_NONE) {
+                j->timeout = j->deadline - orm_clock();
+                return w;
+            }
+            orm_pool_open_done(j->pool, c, ORM_OK, NULL);
+            j->t0 = orm_clock();
+            j->phase = WAIT_START;
+            continue;
+        case WAIT_START:
+            if (j->acquire_only)
+                return ORM_WAIT_NONE;
+            if (j->sync) {
+                j->phase = WAIT_SYNC;
+                return ORM_WAIT_NONE;
+            }
+            if (orm_conn_prepare_start(c, j->sql, j->len, j->n, &j->x.stmt,
+                                       &pending, &j->x.err) != ORM_OK)
+                break;
+            j->phase = pending ? WAIT_PREPARE : WAIT_BIND;
+            continue;
+        case WAIT_PREPARE:
+            if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
+                break;
+            if (w != ORM_WAIT_NONE)
+                return w;
+            orm_conn_prepared(c, j->sql, j->len, j->x.stmt);
+            j->phase = WAIT_BIND;
+            continue;
+        case WAIT_BIND:
+            if (orm_conn_exec_start(c, j->x.stmt, j->binds, j->n,
+                                    &j->x.err) != ORM_OK)
+                break;
+            j->phase = WAIT_EXEC;
+            continue;
+        case WAIT_EXEC:
+            if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
+                break;
+            if (w != ORM_WAIT_NONE)
+                return w;
+            j->phase = WAIT_COLLECT;
+            return ORM_WAIT_NONE;
+        default:
+            return ORM_WAIT_NONE;
+        }
+        j->phase = WAIT_FAILED; /* the call that broke out filled x.err */
+        j->x.rc = -1;
+        return ORM_WAIT_NONE;
+    }
+}
+
+/* Shapes the result on top (orm_lua_post), leaving one value. */
+static void wait_post(lua_State *L, orm_lua_post post)
+{
+    switch (post) {
+    case ORM_LUA_POST_NONE:
+        return;
+    case ORM_LUA_POST_AFFECTED:
+    case ORM_LUA_POST_LAST_ID:
+        lua_getfield(L, -1, post == ORM_LUA_POST_AFFECTED ? "affected_rows"
+                                                          : "last_insert_id");
+        lua_remove(L, -2);
+        return;
+    default:
+        break;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        lua_stringtonumber(L, lua_tostring(L, -1)) != 0) {
+        if (post != ORM_LUA_POST_NUMBER && post != ORM_LUA_POST_EXISTS &&
+            !lua_isinteger(L, -1))
+            lua_pop(L, 1); /* keeps every digit as text */
+        else
+            lua_remove(L, -2);
+    }
+    if (post == ORM_LUA_POST_EXISTS) {
+        lua_pushboolean(L, lua_isnumber(L, -1) ? lua_tonumber(L, -1) != 0
+                                               : lua_toboolean(L, -1));
+        lua_remove(L, -2);
+    } else if (post == ORM_LUA_POST_TOTAL && lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushinteger(L, 0);
+    }
+}
+
+/* The job is over: reads the rows, then the common end of a run. */
+static int wait_finish(lua_State *L, wait_job *j)
+{
+    if (j->phase == WAIT_NOCONN) {
+        j->phase = WAIT_DONE;
+        return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
+                             NULL);
+    }
+    if (j->acquire_only) { /* the conn userdata takes the connection */
+        orm_lua_conn_set(L, j->cidx, j->pool, j->x.conn);
+        j->x.conn = NULL;
+        j->phase = WAIT_DONE;
+        lua_pushvalue(L, j->cidx);
+        return 1;
+    }
+    if (j->phase == WAIT_SYNC) {
+        j->x.rc = -1;
+        if (orm_conn_start(j->x.conn, j->sql, j->len, j->binds, j->n,
+                           &j->x.stmt, &j->x.err) == ORM_OK) {
+            j->x.rc = 0;
+            j->phase = WAIT_COLLECT;
+        }
+    }
+    if (j->phase == WAIT_COLLECT) {
+        lua_pushcfunction(L, orm_lua_run_collect);
+        lua_pushlightuserdata(L, &j->x);
+        if (j->hyd)
+            lua_pushvalue(L, j->hyd);
+        else
+            lua_pushnil(L);
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+            j->x.rc = -2;
+    }
+    if (j->x.stmt != NULL)
+        orm_conn_finish(j->x.conn, j->x.stmt);
+    j->x.stmt = NULL;
+    j->phase = WAIT_DONE;
+    orm_lua_run_end(L, j->tidx, j->pool, j->acquired, &j->x, j->sql, j->len,
+                    j->binds, j->n, j->t0);
+    wait_post(L, j->post);
+    return 1;
+}
+
+/* Calls the waiter at widx with (fd, mode, timeout or nil); k continues
+ * after a waiter that yielded. */
+static void wait_call(lua_State *L, int widx, int fd, int w, double timeout,
+                      lua_KContext ctx, lua_KFunction k)
+{
+    lua_pushvalue(L, widx);
+    lua_pushinteger(L, fd);
+    lua_pushstring(L, w == ORM_WAIT_READ ? "r" : w == ORM_WAIT_WRITE ? "w" : "rw");
+    if (timeout >= 0) /* a statement's limit is statement_timeout, the server's */
+        lua_pushnumber(L, timeout);
+    else
+        lua_pushnil(L);
+    lua_callk(L, 3, 0, ctx, k);
+}
+
+/* The loop, and its continuation after a waiter that yielded. */
+static int wait_k(lua_State *L, int status, lua_KContext ctx)
+{
+    wait_job *j = lua_touserdata(L, (int)ctx);
+    int w;
+    (void)status;
+    while ((w = wait_advance(j)) != ORM_WAIT_NONE) {
+        wait_call(L, j->widx, j->fd, w, j->timeout, ctx, wait_k);
+    }
+    return wait_finish(L, j);
+}
+
+int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
+                     const orm_value *binds, int n, orm_lua_mode mode, int hyd,
+                     orm_lua_post post)
+{
+    int widx = lua_gettop(L), jidx;
+    orm_conn *held;
+    orm_pool *pool;
+    wait_job *j;
+    tidx = lua_absindex(L, tidx);
+    hyd = hyd ? lua_absindex(L, hyd) : 0;
+    pool = orm_lua_target_pool(L, tidx, &held);
+    j = lua_newuserdatauv(L, sizeof *j + (size_t)n * sizeof(orm_value), 0);
+    memset(j, 0, sizeof *j);
+    j->phase = WAIT_DONE;
+    luaL_setmetatable(L, WAIT_JOB);
+    jidx = lua_gettop(L);
+    lua_toclose(L, jidx);
+    orm_pool_ref(pool);
+    j->pool = pool;
+    j->x.mode = mode;
+    orm_error_clear(&j->x.err);
+    j->sql = sql;
+    j->len = len;
+    j->n = n;
+    if (n > 0)
+        memcpy(j->binds, binds, (size_t)n * sizeof *binds);
+    j->tidx = tidx;
+    j->hyd = hyd;
+    j->post = post;
+    j->widx = widx;
+    j->sync = orm_pool_driver(pool)->poll == NULL;
+    j->x.conn = held;
+    j->acquired = held == NULL;
+    j->phase = held == NULL ? WAIT_ACQUIRE : WAIT_START;
+    j->t0 = orm_clock();
+    return wait_k(L, LUA_OK, (lua_KContext)jidx);
+}
+
+/* {==== pool:acquire() with a waiter ====} */
+
+int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx)
+{
+    int widx = lua_gettop(L), jidx;
+    orm_conn *held;
+    orm_pool *pool = orm_lua_target_pool(L, pidx, &held);
+    wait_job *j = lua_newuserdatauv(L, sizeof *j, 0);
+    memset(j, 0, sizeof *j);
+    j->phase = WAIT_DONE;
+    luaL_setmetatable(L, WAIT_JOB);
+    jidx = lua_gettop(L);
+    lua_toclose(L, jidx);
+    orm_pool_ref(pool);
+    j->pool = pool;
+    orm_error_clear(&j->x.err);
+    j->tidx = pidx;
+    j->widx = widx;
+    j->cidx = cidx;
+    j->acquire_only = 1;
+    j->acquired = 1;
+    j->phase = WAIT_ACQUIRE;
+    return wait_k(L, LUA_OK, (lua_KContext)jidx);
+}
+
+/* {==== conn:begin() / commit() / rollback() with a waiter ====} */
+
+#define WAIT_TX "ormed.wait_tx"
+
+typedef struct wait_tx {
+    orm_conn *conn;   /* NULL once nothing is in flight */
+    orm_tx_op op;
+    int cidx, widx;
+    double t0;
+    orm_error err;
+} wait_tx;
+
+static int wait_tx_close(lua_State *L)
+{
+    wait_tx *t = luaL_checkudata(L, 1, WAIT_TX);
+    if (t->conn != NULL) /* abandoned in flight: the state is unknown */
+        orm_conn_set_broken(t->conn);
+    t->conn = NULL;
+    return 0;
+}
+
+static int wait_tx_k(lua_State *L, int status, lua_KContext ctx)
+{
+    wait_tx *t = lua_touserdata(L, (int)ctx);
+    int w = ORM_WAIT_NONE, rc;
+    orm_conn *c = t->conn;
+    (void)status;
+    while ((rc = orm_conn_poll(c, &w, &t->err)) == ORM_OK &&
+           w != ORM_WAIT_NONE)
+        wait_call(L, t->widx, orm_conn_socket(c), w, -1, ctx, wait_tx_k);
+    t->conn = NULL;
+    rc = orm_conn_tx_done(c, t->op, rc, &t->err);
+    return orm_lua_tx_end(L, t->cidx, rc, &t->err, t->t0);
+}
+
+int orm_lua_tx_wait(lua_State *L, int cidx, orm_tx_op op)
+{
+    int widx = lua_gettop(L), tidx, rc;
+    orm_conn *c = orm_lua_conn_of(L, cidx);
+    wait_tx *t = lua_newuserdatauv(L, sizeof *t, 0);
+    memset(t, 0, sizeof *t);
+    luaL_setmetatable(L, WAIT_TX);
+    tidx = lua_gettop(L);
+    lua_toclose(L, tidx);
+    t->op = op;
+    t->cidx = cidx;
+    t->widx = widx;
+    t->t0 = orm_clock();
+    orm_error_clear(&t->err);
+    rc = orm_conn_tx_start(c, op, &t->err);
+    if (rc == ORM_OK) {
+        rc = orm_conn_command_start(c, orm_conn_tx_sql(c), &t->err);
+        if (rc == ORM_OK) {
+            t->conn = c;
+            return wait_tx_k(L, LUA_OK, (lua_KContext)tidx);
+        }
+        rc = orm_conn_tx_done(c, op, rc, &t->err);
+    }
+    return orm_lua_tx_end(L, cidx, rc, &t->err, t->t0);
+}
+
+int orm_lua_waiter(lua_State *L)
+{
+    if (!lua_isyieldable(L)) /* the main thread, or under a C call */
+        return 0;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, WAIT_KEY) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* core.set_waiter(fn | nil) */
+static int wait_set(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1) && !lua_isfunction(L, 1) &&
+        !luaL_getmetafield(L, 1, "__call"))
+        return orm_lua_argerror(L, "set_waiter expects a function "
+                                   "(fd, mode, timeout) or nil, got %s",
+                                luaL_typename(L, 1));
+    lua_settop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, WAIT_KEY);
+    return 0;
+}
+
+/* core.get_waiter(): the waiter, or nil. */
+static int wait_get(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, WAIT_KEY);
+    return 1;
+}
+
+void orm_lua_open_wait(lua_State *L)
+{
+    luaL_newmetatable(L, WAIT_TX);
+    lua_pushcfunction(L, wait_tx_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, wait_tx_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, WAIT_JOB);
+    lua_pushcfunction(L, wait_job_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, wait_job_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, wait_set);
+    lua_setfield(L, -2, "set_waiter");
+    lua_pushcfunction(L, wait_get);
+    lua_setfield(L, -2, "get_waiter");
+}
