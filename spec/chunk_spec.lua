@@ -33,9 +33,9 @@ helper.each_driver(function(drv)
     ds:table("jobs"):where_in("id", ids):update({ state = "done" })
   end
 
-  it("chunk sees every pending row while fn moves them out of the filter", function()
+  it("chunk ordered by id sees every pending row while fn moves them out of the filter", function()
     local seen, pages = {}, 0
-    local done = ds:table("jobs"):where("state", "pending"):chunk(100, function(rows)
+    local done = ds:table("jobs"):where("state", "pending"):order_by("id"):chunk(100, function(rows)
       pages = pages + 1
       for _, r in ipairs(rows) do
         assert.is_nil(seen[r.id], "a row was handed out twice")
@@ -74,9 +74,26 @@ helper.each_driver(function(drv)
     assert.are.equal(1, pages)
   end)
 
+  it("chunk on a plain table pages by OFFSET unless ordered by id, and by key only where rows carry it", function()
+    local sqls = {}
+    local stop = ds:listen(function(ev) sqls[#sqls + 1] = ev.sql end)
+    local n = 0
+    ds:table("jobs"):chunk(1000, function(rows) n = n + #rows end)          -- no id known: OFFSET
+    ds:table("jobs"):select("name"):order_by("id"):chunk(1000, function(rows) n = n + #rows end)
+    Job:query({ connection = ds }):select("name"):chunk(1000, function(rows) n = n + #rows end)
+    stop()
+    assert.are.equal(3 * N, n)
+    local keyed = 0
+    for _, sql in ipairs(sqls) do if sql:find(" > ", 1, true) then keyed = keyed + 1 end end
+    assert.are.equal(0, keyed) -- none of these could page by key
+    assert.are.equal("invalid_argument", helper.error_of(function()
+      ds:table("jobs"):select("name"):chunk_by_id(10, function() end)
+    end).kind)
+  end)
+
   it("chunk honours the query's limit when paging by key", function()
     local n = 0
-    ds:table("jobs"):limit(250):chunk(100, function(rows) n = n + #rows end)
+    ds:table("jobs"):order_by("id"):limit(250):chunk(100, function(rows) n = n + #rows end)
     assert.are.equal(250, n)
   end)
 

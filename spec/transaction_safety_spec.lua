@@ -73,6 +73,25 @@ helper.each_driver(function(drv)
     end)
   end)
 
+  if drv.name == "sqlite" then
+    describe("a failed statement that ends the transaction on the server", function()
+      it("(INSERT OR ROLLBACK) refuses the statements after it and the transaction raises", function()
+        ds:table("items"):insert({ name = "a" })
+        local err = helper.error_of(ds.transaction, ds, function()
+          ds:table("items"):insert({ name = "b" })
+          assert.is_false(pcall(ds.execute, ds, "INSERT OR ROLLBACK INTO items (name) VALUES ('a')"))
+          local caught, e2 = pcall(function() ds:table("items"):insert({ name = "c" }) end)
+          assert.is_false(caught) -- never autocommitted behind the transaction's back
+          assert.are.equal("transaction_aborted", e2.kind, tostring(e2))
+        end)
+        assert.are.equal("transaction_aborted", err.kind, tostring(err))
+        assert.are.same({ "a" }, ds:table("items"):pluck("name"))
+        ds:transaction(function() ds:table("items"):insert({ name = "d" }) end) -- the connection is clean
+        assert.are.equal(2, count())
+      end)
+    end)
+  end
+
   describe("listeners and stats", function()
     it("see BEGIN, SAVEPOINT, RELEASE, ROLLBACK TO and COMMIT like other statements", function()
       local seen = {}

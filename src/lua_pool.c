@@ -368,7 +368,8 @@ static int run_finish(lua_State *L, int tidx, orm_pool *pool, int acquired,
         lua_pop(L, 1); /* the result */
         x->rc = -1;
         ok = 0;
-    }
+    } else if (!ok && x->conn != NULL)
+        orm_conn_sync_tx(x->conn);
     if (acquired)
         orm_pool_release(pool, x->conn);
     ms = (orm_clock() - t0) * 1000.0;

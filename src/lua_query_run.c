@@ -318,19 +318,48 @@ typedef struct lqr_pager {
 
 /* 1 when chunk may page by `key`: the query is not ordered, or only by
  * the key ascending, and has no OFFSET. */
-static int lqr_keyset_ok(const query_ud *u, const char *key)
+/* The last dotted part of a name. */
+static const char *lqr_bare(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot ? dot + 1 : name;
+}
+
+/* 1 when every row of the query carries `key` as itself: no joins (which
+ * could bring another table's column of that name), and the select list is
+ * `*` or names the key. */
+static int lqr_rows_have_key(const query_ud *u, const char *key)
+{
+    const orm_qname *nm;
+    if (u->q.joins.n > 0)
+        return 0;
+    if (u->q.select.n == 0)
+        return 1;
+    for (nm = u->q.select.first; nm; nm = nm->next)
+        if (strcmp(nm->name, "*") == 0 ||
+            strcmp(lqr_bare(nm->name), lqr_bare(key)) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when chunk may page by `key`: the query is not ordered, or only by the
+ * key ascending (with `ordered`, it must be), has no OFFSET, grouping or
+ * DISTINCT, and its rows carry the key. */
+static int lqr_keyset_ok(const query_ud *u, const char *key, int ordered)
 {
     const orm_qorder *ord = u->q.orders.first;
-    const char *dot;
-    if (u->q.offset > 0 || u->q.groups.n > 0 || u->q.distinct)
+    if (u->q.offset > 0 || u->q.groups.n > 0 || u->q.distinct ||
+        !lqr_rows_have_key(u, key))
         return 0;
     if (u->q.orders.n == 0)
-        return 1;
+        return !ordered;
     if (u->q.orders.n != 1 || ord->desc || ord->col == NULL)
         return 0;
-    dot = strrchr(ord->col, '.');
-    return strcmp(dot ? dot + 1 : ord->col, key) == 0;
+    return strcmp(lqr_bare(ord->col), lqr_bare(key)) == 0;
 }
+
+static lua_Integer lqr_null_keys(lua_State *L, query_ud *u, lq_sink *s,
+                                 const char *key);
 
 /* Compiles the next keyed page: rows after the last key seen. Returns
  * the LIMIT used (0: past the query's own limit). */
@@ -486,18 +515,21 @@ static int lqr_chunk(lua_State *L, query_ud *u, lq_sink *s, int a)
         return lq_emit(L, u, s, ORM_LUA_ROWS, 0);
     }
     p.hyd = lq_hyd(L, a + 2);
-    p.key = lua_isnoneornil(L, a + 3) ? "id"
-                                      : lq_str(L, a + 3, "chunk", "key", NULL);
-    if (!lqr_keyset_ok(u, p.key))
-        p.key = NULL;
+    if (!lua_isnoneornil(L, a + 3)) { /* a model's primary key */
+        p.key = lq_str(L, a + 3, "chunk", "key", NULL);
+        if (!lqr_keyset_ok(u, p.key, 0))
+            p.key = NULL;
+    } else if (lqr_keyset_ok(u, "id", 1) && lqr_null_keys(L, u, s, "id") == 0) {
+        p.key = "id"; /* a plain table ordered by id, which holds no NULL */
+    }
     lua_pushnil(L);
     p.last = lua_gettop(L);
     return lqr_page_loop(L, u, s, &p);
 }
 
-/* Raises when rows the query selects hold NULL in `key`: paging by key
- * (key > last) would never reach them. One COUNT before the first page. */
-static void lqr_refuse_null_keys(lua_State *L, query_ud *u, lq_sink *s,
+/* The rows the query selects that hold NULL in `key`, which paging by
+ * key (key > last) would never reach: one COUNT. */
+static lua_Integer lqr_null_keys(lua_State *L, query_ud *u, lq_sink *s,
                                  const char *key)
 {
     orm_compile_opts o;
@@ -513,6 +545,14 @@ static void lqr_refuse_null_keys(lua_State *L, query_ud *u, lq_sink *s,
     lqr_numeric(L, 1);
     n = lua_tointeger(L, -1);
     lua_pop(L, 1);
+    return n;
+}
+
+/* Raises when rows the query selects hold NULL in `key`. */
+static void lqr_refuse_null_keys(lua_State *L, query_ud *u, lq_sink *s,
+                                 const char *key)
+{
+    lua_Integer n = lqr_null_keys(L, u, s, key);
     if (n > 0)
         orm_lua_argerror(L, "chunk_by_id: %lld rows hold NULL in '%s', which "
                             "paging by that column would skip; page by a "
@@ -536,6 +576,9 @@ static int lqr_chunk_by_id(lua_State *L, query_ud *u, lq_sink *s, int a)
                                    "paging by key cannot honour it");
     if (s->tidx == 0)
         return orm_lua_argerror(L, "chunk_by_id: needs a target");
+    if (u->q.joins.n == 0 && !lqr_rows_have_key(u, p.key))
+        return orm_lua_argerror(L, "chunk_by_id: the query does not select "
+                                   "the key column '%s' it pages by", p.key);
     lqr_refuse_null_keys(L, u, s, p.key);
     lua_pushnil(L);
     p.last = lua_gettop(L);

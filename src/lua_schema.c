@@ -644,6 +644,23 @@ static int schema_catalog(lua_State *L)
     return 1;
 }
 
+/* core.schema_key_name(dialect, name) -> the index or key name as the
+ * schema builder writes it for that dialect */
+static int schema_key_name(lua_State *L)
+{
+    const orm_dialect *d = aux_dialect(L, 1);
+    size_t n;
+    const char *name = ls_name(L, 2, &n, "has_index", "the index");
+    char buf[256];
+    if (n >= sizeof buf) {
+        lua_pushvalue(L, 2);
+        return 1;
+    }
+    n = orm_schema_key_name(d, name, buf, sizeof buf);
+    lua_pushlstring(L, buf, n);
+    return 1;
+}
+
 /* core.schema_ledger(dialect, table, what) -> sql */
 static int schema_ledger(lua_State *L)
 {
@@ -750,6 +767,7 @@ static const luaL_Reg schema_funcs[] = {
     {"schema_blueprint", schema_blueprint},
     {"schema_drop", schema_drop},
     {"schema_rename", schema_rename},
+    {"schema_key_name", schema_key_name},
     {"schema_drop_all", schema_drop_all},
     {"schema_catalog", schema_catalog},
     {"schema_ledger", schema_ledger},

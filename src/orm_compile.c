@@ -305,8 +305,8 @@ static void aux_array_elem(orm_buf *a, const orm_value *v)
     case ORM_NULL:
         orm_buf_adds(a, "NULL");
         return;
-    case ORM_BOOL:
-        orm_buf_addc(a, v->u.b ? 't' : 'f');
+    case ORM_BOOL: /* 1/0: read by integer and boolean elements alike */
+        orm_buf_addc(a, v->u.b ? '1' : '0');
         return;
     case ORM_INT:
         snprintf(num, sizeof num, "%lld", (long long)v->u.i);

@@ -29,6 +29,10 @@ struct orm_conn {
     uint64_t tick;
     int depth;                      /* open transaction levels */
     char tx_sql[48];                /* the last transaction statement sent */
+    int tx_lost;                    /* the server ended ormed's transaction
+                                       (MySQL DDL, a deadlock): statements
+                                       are refused until it is ended */
+    int tx_failed_depth;            /* the level tx_failed happened at */
     char tx_failed[160];            /* first statement error inside the open
                                        transaction, "" when none */
     int broken;
@@ -267,6 +271,11 @@ static int conn_can_start(orm_conn *c, int n, orm_error *err)
     if (c->broken)
         return orm_error_set(err, ORM_E_CONNECTION_LOST,
                              "connection was lost");
+    if (c->tx_lost)
+        return orm_error_set(err, ORM_E_TX_ABORTED,
+                             "the database ended the transaction after an "
+                             "earlier statement (a deadlock, or DDL on "
+                             "MySQL): nothing runs on it until it is ended");
     if (n > c->d->dialect->max_params)
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
                              "the statement has %d bound values; %s takes "
@@ -303,6 +312,7 @@ static void conn_note_tx_error(orm_conn *c, const orm_error *err)
     size_t n;
     if (c->depth == 0 || c->tx_failed[0] != '\0')
         return;
+    c->tx_failed_depth = c->depth;
     n = strnlen(err->message, sizeof c->tx_failed - 1);
     memcpy(c->tx_failed, err->message, n);
     c->tx_failed[n] = '\0';
@@ -319,6 +329,18 @@ int orm_conn_step(orm_conn *c, void *stmt, orm_error *err)
 
 int orm_conn_tx_start(orm_conn *c, orm_tx_op op, orm_error *err)
 {
+    if (op != ORM_TX_BEGIN && c->tx_lost) {
+        /* the server already ended the transaction: every level ormed
+         * still counts ends here, nothing is sent */
+        c->tx_sql[0] = '\0';
+        c->depth = 0;
+        c->tx_lost = 0;
+        return orm_error_set(err, ORM_E_TX_ABORTED,
+                             "the database had ended the transaction (a "
+                             "deadlock, or DDL on MySQL): it was not %s as "
+                             "one", op == ORM_TX_COMMIT ? "committed"
+                                                        : "kept");
+    }
     if (op == ORM_TX_BEGIN) {
         if (c->depth == 0)
             snprintf(c->tx_sql, sizeof c->tx_sql, "%s",
@@ -377,8 +399,11 @@ int orm_conn_tx_done(orm_conn *c, orm_tx_op op, int rc, orm_error *err)
             c->broken = 1; /* a failed ROLLBACK: the state is unknown */
         return rc;
     }
-    if (rc == ORM_OK)
+    if (rc == ORM_OK) {
+        if (op == ORM_TX_ROLLBACK && c->tx_failed_depth >= c->depth)
+            c->tx_failed[0] = '\0'; /* that failure was rolled back */
         c->depth--;
+    }
     return rc;
 }
 
@@ -462,12 +487,19 @@ int orm_conn_check_tx(orm_conn *c, orm_error *err)
                              "rolled back: use ds:transaction(fn) for "
                              "transactions");
     }
-    c->depth = 0;
-    return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
+    c->tx_lost = 1;
+    return orm_error_set(err, ORM_E_TX_ABORTED,
                          "the statement ended the open transaction (MySQL "
                          "commits it before DDL): what it wrote before is "
                          "committed; run schema changes and transaction "
                          "statements outside ds:transaction");
+}
+
+void orm_conn_sync_tx(orm_conn *c)
+{
+    if (c->depth > 0 && !c->broken && c->d->in_transaction &&
+        c->d->in_transaction(c->h) == 0)
+        c->tx_lost = 1;
 }
 
 int orm_conn_depth(const orm_conn *c)

@@ -89,9 +89,18 @@ int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err);
 /* After a statement: checks that the server's transaction state is the
  * one ormed keeps (a raw BEGIN, COMMIT or, on MySQL, DDL can change it
  * behind its back). A transaction opened outside ds:transaction is rolled
- * back; one ended inside it leaves depth 0. Both return invalid_argument
- * saying what happened; ORM_OK when all agrees or the driver cannot tell. */
+ * back (invalid_argument); one ended inside it is noted as for
+ * orm_conn_sync_tx (transaction_aborted). ORM_OK when all agrees or the
+ * driver cannot tell. */
 int orm_conn_check_tx(orm_conn *c, orm_error *err);
+
+/* After a failed statement: notes when the database ended ormed's open
+ * transaction (a deadlock rolls it back on MySQL): later statements on the
+ * connection are then refused (transaction_aborted) until ormed ends the
+ * transaction's levels, which sends nothing and raises
+ * transaction_aborted. orm_conn_check_tx does the same after a statement
+ * that ended it and succeeded. */
+void orm_conn_sync_tx(orm_conn *c);
 
 /* 1 when the connection was lost and must not be reused. */
 int orm_conn_broken(const orm_conn *c);

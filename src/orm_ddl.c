@@ -64,25 +64,41 @@ static int ddl_emit(ddl_ctx *x)
 }
 
 /* Names were checked when they were added, so quoting cannot fail. */
-/* An index or key name: as given when the dialect takes it, else its
- * first bytes, '_' and 8 hex digits of a hash of the whole name, so one
- * long name always gives the same short one (create and drop agree). */
-static void ddl_key_ident(ddl_ctx *x, const char *name)
+size_t orm_schema_key_name(const orm_dialect *d, const char *name,
+                           char *out, size_t size)
 {
-    size_t n = strlen(name), max = (size_t)x->dl->max_identifier;
+    size_t n = strlen(name), max = (size_t)d->ddl.max_identifier;
     uint32_t h = 2166136261u;
-    char tmp[256];
     size_t i, keep;
-    if (max == 0 || n <= max || max > sizeof tmp || max < 16) {
-        orm_buf_add_ident(&x->b, name, n, x->q);
-        return;
+    if (max == 0 || n <= max || max < 16 || size < max + 1) {
+        if (n >= size)
+            n = size - 1;
+        memcpy(out, name, n);
+        out[n] = '\0';
+        return n;
     }
     for (i = 0; i < n; i++)
         h = (h ^ (unsigned char)name[i]) * 16777619u;
     keep = max - 9;
-    memcpy(tmp, name, keep);
-    snprintf(tmp + keep, sizeof tmp - keep, "_%08x", (unsigned)h);
-    orm_buf_add_ident(&x->b, tmp, max, x->q);
+    while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
+        keep--; /* never cut a UTF-8 character */
+    memcpy(out, name, keep);
+    snprintf(out + keep, size - keep, "_%08x", (unsigned)h);
+    return keep + 9;
+}
+
+/* An index or key name, shortened where the dialect needs it
+ * (orm_schema_key_name), so create and drop agree. */
+static void ddl_key_ident(ddl_ctx *x, const char *name)
+{
+    char tmp[256];
+    size_t n;
+    if (strlen(name) >= sizeof tmp) { /* longer than any limit: as given */
+        orm_buf_add_ident(&x->b, name, strlen(name), x->q);
+        return;
+    }
+    n = orm_schema_key_name(x->d, name, tmp, sizeof tmp);
+    orm_buf_add_ident(&x->b, tmp, n, x->q);
 }
 
 /* Refuses a table or column name longer than the dialect takes (the

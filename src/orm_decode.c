@@ -94,8 +94,14 @@ void orm_decode_decimal(const char *s, size_t n, orm_value *out)
         *out = orm_value_int(iv);
         return;
     }
-    if (dec_significant(ip, in, fp, fn) <= 15)
-        *out = orm_value_double(dec_strtod(s, n));
+    if (dec_significant(ip, in, fp, fn) <= 15) {
+        /* the text without its trailing fraction zeros (numeric(100,60)
+         * prints 60 digits); too long even so: kept as text */
+        size_t len = (size_t)((fn ? fp + fn : ip + in) - s);
+        double d = dec_strtod(s, len);
+        if (d == d)
+            *out = orm_value_double(d);
+    }
 }
 
 static int dt_digits(const char *s, int k)

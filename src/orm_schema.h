@@ -198,4 +198,12 @@ typedef enum orm_ledger {
 int orm_schema_ledger(const orm_dialect *d, const char *table, size_t n,
                       orm_ledger what, orm_buf *out, orm_error *err);
 
+/* The name an index or key called `name` has in the database: as given
+ * when the dialect takes it, else its first bytes (cut at a UTF-8
+ * character), '_' and 8 hex digits of a hash of the whole name, so one long
+ * name always gives the same short one. Written NUL-terminated into out
+ * (size bytes); returns its length. */
+size_t orm_schema_key_name(const orm_dialect *d, const char *name, char *out,
+                           size_t size);
+
 #endif

@@ -120,7 +120,8 @@ end
 function Schema:has_index(table_name, index)
   check_name("has_index", table_name, "the table")
   check_name("has_index", index, "the index")
-  return found(self, "has_index", table_name, index)
+  -- the name the schema builder gave it (long names are shortened)
+  return found(self, "has_index", table_name, core.schema_key_name(self:dialect(), index))
 end
 
 local function names(rows)
