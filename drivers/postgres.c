@@ -219,10 +219,7 @@ static int pg_open(const orm_params *p, void **out, orm_error *err)
 fail:
     err->code = 0;
     orm_error_set_sqlstate(err, NULL);
-    orm_error_redact(err, p->password,
-                     (const char *const[]){p->user, p->host, p->database,
-                                           p->socket},
-                     4);
+    orm_params_redact(err, p);
     PQclear(res);
     PQfinish(pg);
     return rc;

@@ -38,10 +38,7 @@ int pg_open_start(const orm_params *p, void **out, orm_error *err)
     }
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         orm_error_set(err, ORM_E_CONNECTION_FAILED, "%s", PQerrorMessage(c->pg));
-        orm_error_redact(err, p->password,
-                         (const char *const[]){p->user, p->host, p->database,
-                                               p->socket},
-                         4);
+        orm_params_redact(err, p);
         PQfinish(c->pg);
         free(c);
         return ORM_E_CONNECTION_FAILED;

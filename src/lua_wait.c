@@ -289,6 +289,25 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx)
     return wait_finish(L, j);
 }
 
+/* Pushes a new job for `pool` (nbinds bound values of room), in a
+ * to-be-closed slot, with the waiter at widx; *jidx receives its index. */
+static wait_job *wait_job_new(lua_State *L, orm_pool *pool, int nbinds,
+                              int widx, int *jidx)
+{
+    wait_job *j = lua_newuserdatauv(L, sizeof *j + (size_t)nbinds *
+                                               sizeof(orm_value), 0);
+    memset(j, 0, sizeof *j);
+    j->phase = WAIT_DONE;
+    luaL_setmetatable(L, WAIT_JOB);
+    *jidx = lua_gettop(L);
+    lua_toclose(L, *jidx);
+    orm_pool_ref(pool);
+    j->pool = pool;
+    orm_error_clear(&j->x.err);
+    j->widx = widx;
+    return j;
+}
+
 int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
                      const orm_value *binds, int n, orm_lua_mode mode, int hyd,
                      orm_lua_post post)
@@ -300,16 +319,8 @@ int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
     tidx = lua_absindex(L, tidx);
     hyd = hyd ? lua_absindex(L, hyd) : 0;
     pool = orm_lua_target_pool(L, tidx, &held);
-    j = lua_newuserdatauv(L, sizeof *j + (size_t)n * sizeof(orm_value), 0);
-    memset(j, 0, sizeof *j);
-    j->phase = WAIT_DONE;
-    luaL_setmetatable(L, WAIT_JOB);
-    jidx = lua_gettop(L);
-    lua_toclose(L, jidx);
-    orm_pool_ref(pool);
-    j->pool = pool;
+    j = wait_job_new(L, pool, n, widx, &jidx);
     j->x.mode = mode;
-    orm_error_clear(&j->x.err);
     j->sql = sql;
     j->len = len;
     j->n = n;
@@ -318,7 +329,6 @@ int orm_lua_run_wait(lua_State *L, int tidx, const char *sql, size_t len,
     j->tidx = tidx;
     j->hyd = hyd;
     j->post = post;
-    j->widx = widx;
     j->sync = orm_pool_driver(pool)->poll == NULL;
     j->x.conn = held;
     j->acquired = held == NULL;
@@ -334,17 +344,8 @@ int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx)
     int widx = lua_gettop(L), jidx;
     orm_conn *held;
     orm_pool *pool = orm_lua_target_pool(L, pidx, &held);
-    wait_job *j = lua_newuserdatauv(L, sizeof *j, 0);
-    memset(j, 0, sizeof *j);
-    j->phase = WAIT_DONE;
-    luaL_setmetatable(L, WAIT_JOB);
-    jidx = lua_gettop(L);
-    lua_toclose(L, jidx);
-    orm_pool_ref(pool);
-    j->pool = pool;
-    orm_error_clear(&j->x.err);
+    wait_job *j = wait_job_new(L, pool, 0, widx, &jidx);
     j->tidx = pidx;
-    j->widx = widx;
     j->cidx = cidx;
     j->acquire_only = 1;
     j->acquired = 1;

@@ -485,23 +485,18 @@ static void aux_where(aux_c *c, const orm_query *q)
 {
     const orm_compile_opts *k = aux_keyed(c, q);
     int empty = aux_filter_empty(&q->where);
-    if (k && k->key_null) {
+    if (k && (k->key_null || k->key_after)) {
+        /* (the query's filters) AND key IS NULL / key > ? */
         orm_buf_adds(c->b, empty ? " WHERE " : " WHERE (");
         if (!empty) {
             aux_group(c, &q->where);
             orm_buf_adds(c->b, ") AND ");
         }
         aux_ident(c, k->key_col, 0);
-        orm_buf_adds(c->b, " IS NULL");
-        return;
-    }
-    if (k && k->key_after) {
-        orm_buf_adds(c->b, empty ? " WHERE " : " WHERE (");
-        if (!empty) {
-            aux_group(c, &q->where);
-            orm_buf_adds(c->b, ") AND ");
+        if (k->key_null) {
+            orm_buf_adds(c->b, " IS NULL");
+            return;
         }
-        aux_ident(c, k->key_col, 0);
         orm_buf_adds(c->b, " > ");
         aux_bind(c, k->key_after);
         return;

@@ -73,8 +73,10 @@ static uint64_t conn_hash(const char *p, size_t n)
     return conn_hash_bytes(h, p + n - CONN_HASH_EDGE, CONN_HASH_EDGE);
 }
 
-int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
-                  orm_error *err)
+/* Opens c through `open` (the driver's blocking or non-blocking open). */
+static int conn_open_with(const orm_driver *d, const orm_params *p,
+                          int (*open)(const orm_params *, void **, orm_error *),
+                          orm_conn **out, orm_error *err)
 {
     orm_conn *c = calloc(1, sizeof *c);
     int rc;
@@ -82,12 +84,9 @@ int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
     if (c == NULL)
         return orm_error_set(err, ORM_E_NOMEM, "out of memory");
     c->d = d;
-    rc = d->open(p, &c->h, err);
+    rc = open(p, &c->h, err);
     if (rc != ORM_OK) {
-        orm_error_redact(err, p->password,
-                         (const char *const[]){p->user, p->host, p->database,
-                                               p->socket},
-                         4);
+        orm_params_redact(err, p);
         free(c);
         return rc;
     }
@@ -96,27 +95,16 @@ int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
     return ORM_OK;
 }
 
+int orm_conn_open(const orm_driver *d, const orm_params *p, orm_conn **out,
+                  orm_error *err)
+{
+    return conn_open_with(d, p, d->open, out, err);
+}
+
 int orm_conn_open_start(const orm_driver *d, const orm_params *p,
                         orm_conn **out, orm_error *err)
 {
-    orm_conn *c = calloc(1, sizeof *c);
-    int rc;
-    *out = NULL;
-    if (c == NULL)
-        return orm_error_set(err, ORM_E_NOMEM, "out of memory");
-    c->d = d;
-    rc = d->open_start(p, &c->h, err);
-    if (rc != ORM_OK) {
-        orm_error_redact(err, p->password,
-                         (const char *const[]){p->user, p->host, p->database,
-                                               p->socket},
-                         4);
-        free(c);
-        return rc;
-    }
-    c->last_used = orm_clock();
-    *out = c;
-    return ORM_OK;
+    return conn_open_with(d, p, d->open_start, out, err);
 }
 
 void orm_conn_close(orm_conn *c)

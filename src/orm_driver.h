@@ -285,6 +285,15 @@ typedef struct orm_driver {
     int (*in_transaction)(void *conn);
 } orm_driver;
 
+/* Redacts p's password from err's message where it stands as a password
+ * (orm_error_redact), telling it which values the message may show as
+ * themselves: the user, host, database and socket. */
+static inline void orm_params_redact(orm_error *err, const orm_params *p)
+{
+    const char *const shown[] = {p->user, p->host, p->database, p->socket};
+    orm_error_redact(err, p->password, shown, 4);
+}
+
 /* The dialects of the built-in drivers (drivers/<name>_dialect.c). */
 extern const orm_dialect orm_sqlite_dialect;
 extern const orm_dialect orm_postgres_dialect;

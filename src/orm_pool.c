@@ -267,18 +267,25 @@ static int pool_grant(orm_pool *p, orm_conn *c)
     return 1;
 }
 
+/* A connection the pool made room for could not be opened: the room goes
+ * to the next wait. */
+static void pool_open_failed(orm_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->open--;
+    p->in_use--;
+    pool_grant(p, NULL);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static int pool_open_slot(orm_pool *p, orm_conn **out, orm_error *err)
 {
     int rc = orm_conn_open(p->d, &p->params, out, err);
     if (rc == ORM_OK)
         pool_set_lifetime(p, *out);
     else {
-        pthread_mutex_lock(&p->mu);
-        p->open--;
-        p->in_use--;
-        pool_grant(p, NULL);
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
+        pool_open_failed(p);
     }
     return rc;
 }
@@ -592,17 +599,8 @@ void orm_pool_open_done(orm_pool *p, orm_conn *c, int rc, orm_error *err)
     }
     orm_conn_close(c);
     if (err != NULL)
-        orm_error_redact(err, p->params.password,
-                         (const char *const[]){p->params.user, p->params.host,
-                                               p->params.database,
-                                               p->params.socket},
-                         4);
-    pthread_mutex_lock(&p->mu);
-    p->open--;
-    p->in_use--;
-    pool_grant(p, NULL);
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+        orm_params_redact(err, &p->params);
+    pool_open_failed(p);
 }
 
 double orm_pool_connect_timeout(const orm_pool *p)
