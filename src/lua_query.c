@@ -64,9 +64,24 @@ static query_ud *lq_test(lua_State *L, int idx)
     return same ? u : NULL;
 }
 
+/* The query of a Lua query object (its raw field _q), or NULL: the Lua
+ * front ends install the builder methods themselves, so `q:where(...)`
+ * reaches C without a Lua frame and returns the object. */
+static query_ud *lq_wrapped(lua_State *L, int idx)
+{
+    query_ud *u;
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_rawget(L, idx);
+    u = lq_test(L, -1);
+    lua_pop(L, 1); /* the object keeps its query alive */
+    return u;
+}
+
 query_ud *lq_check(lua_State *L, int idx)
 {
     query_ud *u = lq_test(L, idx);
+    if (u == NULL && lua_type(L, idx) == LUA_TTABLE)
+        u = lq_wrapped(L, idx);
     if (u == NULL)
         luaL_typeerror(L, idx, ORM_LUA_QUERY);
     if (u->closed)
@@ -364,6 +379,10 @@ static int lq_group(lua_State *L, query_ud *u, int use_or)
     int rc;
     if (orm_query_group_begin(&u->q, use_or, &saved, &err) != ORM_OK)
         return lq_raise(L, &err);
+    if (lua_type(L, 1) == LUA_TTABLE) { /* u stays alive whatever fn does */
+        lua_pushvalue(L, lua_upvalueindex(3));
+        lua_rawget(L, 1);
+    }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 1);
     rc = lua_pcall(L, 1, 0, 0);
@@ -862,6 +881,22 @@ static int query_offset(lua_State *L)
     return 1;
 }
 
+/* q:_limits() -> limit, offset (nil when none; offset 0 is none), for
+ * paginate, which sets them itself. */
+static int query_limits(lua_State *L)
+{
+    query_ud *u = lq_check(L, 1);
+    if (u->q.limit >= 0)
+        lua_pushinteger(L, (lua_Integer)u->q.limit);
+    else
+        lua_pushnil(L);
+    if (u->q.offset > 0)
+        lua_pushinteger(L, (lua_Integer)u->q.offset);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
 /* {==== registration ====} */
 
 /* q:_scope_begin() / q:_scope_end(): see orm_query_scope_begin. For the
@@ -886,6 +921,7 @@ static int query_scope_end(lua_State *L)
 static const luaL_Reg query_methods[] = {
     {"_scope_begin", query_scope_begin},
     {"_scope_end", query_scope_end},
+    {"_limits", query_limits},
     {"where", query_where},
     {"or_where", query_or_where},
     {"where_equals", query_where_equals},
@@ -974,21 +1010,32 @@ static void lq_push_kinds(lua_State *L)
     }
 }
 
+/* Pushes the three upvalues of every query method (scratch, metatable,
+ * "_q"; see lq_wrapped) from their stack slots. */
+static void lq_push_upvalues(lua_State *L, int base)
+{
+    lua_pushvalue(L, base);
+    lua_pushvalue(L, base + 1);
+    lua_pushvalue(L, base + 2);
+}
+
 void orm_lua_open_query(lua_State *L)
 {
+    int base;
     lq_new_scratch(L);
-    luaL_newmetatable(L, ORM_LUA_QUERY); /* upvalues: scratch, metatable */
-    lua_pushvalue(L, -2);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, query_meta, 2);
+    base = lua_gettop(L);
+    luaL_newmetatable(L, ORM_LUA_QUERY);
+    lua_pushliteral(L, "_q");
+    lua_pushvalue(L, base + 1);
+    lq_push_upvalues(L, base);
+    luaL_setfuncs(L, query_meta, 3);
     luaL_newlibtable(L, query_methods);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    luaL_setfuncs(L, query_methods, 2);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    luaL_setfuncs(L, lq_terminal_methods, 2);
+    lq_push_upvalues(L, base);
+    luaL_setfuncs(L, query_methods, 3);
+    lq_push_upvalues(L, base);
+    luaL_setfuncs(L, lq_terminal_methods, 3);
     lua_setfield(L, -2, "__index");
+    lua_settop(L, base + 1); /* scratch, metatable */
     lua_pushcclosure(L, query_new, 2);
     lua_setfield(L, -2, "query");
     lq_push_kinds(L);

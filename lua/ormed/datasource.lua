@@ -188,6 +188,7 @@ local function open_pool(self)
   info.listeners = self._listeners
   info.node = "primary"
   self._pool = pool
+  self._dialect_name = pool:dialect() -- for to_sql, which runs nothing
   if self._replicas then replicas.open(self) end
 end
 
@@ -196,6 +197,7 @@ local function close_pool(self)
   local pool = self._pool
   if not pool then return false end
   self._pool = nil
+  self._dialect_name = nil
   pool:close()
   if self._replicas then replicas.close(self) end
   return true

@@ -167,6 +167,9 @@ end
 local function builder(name)
   local compare = COMPARE[name] or LISTS[name] or BETWEEN[name]
   local sub_query = name:find("exists", 1, true) or LISTS[name]
+  if not (compare or sub_query) and core.query_methods[name] == "build" then
+    return Query.C[name] -- no value to convert: the C method, which returns self
+  end
   return function(self, a1, ...)
     local cq = self._q
     local r
@@ -451,7 +454,7 @@ end
 
 --- to_sql() -> sql, bindings (for this query's connection dialect)
 function ModelQuery:to_sql(dialect)
-  return self:_compiled():to_sql(dialect or self._source:_target(false))
+  return self:_compiled():to_sql(dialect or Query.dialect_of(self._source))
 end
 
 --- A copy of this query, to build on without changing it.

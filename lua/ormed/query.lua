@@ -51,13 +51,14 @@ function Query.sub_query(outer, v, method)
   return v:c_query()
 end
 
+-- The C methods themselves: a builder method takes the Lua query object
+-- (it reads the object's `_q`) and returns it, with no Lua frame between.
+local C = getmetatable(core.query("ormed")).__index
+Query.C = C
+
 for name, kind in pairs(KINDS) do
   if kind == "build" then
-    Query[name] = function(self, ...)
-      local q = self._q
-      q[name](q, ...)
-      return self
-    end
+    Query[name] = C[name]
   elseif kind == "read" or kind == "write" then
     local write = kind == "write"
     Query[name] = function(self, ...)
@@ -85,22 +86,10 @@ for _, name in ipairs({ "where_exists", "where_not_exists", "or_where_exists",
   end
 end
 
--- limit(n) and offset(n) also note n on the Lua object (nil clears it;
--- offset 0 is no offset), so paginate can refuse a query that has them.
-for _, name in ipairs({ "limit", "offset" }) do
-  local build = Query[name]
-  local field = "_" .. name
-  Query[name] = function(self, n, ...)
-    build(self, n, ...)
-    self[field] = (n ~= nil and not (name == "offset" and n == 0)) and n or nil
-    return self
-  end
-end
-
 -- Query.check_paginate(q, what): raises invalid_argument when the query q
 -- has its own limit or offset, which paginate would replace.
 function Query.check_paginate(q, what)
-  local limit, offset = rawget(q, "_limit"), rawget(q, "_offset")
+  local limit, offset = q._q:_limits()
   if limit ~= nil or offset ~= nil then
     errors.raise("invalid_argument", "%s: paginate sets the limit and offset itself, but the "
       .. "query has its own (%s); remove them, or use limit/offset without paginate", what,
@@ -301,7 +290,16 @@ end
 
 --- to_sql(): sql, bindings for this query's connection dialect.
 function Query:to_sql(...)
-  return self._q:to_sql(select("#", ...) > 0 and ... or self._source:_target(false))
+  if select("#", ...) > 0 then return self._q:to_sql(...) end
+  return self._q:to_sql(Query.dialect_of(self._source))
+end
+
+-- Query.dialect_of(source): the dialect name of a query's source (a
+-- DataSource, its role proxy, or an OrmConnection), for to_sql.
+function Query.dialect_of(source)
+  local d = source._dialect_name
+  if d == nil then return source:_target(false) end
+  return d
 end
 
 --- The table this query reads.
