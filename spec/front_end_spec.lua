@@ -40,4 +40,28 @@ helper.each_driver(function(drv)
     assert.are.same({ "a", "b" }, Item:where_column("id", "<=", "id"):where("grp", 1)
       :oldest("name"):pluck("name"))
   end)
+
+  it("builder methods return the query they were called on, plain or model, and chain", function()
+    local plain, mq = ds:table("fe_items"), Item:query()
+    for _, q in ipairs({ plain, mq }) do
+      assert.are.equal(q, q:where("grp", 1))
+      assert.are.equal(q, q:where_in("id", { 1, 2, 3 }))
+      assert.are.equal(q, q:where(function(g)
+        assert.are.equal(g, g:where("name", "a"))
+        g:or_where("name", "b")
+      end))
+      assert.are.equal(q, q:order_by("name"):limit(5))
+    end
+    assert.are.same({ "a", "b" }, plain:pluck("name"))
+    assert.are.same({ "a", "b" }, mq:pluck("name"))
+    local err = helper.error_of(function() Item.query(Item):where() end)
+    assert.are.equal("invalid_argument", err.kind)
+  end)
+
+  it("a scope added to a model after it is defined is a class method too", function()
+    Item.scopes.late_group = function(q, g) return q:where("grp", g) end
+    assert.are.same({ "c" }, Item:late_group(2):pluck("name"))
+    Item.scopes.late_group = nil
+    assert.is_nil(Item.late_group)
+  end)
 end)

@@ -784,26 +784,36 @@ end
 -- One closure per shortcut name, shared by every model.
 local shortcut_fns = setmetatable({}, { __index = function(t, k)
   local f = function(self, ...)
-    local q = Model.query(self)
+    local q = ModelQuery.new(self, resolve_source(self, nil))
     return q[k](q, ...)
   end
   t[k] = f
   return f
 end })
 
-local ModelMeta = {
-  __name = "ormed.Model",
-  __call = function(model, attrs) return model:new(attrs) end,
-  __tostring = function(model) return "ormed.Model(" .. model.name .. ")" end,
-  __index = function(model, k)
+-- A model class's metatable: what the class offers besides its own fields
+-- is Model's methods and the shortcuts (kept in the class's index table
+-- once found, so `User:where` is a table lookup), then the model's own
+-- scopes (looked up each time: scopes may be added later).
+local function model_meta(model)
+  local index = setmetatable({}, { __index = function(t, k)
     local v = Model[k]
-    if v ~= nil then return v end
-    if SHORTCUTS[k] then return shortcut_fns[k] end
+    if v == nil and SHORTCUTS[k] then v = shortcut_fns[k] end
+    if v ~= nil then
+      rawset(t, k, v)
+      return v
+    end
     local scopes = rawget(model, "scopes")
     if scopes and type(k) == "string" and scopes[k] then return shortcut_fns[k] end
     return nil
-  end,
-}
+  end })
+  return {
+    __name = "ormed.Model",
+    __call = function(m, attrs) return m:new(attrs) end,
+    __tostring = function(m) return "ormed.Model(" .. m.name .. ")" end,
+    __index = index,
+  }
+end
 
 --- Defining models.
 -- @section definition
@@ -900,7 +910,8 @@ function M.model(name, def)
   for k in pairs(def) do
     errors.check(KNOWN[k], "orm.model('%s'): unknown option '%s' (%s)", name, tostring(k), list_names(KNOWN))
   end
-  local m = setmetatable({ name = name }, ModelMeta)
+  local m = { name = name }
+  setmetatable(m, model_meta(m))
   m.table = def.table or plural(relations.snake(name))
   m.primary_key = def.primary_key or "id"
   m.connection = def.connection

@@ -25,6 +25,7 @@ local Query = require("ormed.query")
 -- @type ModelQuery
 
 local null = core.null
+local new_query = core.query
 
 local ModelQuery = {}
 
@@ -38,7 +39,8 @@ local function registry_scopes(source, model)
   local ctx = source.context
   local reg = ctx and ctx.scope_registry
   if reg == nil then return nil end
-  if reg._scopes then return reg:_scopes(model) end
+  local by = rawget(reg, "_by_model") -- the data source's own registry
+  if by then return by[model] end
   return reg:scopes_for(model)
 end
 
@@ -46,14 +48,12 @@ end
 -- its table named `alias` in the SQL when given (a sub-query on the table
 -- of its outer query).
 function ModelQuery.new(model, source, alias)
-  local from = alias and (model.table .. " as " .. alias) or model.table
-  return setmetatable({
-    _q = core.query(from),
-    _from = from,
-    _alias = alias,
-    _source = source,
-    _model = model,
-  }, model._query_mt)
+  if alias == nil then
+    return setmetatable({ _q = new_query(model.table), _source = source, _model = model },
+      model._query_mt)
+  end
+  return setmetatable({ _q = new_query(model.table .. " as " .. alias), _alias = alias,
+    _source = source, _model = model }, model._query_mt)
 end
 
 --- The name that qualifies this query's columns: its alias or table.
@@ -164,11 +164,23 @@ end
 
 -- A builder method: forwards to C, records the call, returns self (or
 -- what C returned when it is not the query: table_name(), ...).
-local function builder(name)
+local function builder(name, model)
   local compare = COMPARE[name] or LISTS[name] or BETWEEN[name]
   local sub_query = name:find("exists", 1, true) or LISTS[name]
-  if not (compare or sub_query) and core.query_methods[name] == "build" then
-    return Query.C[name] -- no value to convert: the C method, which returns self
+  local c_method = core.query_methods[name] == "build" and Query.C[name]
+  if c_method and not sub_query and not (compare and model._filter_casts_any) then
+    -- no value to convert: the C method, which returns self (a group's
+    -- function gets self, whose calls go to the group while it runs)
+    return c_method
+  end
+  if c_method and LISTS[name] and not model._filter_casts_any then
+    local slow = builder(name, { _filter_casts_any = true })
+    return function(self, col, list) -- a plain list goes straight to C
+      if type(list) == "table" and getmetatable(list) == nil then
+        return c_method(self, col, list)
+      end
+      return slow(self, col, list)
+    end
   end
   return function(self, a1, ...)
     local cq = self._q
@@ -228,6 +240,11 @@ end
 -- WHERE is the scopes first, then the caller's filters as one group (one
 -- engine operation: orm_query_scope_begin / _end).
 function ModelQuery:_compiled()
+  local model = self._model
+  if #model._global_scopes == 0 and rawget(self, "_only_trashed") == nil then
+    local reg = registry_scopes(self._source, model)
+    if reg == nil or #reg == 0 then return self._q end -- no scope at all
+  end
   local scopes = active_scopes(self)
   if scopes == nil then return self._q end
   local cq = self._q:clone():_scope_begin()
@@ -454,7 +471,8 @@ end
 
 --- to_sql() -> sql, bindings (for this query's connection dialect)
 function ModelQuery:to_sql(dialect)
-  return self:_compiled():to_sql(dialect or Query.dialect_of(self._source))
+  local source = self._source
+  return self:_compiled():to_sql(dialect or source._dialect_name or source:_target(false))
 end
 
 --- A copy of this query, to build on without changing it.
@@ -623,7 +641,7 @@ function ModelQuery.metatable_for(model)
       m = function(self, ...) return self:scope(name, ...) end
     elseif m == nil then
       if type(name) ~= "string" or name:byte(1) == 95 then return nil end -- "_"
-      m = builder(name)
+      m = builder(name, model)
     end
     rawset(t, name, m)
     return m

@@ -69,10 +69,12 @@ for name, kind in pairs(KINDS) do
 end
 
 for _, name in ipairs({ "where_in", "where_not_in", "or_where_in", "or_where_not_in" }) do
+  local c_method = C[name]
   Query[name] = function(self, col, list)
-    local q = self._q
-    q[name](q, col, Query.sub_query(self._source, list, name))
-    return self
+    if type(list) ~= "table" or getmetatable(list) ~= nil then -- a query, or not a list
+      list = Query.sub_query(self._source, list, name)
+    end
+    return c_method(self, col, list)
   end
 end
 
@@ -291,15 +293,8 @@ end
 --- to_sql(): sql, bindings for this query's connection dialect.
 function Query:to_sql(...)
   if select("#", ...) > 0 then return self._q:to_sql(...) end
-  return self._q:to_sql(Query.dialect_of(self._source))
-end
-
--- Query.dialect_of(source): the dialect name of a query's source (a
--- DataSource, its role proxy, or an OrmConnection), for to_sql.
-function Query.dialect_of(source)
-  local d = source._dialect_name
-  if d == nil then return source:_target(false) end
-  return d
+  local source = self._source -- its dialect name, else a target of it
+  return self._q:to_sql(source._dialect_name or source:_target(false))
 end
 
 --- The table this query reads.
