@@ -76,9 +76,9 @@ static void aux_params(lua_State *L, int t, orm_params *p)
 
 /* {==== targets ====} */
 
-static pool_ud *aux_checkpool(lua_State *L, int idx)
+/* u, raising not_initialized when its pool was closed. */
+static pool_ud *aux_openpool(lua_State *L, pool_ud *u)
 {
-    pool_ud *u = luaL_checkudata(L, idx, ORM_LUA_POOL);
     if (u->pool == NULL) {
         orm_error e;
         orm_error_clear(&e);
@@ -86,6 +86,11 @@ static pool_ud *aux_checkpool(lua_State *L, int idx)
         orm_lua_raise(L, &e, NULL, NULL);
     }
     return u;
+}
+
+static pool_ud *aux_checkpool(lua_State *L, int idx)
+{
+    return aux_openpool(L, luaL_checkudata(L, idx, ORM_LUA_POOL));
 }
 
 static conn_ud *aux_checkconn(lua_State *L, int idx)
@@ -100,12 +105,12 @@ static conn_ud *aux_checkconn(lua_State *L, int idx)
  * is its user value). */
 static void aux_pushinfo(lua_State *L, int tidx)
 {
-    if (luaL_testudata(L, tidx, ORM_LUA_CONN)) {
-        lua_getiuservalue(L, tidx, 1);
+    /* tidx was checked to be a target: a pool's user value is its info
+     * table, a conn's is its pool */
+    if (lua_getiuservalue(L, tidx, 1) == LUA_TUSERDATA) {
         lua_getiuservalue(L, -1, 1);
         lua_remove(L, -2);
-    } else
-        lua_getiuservalue(L, tidx, 1);
+    }
 }
 
 /* The connection name of a target, for messages (NULL when unnamed); the
@@ -312,13 +317,14 @@ static void run_notify(lua_State *L, int tidx, const char *sql, size_t len,
 
 orm_pool *orm_lua_target_pool(lua_State *L, int tidx, orm_conn **held)
 {
-    conn_ud *cu = luaL_testudata(L, tidx, ORM_LUA_CONN);
-    if (cu != NULL) {
-        *held = aux_checkconn(L, tidx)->conn;
-        return cu->pool;
-    }
+    pool_ud *pu = luaL_testudata(L, tidx, ORM_LUA_POOL); /* the usual one */
+    conn_ud *cu;
     *held = NULL;
-    return aux_checkpool(L, tidx)->pool;
+    if (pu != NULL)
+        return aux_openpool(L, pu)->pool;
+    cu = aux_checkconn(L, tidx);
+    *held = cu->conn;
+    return cu->pool;
 }
 
 const char *orm_lua_target_name(lua_State *L, int tidx)
@@ -363,17 +369,16 @@ static int run_finish(lua_State *L, int tidx, orm_pool *pool, int acquired,
                       const orm_value *binds, int n, double t0)
 {
     int ok = x->rc >= 0;
-    double ms;
+    double ms, now;
     if (ok && orm_conn_check_tx(x->conn, &x->err) != ORM_OK) {
         lua_pop(L, 1); /* the result */
         x->rc = -1;
         ok = 0;
     } else if (!ok && x->conn != NULL)
         orm_conn_sync_tx(x->conn);
-    if (acquired)
-        orm_pool_release(pool, x->conn);
-    ms = (orm_clock() - t0) * 1000.0;
-    orm_pool_record(pool, ms, !ok);
+    now = orm_clock();
+    ms = (now - t0) * 1000.0;
+    orm_pool_finish(pool, acquired ? x->conn : NULL, now, ms, !ok);
     if (x->rc == -2)
         return lua_error(L);
     if (!ok)
@@ -491,10 +496,9 @@ static int aux_has_qq(const char *sql, size_t len)
 
 /* Pushes sql rewritten for the target's placeholder style (raw SQL is
  * written with `?` everywhere) and returns it. */
-static const char *aux_portable_sql(lua_State *L, int tidx, const char *sql,
-                                    size_t *len)
+static const char *aux_portable_sql(lua_State *L, const orm_dialect *d,
+                                    const char *sql, size_t *len)
 {
-    const orm_dialect *d = orm_lua_target_dialect(L, tidx);
     orm_buf *b;
     if (memchr(sql, ';', *len) != NULL && orm_sql_more_statements(sql, *len, d))
         orm_lua_argerror(L, "the SQL holds more than one statement; run them "
@@ -527,11 +531,36 @@ static int target_run(lua_State *L)
     orm_value *v = aux_binds(L, 3, small, &n);
     int mode = luaL_checkoption(L, 4, "rows", run_modes);
     int hyd = lua_istable(L, 5) ? 5 : 0;
-    sql = aux_portable_sql(L, 1, sql, &len);
+    orm_conn *held;
+    orm_pool *pool = orm_lua_target_pool(L, 1, &held);
+    sql = aux_portable_sql(L, held ? orm_conn_dialect(held)
+                                   : orm_pool_driver(pool)->dialect, sql, &len);
     if (orm_lua_waiter(L))
         return orm_lua_run_wait(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd,
                                 ORM_LUA_POST_NONE);
     return orm_lua_run(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd);
+}
+
+/* target:_find(sql, value, hydrate?): run(sql, { value }, "first",
+ * hydrate) for SQL the engine compiled for this target (Model:find's
+ * statement and its key): no bindings list, no placeholder rewriting. */
+static int target_find(lua_State *L)
+{
+    size_t len;
+    const char *sql = luaL_checklstring(L, 2, &len);
+    orm_conn *held;
+    orm_value v;
+    orm_error err;
+    int hyd;
+    orm_lua_target_pool(L, 1, &held); /* checks the target */
+    if (orm_lua_tovalue(L, 3, &v, &err) != ORM_OK)
+        return orm_lua_argerror(L, "binding #1: %s", err.message);
+    lua_settop(L, 4);
+    hyd = lua_istable(L, 4) ? 4 : 0;
+    if (orm_lua_waiter(L))
+        return orm_lua_run_wait(L, 1, sql, len, &v, 1, ORM_LUA_FIRST, hyd,
+                                ORM_LUA_POST_NONE);
+    return orm_lua_run(L, 1, sql, len, &v, 1, ORM_LUA_FIRST, hyd);
 }
 
 /* {==== ormed.pool ====} */
@@ -954,7 +983,8 @@ int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0)
 }
 
 static const luaL_Reg pool_methods[] = {
-    {"run", target_run},       {"acquire", pool_acquire},
+    {"run", target_run},       {"_find", target_find},
+    {"acquire", pool_acquire},
     {"stats", pool_stats},     {"ping", pool_ping},
     {"close", pool_close},     {"closed", pool_closed},
     {"info", pool_info},       {"dialect", target_dialect},
@@ -962,7 +992,8 @@ static const luaL_Reg pool_methods[] = {
 };
 
 static const luaL_Reg conn_methods[] = {
-    {"run", target_run},         {"release", conn_release},
+    {"run", target_run},         {"_find", target_find},
+    {"release", conn_release},
     {"begin", conn_begin},       {"commit", conn_commit},
     {"rollback", conn_rollback}, {"depth", conn_depth},
     {"broken", conn_broken},     {"pool", conn_pool},

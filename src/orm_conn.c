@@ -50,17 +50,23 @@ double orm_clock(void)
 
 #define CONN_HASH_EDGE 128 /* bytes hashed at each end of long SQL */
 
+/* FNV-1a over 8-byte words (with a shift to mix the high bits down): a
+ * statement cache key, confirmed by comparing the text. */
 static uint64_t conn_hash_bytes(uint64_t h, const char *p, size_t n)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ULL;
+    uint64_t w;
+    for (; n >= sizeof w; p += sizeof w, n -= sizeof w) {
+        memcpy(&w, p, sizeof w);
+        h = (h ^ w) * 1099511628211ULL;
+        h ^= h >> 29;
     }
-    return h;
+    w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w ^ n) * 1099511628211ULL;
+    return h ^ (h >> 32);
 }
 
-/* FNV-1a of the SQL text; long texts (multi-row inserts run to hundreds
+/* A word-wise FNV-1a of the SQL text; long texts (multi-row inserts run to hundreds
  * of kilobytes) hash their length and both ends only: equal hashes are
  * always confirmed by comparing the whole text. */
 static uint64_t conn_hash(const char *p, size_t n)

@@ -345,12 +345,29 @@ int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
 
 void orm_pool_release(orm_pool *p, orm_conn *c)
 {
+    orm_pool_finish(p, c, orm_clock(), -1, 0);
+}
+
+void orm_pool_record(orm_pool *p, double ms, int failed)
+{
+    pthread_mutex_lock(&p->mu);
+    p->queries++;
+    p->errors += failed != 0;
+    p->total_ms += ms;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void orm_pool_finish(orm_pool *p, orm_conn *c, double now, double ms,
+                     int failed)
+{
     orm_conn *expired[8];
     int n, i, drop, old;
-    double now = orm_clock();
     orm_error e;
-    if (c == NULL)
+    if (c == NULL) {
+        if (ms >= 0)
+            orm_pool_record(p, ms, failed);
         return;
+    }
     while (!orm_conn_broken(c) && orm_conn_depth(c) > 0)
         if (orm_conn_rollback(c, &e) != ORM_OK)
             break;
@@ -358,6 +375,11 @@ void orm_pool_release(orm_pool *p, orm_conn *c)
     drop = orm_conn_broken(c) || orm_conn_depth(c) > 0 || old;
     orm_conn_touch(c, now);
     pthread_mutex_lock(&p->mu);
+    if (ms >= 0) { /* orm_pool_record under the same lock */
+        p->queries++;
+        p->errors += failed != 0;
+        p->total_ms += ms;
+    }
     p->in_use--;
     p->expired += old && !orm_conn_broken(c);
     if (drop || p->closed) {
@@ -372,15 +394,6 @@ void orm_pool_release(orm_pool *p, orm_conn *c)
         pool_discard(p, c);
     for (i = 0; i < n; i++)
         pool_discard(p, expired[i]);
-}
-
-void orm_pool_record(orm_pool *p, double ms, int failed)
-{
-    pthread_mutex_lock(&p->mu);
-    p->queries++;
-    p->errors += failed != 0;
-    p->total_ms += ms;
-    pthread_mutex_unlock(&p->mu);
 }
 
 void orm_pool_stats_get(orm_pool *p, orm_pool_stats *out)

@@ -92,6 +92,12 @@ void orm_pool_release(orm_pool *p, orm_conn *c);
 /* Records one statement for the statistics. */
 void orm_pool_record(orm_pool *p, double ms, int failed);
 
+/* orm_pool_release(p, c) (nothing when c is NULL) and, when ms >= 0,
+ * orm_pool_record(p, ms, failed), under one lock: the end of a statement
+ * that checked out its connection; now is orm_clock(). */
+void orm_pool_finish(orm_pool *p, orm_conn *c, double now, double ms,
+                     int failed);
+
 void orm_pool_stats_get(orm_pool *p, orm_pool_stats *out);
 
 const orm_driver *orm_pool_driver(const orm_pool *p);

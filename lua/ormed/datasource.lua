@@ -189,6 +189,9 @@ local function open_pool(self)
   info.node = "primary"
   self._pool = pool
   self._dialect_name = pool:dialect() -- for to_sql, which runs nothing
+  -- the target of every statement outside transactions, when nothing else
+  -- decides (Model:find reads it)
+  if not self._replicas and not self._leak_timeout then self._plain = pool end
   if self._replicas then replicas.open(self) end
 end
 
@@ -198,6 +201,7 @@ local function close_pool(self)
   if not pool then return false end
   self._pool = nil
   self._dialect_name = nil
+  self._plain = nil
   pool:close()
   if self._replicas then replicas.close(self) end
   return true
@@ -319,7 +323,8 @@ end
 -- transaction on another data source (and none here) raises
 -- cross_connection_transaction.
 function DataSource:_target(write, role)
-  local pool = pool_of(self)
+  local pool = self._pool
+  if pool == nil or self._leak_timeout then pool = pool_of(self) end
   if next(active) == nil then
     if self._replicas then return replicas.route(self, pool, write, role) end
     return pool
@@ -681,4 +686,5 @@ setmetatable(OrmConnection, {
 })
 
 return { DataSource = DataSource, OrmConnection = OrmConnection,
-  ScopeRegistry = ScopeRegistry, check_pool = check_pool }
+  ScopeRegistry = ScopeRegistry, check_pool = check_pool,
+  _active = active } -- read-only, for Model:find's fast path

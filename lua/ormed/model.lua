@@ -29,6 +29,7 @@ local ATTRS, DIRTY, CACHE, LOADED = K.ATTRS, K.DIRTY, K.CACHE, K.LOADED
 local SOURCE, GONE, NIL, DEFAULT = K.SOURCE, K.GONE, K.NIL, K.DEFAULT
 local null = core.null
 local json_cast = casts.json
+local math_type = math.type
 
 local M = {}
 
@@ -56,7 +57,10 @@ local function resolve(model, conn, role)
 end
 
 resolve_source = function(model, conn)
-  if conn == nil then conn = rawget(model, "connection") end -- rawget: no method lookup
+  if conn == nil then
+    conn = rawget(model, "connection") -- rawget: no method lookup
+    if conn == nil then return ConnectionManager.instance:connection() end
+  end
   local t = type(conn)
   if t == "table" then
     if type(conn._target) ~= "function" then
@@ -627,34 +631,63 @@ end
 
 -- The SQL of find(id) on `source`, compiled once by the C builder, when
 -- no scope with bindings of its own applies (else nil).
+local SOFT_DELETES = ModelQuery.SOFT_DELETES
+local registry_scopes = ModelQuery.registry_scopes
+local tx_active = require("ormed.datasource")._active -- open transactions, by coroutine
+
+-- The SQL of find(id) on `source`, compiled once by the C builder (false
+-- when a scope binds values of its own: find then builds a query).
 local function find_sql(model, source)
-  local gs = model._global_scopes
-  if #gs > 1 or (gs[1] and gs[1].id ~= ModelQuery.SOFT_DELETES) then return nil end
-  local reg = ModelQuery.registry_scopes(source, model)
-  if reg and #reg > 0 then return nil end
-  local sql = model._find_sql[source]
-  if sql == nil then
-    local cq = ModelQuery.new(model, source):where(model.table .. "." .. model.primary_key, 0):_compiled()
-    local binds
-    sql, binds = cq:limit(1):to_sql(source:_target(false))
-    if #binds ~= 1 then sql = false end
-    model._find_sql[source] = sql
-  end
-  return sql or nil
+  local cq = ModelQuery.new(model, source):where(model.table .. "." .. model.primary_key, 0):_compiled()
+  local sql, binds = cq:limit(1):to_sql(source:_target(false))
+  if #binds ~= 1 then sql = false end
+  model._find_sql[source] = sql
+  return sql
 end
 
 --- find(id, opts?): the instance with this primary key, or nil. Under an
 -- integer primary key, a string or float that is not an integer finds
 -- nothing (it is never sent to the database).
 function Model:find(id, opts)
-  local src = resolve(self, opts and opts.connection, opts and opts.role)
-  id = ModelQuery.key_value(self, id)
-  if id == false then return nil end
-  local sql = id ~= nil and find_sql(self, src)
-  if sql then
-    return src:_target(false):run(sql, { id }, "first", self._hyds[src] or self:_hydration(src))
+  -- the hot path of the ORM: written out, with no call it can spare
+  local src
+  if opts == nil then
+    src = rawget(self, "connection")
+    if src == nil then -- the default connection, as ConnectionManager:connection() finds it
+      local mgr = ConnectionManager.instance
+      local e = mgr._entries[mgr._default]
+      src = e and e.instance or mgr:connection()
+    else
+      src = resolve_source(self, src)
+    end
+  else
+    src = resolve(self, opts.connection, opts.role)
   end
-  return ModelQuery.find_in(ModelQuery.new(self, src), id)
+  if math_type(id) ~= "integer" then
+    id = ModelQuery.key_value(self, id)
+    if id == false then return nil end
+    if id == nil then return ModelQuery.find_in(ModelQuery.new(self, src), id) end
+  end
+  -- the cached statement serves only where no scope with bindings applies
+  local gs = self._global_scopes
+  local scoped = gs[1] ~= nil and (gs[2] ~= nil or gs[1].id ~= SOFT_DELETES)
+  if not scoped then
+    local ctx = src.context
+    local reg = ctx and ctx.scope_registry
+    if reg then
+      local by = reg._by_model -- the data source's own registry
+      if by then reg = by[self] else reg = registry_scopes(src, self) end
+      scoped = reg ~= nil and reg[1] ~= nil
+    end
+  end
+  local sql = not scoped and self._find_sql[src]
+  if sql == nil then sql = find_sql(self, src) end
+  if not sql then return ModelQuery.find_in(ModelQuery.new(self, src), id) end
+  -- a data source's pool (rawget: set when it has no replicas and no leak
+  -- tracking) when no transaction is open anywhere; else ask the source
+  local target = rawget(src, "_plain")
+  if target == nil or next(tx_active) ~= nil then target = src:_target(false) end
+  return target:_find(sql, id, self._hyds[src] or self:_hydration(src))
 end
 
 --- find_or_fail(id, opts?): the instance with this primary key; raises model_not_found.
