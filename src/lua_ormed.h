@@ -114,6 +114,18 @@ typedef struct orm_lua_runctx {
 orm_pool *orm_lua_target_pool(lua_State *L, int tidx, orm_conn **held);
 /* The connection name of the target (NULL when unnamed). */
 const char *orm_lua_target_name(lua_State *L, int tidx);
+/* Pushes the info table of the target at tidx (checked to be one): name,
+ * listeners, node, failover. */
+void orm_lua_target_info(lua_State *L, int tidx);
+/* target:run(sql, bindings?, mode?, hydrate?) and target:_find(sql, key,
+ * hydrate?): the methods of pools and conns (lua_run.c). */
+int orm_lua_target_run(lua_State *L);
+/* Calls every listener of the target at tidx with one event table
+ * { connection, node, sql, bindings, duration_ms, rows, error? }. */
+void orm_lua_notify(lua_State *L, int tidx, const char *sql, size_t len,
+                    const orm_value *binds, int n, double ms, int64_t rows,
+                    const orm_error *err);
+int orm_lua_target_find(lua_State *L);
 /* Protected (lua_pcall): arguments light userdata orm_lua_runctx, the
  * hydration table or nil; steps the started statement and pushes its
  * result shaped by the mode. */

@@ -73,6 +73,14 @@ lua_Integer lq_int(lua_State *L, int idx, const char *fname,
 
 /* The length of the plain list at idx (keys exactly 1..n), or -1. */
 int lq_list_len(lua_State *L, int idx);
+/* The comparison operator at idx, or raises naming the accepted ones. */
+orm_qop lq_op(lua_State *L, int idx, const char *fname);
+/* Room for n values: `small` (nsmall values) when it fits, else a
+ * userdata pushed on the stack (collected with it). */
+orm_value *lq_values(lua_State *L, int n, orm_value *small, int nsmall);
+/* Converts list[1..n] at idx into v (the list keeps strings alive). */
+void lq_list_values(lua_State *L, int idx, int n, orm_value *v,
+                    const char *fname);
 
 /* The string keys of table t, sorted (a userdata pushed on the stack;
  * the table keeps the strings alive). Integer keys are skipped when
