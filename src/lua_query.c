@@ -70,18 +70,22 @@ static query_ud *lq_test(lua_State *L, int idx)
 static query_ud *lq_wrapped(lua_State *L, int idx)
 {
     query_ud *u;
+    int same;
     lua_pushvalue(L, lua_upvalueindex(3));
-    lua_rawget(L, idx);
-    u = lq_test(L, -1);
-    lua_pop(L, 1); /* the object keeps its query alive */
-    return u;
+    if (lua_rawget(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    u = lua_touserdata(L, -2);
+    same = lua_rawequal(L, -1, lua_upvalueindex(2));
+    lua_pop(L, 2); /* the object keeps its query alive */
+    return same ? u : NULL;
 }
 
 query_ud *lq_check(lua_State *L, int idx)
 {
-    query_ud *u = lq_test(L, idx);
-    if (u == NULL && lua_type(L, idx) == LUA_TTABLE)
-        u = lq_wrapped(L, idx);
+    query_ud *u = lua_type(L, idx) == LUA_TTABLE ? lq_wrapped(L, idx)
+                                                  : lq_test(L, idx);
     if (u == NULL)
         luaL_typeerror(L, idx, ORM_LUA_QUERY);
     if (u->closed)

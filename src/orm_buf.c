@@ -29,8 +29,7 @@ void orm_buf_reset(orm_buf *b)
         b->p[0] = '\0';
 }
 
-/* Makes room for n more bytes plus the NUL. Returns 0 or -1 (oom set). */
-static int buf_reserve(orm_buf *b, size_t n)
+int orm_buf_grow(orm_buf *b, size_t n)
 {
     size_t cap;
     char *p;
@@ -44,30 +43,12 @@ static int buf_reserve(orm_buf *b, size_t n)
     p = realloc(b->p, cap);
     if (p == NULL) {
         b->oom = 1;
+        b->cap = 0; /* every later append takes the slow path, and stops */
         return -1;
     }
     b->p = p;
     b->cap = cap;
     return 0;
-}
-
-void orm_buf_add(orm_buf *b, const char *p, size_t n)
-{
-    if (buf_reserve(b, n) != 0)
-        return;
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void orm_buf_adds(orm_buf *b, const char *s)
-{
-    orm_buf_add(b, s, strlen(s));
-}
-
-void orm_buf_addc(orm_buf *b, char c)
-{
-    orm_buf_add(b, &c, 1);
 }
 
 void orm_buf_addi(orm_buf *b, int64_t i)
@@ -84,7 +65,7 @@ void orm_buf_addf(orm_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || buf_reserve(b, (size_t)n) != 0)
+    if (n < 0 || orm_buf_grow(b, (size_t)n) != 0)
         return;
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
@@ -97,6 +78,16 @@ int orm_buf_add_ident(orm_buf *b, const char *id, size_t n, char q)
     size_t i, start;
     if (n == 0 || memchr(id, '\0', n) != NULL)
         return -1;
+    if (memchr(id, q, n) == NULL) { /* the usual name: one copy */
+        if (b->len + n + 3 > b->cap && orm_buf_grow(b, n + 2) != 0)
+            return 0;
+        b->p[b->len] = q;
+        memcpy(b->p + b->len + 1, id, n);
+        b->p[b->len + n + 1] = q;
+        b->len += n + 2;
+        b->p[b->len] = '\0';
+        return 0;
+    }
     orm_buf_addc(b, q);
     for (start = 0, i = 0; i < n; i++) {
         if (id[i] == q) {

@@ -422,7 +422,7 @@ end
 
 --- A plain-table query on `name` (rows come back as plain tables).
 function DataSource:table(name)
-  pool_of(self)
+  if self._pool == nil or self._leak_timeout then pool_of(self) end
   return Query.new(self, name)
 end
 
