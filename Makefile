@@ -78,8 +78,12 @@ asan-run:
 
 # make bench: the performance table of ARCHITECTURE.md (method and results:
 # bench/RESULTS.md). BENCH_DRIVERS=sqlite runs SQLite only, without servers;
-# BENCH_REPS sets the repetitions per case (default 5).
+# BENCH_REPS sets the repetitions per case (default 5); CASES (or
+# BENCH_CASES) a comma list of bench/cases/ to run, e.g.
+# `make bench BENCH_DRIVERS=postgres,mysql CASES=find_waiter,find_replicas`.
 BENCH_DRIVERS ?= sqlite,postgres,mysql
+CASES         ?=
+BENCH_CASES   ?= $(CASES)
 BENCH_SRCS    = $(wildcard bench/*.c)
 BENCH_MODULE  = bench/build/climit.so
 
@@ -88,7 +92,7 @@ $(BENCH_MODULE): $(BENCH_SRCS) bench/climit.h Makefile
 	$(CC) $(ALLCFLAGS) -shared -o $@ $(BENCH_SRCS) $(LDFLAGS) $(LDLIBS)
 
 bench: all $(BENCH_MODULE)
-	$(LUA_ENV) BENCH_DRIVERS="$(BENCH_DRIVERS)" ORMED_TEST_DRIVERS="$(BENCH_DRIVERS)" \
+	$(LUA_ENV) BENCH_DRIVERS="$(BENCH_DRIVERS)" ORMED_TEST_DRIVERS="$(BENCH_DRIVERS)" BENCH_CASES="$(BENCH_CASES)" \
 	  scripts/with-servers.sh $(LUA) bench/run.lua
 
 # make bench-json: ormed.json against lua-cjson (bench/json.lua; results and
