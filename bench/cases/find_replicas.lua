@@ -5,7 +5,8 @@
 -- scripts/with-servers.sh starts (ORMED_TEST_POSTGRES_REPLICA /
 -- ORMED_TEST_MYSQL_REPLICA); without one, the replicas list points at the
 -- primary itself, a stand-in for the routing cost only, and the info
--- column says so. SQLite takes no replicas.
+-- column says so. SQLite takes no replicas. The info column adds `paired`:
+-- the same ratio measured in one process (W.paired).
 local W = require("workload")
 
 local REPLICA_ENV = { postgres = "ORMED_TEST_POSTGRES_REPLICA", mysql = "ORMED_TEST_MYSQL_REPLICA" }
@@ -67,7 +68,17 @@ return {
     local info = "found=" .. tostring(found)
     if ctx.base then return found == W.FINDS, info end
     local st = s.ds:stats()
-    info = info .. (" reads_replica=%d reads_primary=%d%s"):format(st.reads_replica,
+    -- untimed: the same ratio from blocks of 1000 finds alternating in
+    -- this process
+    local few, manager = { table.unpack(s.ids, 1, 1000) }, ctx.orm.ConnectionManager.instance
+    local paired = W.paired(function()
+      manager:set_default_connection("bench_replicas")
+      finds(s.User, few)
+    end, function()
+      manager:set_default_connection("bench")
+      finds(s.User, few)
+    end, 20)
+    info = info .. (" paired=%.2f reads_replica=%d reads_primary=%d%s"):format(paired, st.reads_replica,
       st.reads_primary, s.standin and " STAND-IN: no replica server, the replicas list points "
       .. "at the primary itself (routing cost only)" or " replica=" .. st.replicas[1].host
       .. ":" .. tostring(st.replicas[1].port))

@@ -5,7 +5,8 @@
 -- blocking, without a waiter (base). ARCHITECTURE.md: <= 1.3x the blocking
 -- call. BENCH_WAITER=yield uses the cheapest possible loop instead: a
 -- waiter that yields (fd, "r"...) to a loop that poll()s that one fd
--- (luasocket's select), to tell the engine's cost from cqueues'.
+-- (luasocket's select), to tell the engine's cost from cqueues'. The info
+-- column adds `paired`: the same ratio measured in one process (W.paired).
 local W = require("workload")
 
 local function finds(User, ids)
@@ -76,8 +77,14 @@ return {
   check = function(ctx, s, found)
     local info = "found=" .. tostring(found)
     if not ctx.base then
-      info = info .. (" waiter=%s calls=%d"):format(os.getenv("BENCH_WAITER") == "yield"
-        and "yield+select" or "cqueues", s.calls)
+      -- untimed: the same ratio from blocks of 1000 finds alternating in
+      -- this process
+      local run = os.getenv("BENCH_WAITER") == "yield" and under_select or under_cqueues
+      local few = { table.unpack(s.ids, 1, 1000) }
+      local paired = W.paired(function() run(ctx.orm, s.User, few) end,
+        function() finds(s.User, few) end, 20)
+      info = info .. (" waiter=%s calls=%d paired=%.2f"):format(os.getenv("BENCH_WAITER") == "yield"
+        and "yield+select" or "cqueues", s.calls, paired)
       -- the finds waited through the waiter (not every one: an answer
       -- already in when the statement is sent needs no wait)
       return found == W.FINDS and s.calls >= W.FINDS // 10, info
