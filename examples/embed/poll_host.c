@@ -6,8 +6,8 @@
  * together and resumes the ready ones, so the queries wait for the server
  * at the same time. Usage: poll_host URL [QUERIES [SECONDS]]: QUERIES
  * coroutines (default 4) each run a statement that sleeps SECONDS (default
- * 0.3) on the server (PostgreSQL or MySQL/MariaDB). Built by `make`
- * (build/poll_host) and run by spec/embed_spec.lua.
+ * 0.3) on the server (PostgreSQL or MySQL/MariaDB). Built by `make build/poll_host`
+ * (and `make test`) and run by spec/embed_spec.lua.
  */
 #include <math.h>
 #include <poll.h>
