@@ -33,7 +33,7 @@ SPECS    ?= spec
 LUA_ENV   = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
             LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all deps test asan asan-run example embed bench bench-json install clean lint docs
+.PHONY: all deps test asan asan-run example embed embed-poll bench bench-json install clean lint docs
 
 all: $(MODULE)
 
@@ -57,12 +57,18 @@ $(BUILD)/pool_threads: spec/c/pool_threads.c $(OBJS)
 	$(CC) $(ALLCFLAGS) -o $@ spec/c/pool_threads.c $(filter-out $(BUILD)/obj/src/lua_%.o,$(OBJS)) \
 	  $(LDFLAGS) $(LDLIBS)
 
-test: all $(BUILD)/pool_threads
+# A C host that runs queries from its own poll() loop through the waiter
+# (examples/embed/poll_host.c; spec/embed_spec.lua runs it on both servers).
+$(BUILD)/poll_host: examples/embed/poll_host.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -o $@ examples/embed/poll_host.c $(LDFLAGS) $(shell pkg-config --libs lua5.4) -lm
+
+test: all $(BUILD)/pool_threads $(BUILD)/poll_host
 	ORMED_BUILD=$(BUILD) $(LUA_ENV) BUSTED="$(BUSTED)" scripts/with-servers.sh $(BUSTED) $(BUSTED_ARGS) $(SPECS)
 
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" all build-asan/pool_threads
+	  LDFLAGS="-fsanitize=address,undefined" all build-asan/pool_threads build-asan/poll_host
 	$(MAKE) BUILD=build-asan asan-run
 
 asan-run:
@@ -72,8 +78,12 @@ asan-run:
 
 # make bench: the performance table of ARCHITECTURE.md (method and results:
 # bench/RESULTS.md). BENCH_DRIVERS=sqlite runs SQLite only, without servers;
-# BENCH_REPS sets the repetitions per case (default 5).
+# BENCH_REPS sets the repetitions per case (default 5); CASES (or
+# BENCH_CASES) a comma list of bench/cases/ to run, e.g.
+# `make bench BENCH_DRIVERS=postgres,mysql CASES=find_waiter,find_replicas`.
 BENCH_DRIVERS ?= sqlite,postgres,mysql
+CASES         ?=
+BENCH_CASES   ?= $(CASES)
 BENCH_SRCS    = $(wildcard bench/*.c)
 BENCH_MODULE  = bench/build/climit.so
 
@@ -82,7 +92,7 @@ $(BENCH_MODULE): $(BENCH_SRCS) bench/climit.h Makefile
 	$(CC) $(ALLCFLAGS) -shared -o $@ $(BENCH_SRCS) $(LDFLAGS) $(LDLIBS)
 
 bench: all $(BENCH_MODULE)
-	$(LUA_ENV) BENCH_DRIVERS="$(BENCH_DRIVERS)" ORMED_TEST_DRIVERS="$(BENCH_DRIVERS)" \
+	$(LUA_ENV) BENCH_DRIVERS="$(BENCH_DRIVERS)" ORMED_TEST_DRIVERS="$(BENCH_DRIVERS)" BENCH_CASES="$(BENCH_CASES)" \
 	  scripts/with-servers.sh $(LUA) bench/run.lua
 
 # make bench-json: ormed.json against lua-cjson (bench/json.lua; results and
@@ -99,6 +109,12 @@ example: all
 embed: all
 	$(CC) $(ALLCFLAGS) -o $(BUILD)/host examples/embed/host.c $(shell pkg-config --libs lua5.4)
 	ORMED_ROOT=$(CURDIR) $(BUILD)/host
+
+# make embed-poll: the poll() loop host on throwaway PostgreSQL and MariaDB
+# servers (four queries sleeping 0.3 s each, waiting at the same time).
+embed-poll: all $(BUILD)/poll_host
+	ORMED_ROOT=$(CURDIR) ORMED_BUILD=$(BUILD) ORMED_TEST_DRIVERS=postgres,mysql scripts/with-servers.sh \
+	  sh -c '$(BUILD)/poll_host "$$ORMED_TEST_POSTGRES" && $(BUILD)/poll_host "$$ORMED_TEST_MYSQL"'
 
 lint:
 	luacheck lua spec examples bench

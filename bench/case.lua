@@ -2,10 +2,13 @@
 -- prints its measurement for bench/run.lua:
 --   lua5.4 bench/case.lua DRIVER CASE IMPL
 -- DRIVER: sqlite | postgres | mysql; CASE: a file of bench/cases/;
--- IMPL: ormed | luasql | climit | luadbi. Prints `time=<seconds>`, `ops=<n>`,
+-- IMPL: ormed | base | luasql | climit | luadbi (base: ormed without the
+-- feature the case measures, for the cases that compare ormed with
+-- itself; ctx.base is then true). Prints `time=<seconds>`, `ops=<n>`,
 -- `ok=<true|false>` and `info=<text>`; exits 2 when IMPL has no
--- counterpart for CASE. BENCH_DRY=1 does the setup only (to subtract it
--- from a profile of the whole process).
+-- counterpart for CASE, or CASE does not apply to DRIVER (case.drivers).
+-- BENCH_DRY=1 does the setup only (to subtract it from a profile of the
+-- whole process).
 local dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
 package.path = dir .. "/?.lua;" .. package.path
 package.cpath = dir .. "/build/?.so;" .. package.cpath
@@ -21,9 +24,10 @@ end
 require("ormed")
 local W = require("workload")
 local case = require("cases." .. name)
-if case[impl] == nil then os.exit(2) end
+if case[impl] == nil or (case.drivers and not case.drivers[driver]) then os.exit(2) end
 
-local ctx = W.open(impl, driver)
+local ctx = W.open(impl == "base" and "ormed" or impl, driver)
+ctx.base = impl == "base"
 local state = case.setup(ctx)
 collectgarbage("collect")
 collectgarbage("collect")

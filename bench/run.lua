@@ -3,17 +3,23 @@
 -- own process (bench/case.lua), interleaving the three, and prints one
 -- table per driver with the medians, the ratios and the targets of
 -- ARCHITECTURE.md (judged on SQLite, shown for information elsewhere).
+-- A case that compares ormed with itself (a `base` implementation: the
+-- same calls without the feature measured, and `target.base`, the ratio
+-- allowed) gets a second table, ormed / base, judged on every driver: on
+-- the median of the ratios the case measured in one process (`paired=` in
+-- its info, see W.paired) when it gives one, else on the medians' ratio.
 --
 -- Environment: BENCH_DRIVERS (default sqlite,postgres,mysql; a server
 -- driver runs when ORMED_TEST_POSTGRES / ORMED_TEST_MYSQL is set),
--- BENCH_REPS (default 5), BENCH_CASES (comma list, default all),
+-- BENCH_REPS (default 5), BENCH_CASES (comma list, default all; `make
+-- bench CASES=find_waiter,find_replicas` runs those only),
 -- BENCH_OUT (also write the tables, as Markdown, to this file).
 local dir = (arg[0]:match("^(.*)/[^/]*$") or ".")
 local lua = arg[-1] or "lua5.4"
 
 local CASES = { "insert", "select", "models", "find", "eager", "nplus1", "compile",
-  "compile_model", "pool", "unscoped", "scoped" }
-local IMPLS = { "ormed", "luasql", "climit", "luadbi" }
+  "compile_model", "pool", "unscoped", "scoped", "find_waiter", "find_replicas" }
+local IMPLS = { "ormed", "base", "luasql", "climit", "luadbi" }
 
 local function env_list(name, default)
   local v = os.getenv(name)
@@ -65,7 +71,7 @@ end
 
 -- { impl = { median, min, max, info, ok } } for one case on one driver.
 local function measure(driver, case, meta)
-  local samples, last = {}, {}
+  local samples, last, paired = {}, {}, {}
   for _ = 1, REPS do
     for _, impl in ipairs(IMPLS) do
       if samples[impl] ~= false then
@@ -76,6 +82,11 @@ local function measure(driver, case, meta)
           samples[impl] = samples[impl] or {}
           table.insert(samples[impl], value(meta, m))
           last[impl] = m
+          local p = tonumber((m.info or ""):match("paired=([%d.]+)"))
+          if p then
+            paired[impl] = paired[impl] or {}
+            table.insert(paired[impl], p)
+          end
           if not m.ok then
             error(("bench: %s %s %s gave a wrong result (%s)"):format(driver, case, impl,
               tostring(m.info)), 0)
@@ -90,7 +101,8 @@ local function measure(driver, case, meta)
     if list then
       local lo, hi = math.huge, -math.huge
       for _, v in ipairs(list) do lo, hi = math.min(lo, v), math.max(hi, v) end
-      out[impl] = { median = median(list), min = lo, max = hi, info = last[impl].info }
+      out[impl] = { median = median(list), min = lo, max = hi, info = last[impl].info,
+        paired = paired[impl] and median(paired[impl]) }
     end
   end
   return out
@@ -142,9 +154,11 @@ local function table_for(driver, results, metas)
     "| case | unit | ormed | LuaSQL | C limit | ormed/limit | LuaSQL/ormed | LuaDBI | target | met? |",
     "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
   }
+  local rows = 0
   for _, case in ipairs(cases) do
     local res, meta = results[case], metas[case]
-    if res then
+    if res and (res.luasql or res.climit or res.luadbi) then
+      rows = rows + 1
       local o, l, c, d = res.ormed, res.luasql, res.climit, res.luadbi
       local r = { o = o and o.median, ol = ratio(o and o.median, c and c.median),
         lo = ratio(l and l.median, o and o.median), info = o and o.info,
@@ -164,7 +178,32 @@ local function table_for(driver, results, metas)
         fmt(d and d.median, meta.unit), text, verdict)
     end
   end
+  if rows == 0 then return nil end
   return table.concat(lines, "\n")
+end
+
+-- The table of the cases that compare ormed with itself, or nil.
+local function base_table_for(driver, results, metas)
+  local lines = {
+    ("### %s: ormed against itself (median of %d runs, one process each)"):format(driver, REPS),
+    "", "| case | unit | ormed | base | ormed/base | paired | target | met? | info (last run) |",
+    "|---|---|---:|---:|---:|---:|---|---|---|",
+  }
+  local any = false
+  for _, case in ipairs(cases) do
+    local res, meta = results[case], metas[case]
+    local o, b = res and res.ormed, res and res.base
+    if o and b and meta.target then
+      any = true
+      local r = ratio(o.median, b.median)
+      local judged = o.paired or r
+      lines[#lines + 1] = ("| %s | %s | %s | %s | %s | %s | %s | %s | %s |"):format(meta.label,
+        meta.unit, fmt(o.median, meta.unit), fmt(b.median, meta.unit), fmt_ratio(r),
+        fmt_ratio(o.paired), meta.target.text, judged <= meta.target.base and "yes" or "**no**",
+        tostring(o.info))
+    end
+  end
+  return any and table.concat(lines, "\n") or nil
 end
 
 -- {==== main ====}
@@ -184,10 +223,14 @@ for _, driver in ipairs(drivers) do
       metas[case] = require("cases." .. case)
       results[case] = measure(driver, case, metas[case])
     end
-    local text = table_for(driver, results, metas)
-    print(text)
-    print()
-    outputs[#outputs + 1] = text
+    for _, make in ipairs({ table_for, base_table_for }) do
+      local text = make(driver, results, metas)
+      if text then
+        print(text)
+        print()
+        outputs[#outputs + 1] = text
+      end
+    end
   end
 end
 

@@ -274,4 +274,25 @@ function W.rows(n)
   return out
 end
 
+-- {==== paired timing ====}
+
+-- The time of a() over the time of b(), both run `rounds` times in one
+-- process, alternating (a then b, then b then a): on a machine shared with
+-- other work, load that comes and goes falls on both alike, which
+-- separate processes (the medians of run.lua) cannot promise.
+function W.paired(a, b, rounds)
+  local ta, tb = 0, 0
+  for r = 1, rounds do
+    local first, second = a, b
+    if r % 2 == 0 then first, second = b, a end
+    local t0 = W.now()
+    first()
+    local t1 = W.now()
+    second()
+    local t2 = W.now()
+    if first == a then ta, tb = ta + t1 - t0, tb + t2 - t1 else ta, tb = ta + t2 - t1, tb + t1 - t0 end
+  end
+  return ta / tb
+end
+
 return W
