@@ -762,6 +762,13 @@ static int query_scope_begin(lua_State *L)
     return 1;
 }
 
+static int query_scope_group(lua_State *L)
+{
+    orm_error err;
+    query_ud *u = lq_check(L, 1);
+    return lq_done(L, orm_query_scope_group(&u->q, &err), &err);
+}
+
 static int query_scope_end(lua_State *L)
 {
     orm_query_scope_end(&lq_check(L, 1)->q);
@@ -772,6 +779,7 @@ static int query_scope_end(lua_State *L)
 static const luaL_Reg query_methods[] = {
     {"_scope_begin", query_scope_begin},
     {"_scope_end", query_scope_end},
+    {"_scope_group", query_scope_group},
     {"_limits", query_limits},
     {"where", query_where},
     {"or_where", query_or_where},

@@ -553,6 +553,13 @@ int orm_query_scope_begin(orm_query *q, orm_error *err)
     return ORM_OK;
 }
 
+int orm_query_scope_group(orm_query *q, orm_error *err)
+{
+    orm_qfilter *saved;
+    q->cur = &q->where;
+    return orm_query_group_begin(q, 0, &saved, err);
+}
+
 void orm_query_scope_end(orm_query *q)
 {
     q->cur = &q->where;

@@ -281,6 +281,11 @@ void orm_query_group_end(orm_query *q, orm_qfilter *saved);
 int orm_query_scope_begin(orm_query *q, orm_error *err);
 void orm_query_scope_end(orm_query *q);
 
+/* Between scope_begin and scope_end: opens the parenthesised group of the
+ * next scope at WHERE's root and makes it current (ORM_OK or
+ * ORM_E_NOMEM), so that each scope's filters stay together. */
+int orm_query_scope_group(orm_query *q, orm_error *err);
+
 /* {==== shape ====} */
 
 /* Appends a selected column (select lists allow "*", "t.*", aliases and

@@ -208,48 +208,42 @@ local function soft_scope(model, only)
   return function(q) q:where_null(q:table_ref() .. col) end
 end
 
--- Appends the functions of the scopes not removed to list (nil: none yet).
-local function add_scopes(list, scopes, removed)
-  for _, s in ipairs(scopes) do
+-- Applies to cq, through view, the scopes of list not removed: each
+-- scope's filters in a group of their own. Returns how many applied.
+local function apply_scopes(cq, view, list, removed)
+  local n = 0
+  for _, s in ipairs(list) do
     if not (removed and removed[s.id]) then
-      list = list or {}
-      list[#list + 1] = s.fn
+      cq:_scope_group()
+      s.fn(view)
+      n = n + 1
     end
   end
-  return list
+  return n
 end
 
--- The global scope functions that apply to this query, or nil.
-local function active_scopes(self)
-  local removed = rawget(self, "_removed") -- rawget: a field, not a method lookup
-  local list
-  if removed ~= true then
-    local own = self._model._global_scopes
-    if #own > 0 then list = add_scopes(nil, own, removed) end
-    local reg = registry_scopes(self._source, self._model)
-    if reg and #reg > 0 then list = add_scopes(list, reg, removed) end
-  end
-  if rawget(self, "_only_trashed") then
-    list = list or {}
-    list[#list + 1] = soft_scope(self._model, true)
-  end
-  return list
-end
-
--- The C query to run: self's, or, with global scopes, a copy of it whose
--- WHERE is the scopes first, then the caller's filters as one group (one
--- engine operation: orm_query_scope_begin / _end).
+-- The C query to run: self's, or, with global scopes (the model's own, the
+-- data source's registry, only_trashed), a copy of it whose WHERE is the
+-- scopes first, then the caller's filters as one group (one engine
+-- operation: orm_query_scope_begin / _end).
 function ModelQuery:_compiled()
   local model = self._model
-  if #model._global_scopes == 0 and rawget(self, "_only_trashed") == nil then
-    local reg = registry_scopes(self._source, model)
-    if reg == nil or #reg == 0 then return self._q end -- no scope at all
+  local removed = rawget(self, "_removed") -- rawget: a field, not a method lookup
+  local trashed = rawget(self, "_only_trashed")
+  local own, reg = model._global_scopes, nil
+  if removed ~= true then reg = registry_scopes(self._source, model) end
+  if not trashed and (removed == true or own[1] == nil and (reg == nil or reg[1] == nil)) then
+    return self._q -- no scope at all
   end
-  local scopes = active_scopes(self)
-  if scopes == nil then return self._q end
   local cq = self._q:clone():_scope_begin()
-  for _, fn in ipairs(scopes) do
-    cq:where(function(g) fn(nested(self, g)) end)
+  local view = nested(self, cq) -- its builder calls go to cq, a copy run once
+  if removed ~= true then
+    apply_scopes(cq, view, own, removed)
+    if reg then apply_scopes(cq, view, reg, removed) end
+  end
+  if trashed then
+    cq:_scope_group()
+    soft_scope(model, true)(view)
   end
   return cq:_scope_end()
 end
