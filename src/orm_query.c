@@ -51,7 +51,9 @@ struct orm_qarena_block {
 };
 
 #define ARENA_ALIGN (sizeof(max_align_t))
-#define ARENA_MIN_BLOCK 4096
+/* first malloc'd block: 960 + its header stays in malloc's per-thread
+ * cache, like the query userdata (see ORM_QARENA_INLINE) */
+#define ARENA_MIN_BLOCK 960
 
 /* Starts the arena in buf (size bytes, may be NULL / 0). */
 static void aux_arena_init(orm_qarena *a, char *buf, size_t size)
