@@ -371,12 +371,10 @@ static int lq_where_in(lua_State *L, int use_or, int negate,
                                                   n, &lq_check(L, 3)->q,
                                                   &err),
                         &err);
-    len = lq_list_len(L, 3);
+    len = lq_list_read(L, 3, small, 16, &v, fname);
     if (len < 0)
         return orm_lua_argerror(L, "%s: values must be a list or a query, "
                                    "got %s", fname, luaL_typename(L, 3));
-    v = lq_values(L, len, small, 16);
-    lq_list_values(L, 3, len, v, fname);
     return lq_done(L, orm_query_where_in(&u->q, use_or, negate, col, n, v,
                                           len, &err),
                     &err);

@@ -78,6 +78,12 @@ orm_qop lq_op(lua_State *L, int idx, const char *fname);
 /* Room for n values: `small` (nsmall values) when it fits, else a
  * userdata pushed on the stack (collected with it). */
 orm_value *lq_values(lua_State *L, int n, orm_value *small, int nsmall);
+/* The plain list at idx (keys exactly 1..n) read in one pass into values:
+ * `small` (nsmall values) when it fits, else a userdata left on the
+ * stack; *out points at them. Returns n, or -1 when idx holds no plain
+ * list. A value that cannot be bound raises naming fname. */
+int lq_list_read(lua_State *L, int idx, orm_value *small, int nsmall,
+                 orm_value **out, const char *fname);
 /* Converts list[1..n] at idx into v (the list keeps strings alive). */
 void lq_list_values(lua_State *L, int idx, int n, orm_value *v,
                     const char *fname);

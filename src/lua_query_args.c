@@ -82,6 +82,34 @@ int lq_list_len(lua_State *L, int idx)
     return count == n && n <= 0x7fffffff ? (int)n : -1;
 }
 
+int lq_list_read(lua_State *L, int idx, orm_value *small, int nsmall,
+                 orm_value **out, const char *fname)
+{
+    lua_Integer n, count = 0;
+    orm_value *v;
+    if (!lua_istable(L, idx))
+        return -1;
+    n = (lua_Integer)lua_rawlen(L, idx);
+    if (n > 0x7fffffff)
+        return -1;
+    v = lq_values(L, (int)n, small, nsmall);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) { /* one pass: the keys, and each value */
+        lua_Integer k = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
+        if (k < 1 || k > n) {
+            lua_pop(L, 2);
+            return -1;
+        }
+        lq_value(L, -1, fname, &v[k - 1]);
+        lua_pop(L, 1); /* the list keeps strings alive */
+        count++;
+    }
+    if (count != n)
+        return -1;
+    *out = v;
+    return (int)n;
+}
+
 /* Room for n values: `small` when it fits, else a userdata pushed on the
  * stack (collected with it). */
 orm_value *lq_values(lua_State *L, int n, orm_value *small, int nsmall)

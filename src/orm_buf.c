@@ -79,13 +79,7 @@ int orm_buf_add_ident(orm_buf *b, const char *id, size_t n, char q)
     if (n == 0 || memchr(id, '\0', n) != NULL)
         return -1;
     if (memchr(id, q, n) == NULL) { /* the usual name: one copy */
-        if (b->len + n + 3 > b->cap && orm_buf_grow(b, n + 2) != 0)
-            return 0;
-        b->p[b->len] = q;
-        memcpy(b->p + b->len + 1, id, n);
-        b->p[b->len + n + 1] = q;
-        b->len += n + 2;
-        b->p[b->len] = '\0';
+        orm_buf_add_quoted(b, id, n, q);
         return 0;
     }
     orm_buf_addc(b, q);

@@ -42,6 +42,19 @@ static inline void orm_buf_adds(orm_buf *b, const char *s)
     orm_buf_add(b, s, strlen(s));
 }
 
+/* Appends q, the n bytes of s, q: a name known to hold no q. */
+static inline void orm_buf_add_quoted(orm_buf *b, const char *s, size_t n,
+                                      char q)
+{
+    if (b->len + n + 3 > b->cap && orm_buf_grow(b, n + 2) != 0)
+        return;
+    b->p[b->len] = q;
+    memcpy(b->p + b->len + 1, s, n);
+    b->p[b->len + n + 1] = q;
+    b->len += n + 2;
+    b->p[b->len] = '\0';
+}
+
 static inline void orm_buf_addc(orm_buf *b, char c)
 {
     if (b->len + 2 > b->cap && orm_buf_grow(b, 1) != 0)

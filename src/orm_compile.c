@@ -141,10 +141,28 @@ static void aux_dotted(orm_buf *b, const char *s, size_t n, char q, int star)
     }
 }
 
+/* 1 when s is a plain word (letters, digits, _): quoted as it is, with no
+ * dot, alias, call or quote character to look for. */
+static int aux_word(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') &&
+            !(ch >= '0' && ch <= '9') && ch != '_')
+            return 0;
+    }
+    return n > 0;
+}
+
 int orm_compile_ident(orm_buf *b, const char *s, size_t n, char quote,
                       unsigned flags)
 {
     aux_id id;
+    if (b && aux_word(s, n)) { /* the usual column or table name */
+        orm_buf_add_quoted(b, s, n, quote);
+        return 0;
+    }
     if (aux_id_parse(s, n, flags, &id) != 0)
         return -1;
     if (!b)
