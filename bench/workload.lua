@@ -209,6 +209,15 @@ function W.open(impl, driver)
 end
 
 -- Runs a list of statements on ctx.
+-- User:find(id) for each id (the find cases); how many were found.
+function W.finds(User, ids)
+  local found = 0
+  for _, id in ipairs(ids) do
+    if User:find(id) then found = found + 1 end
+  end
+  return found
+end
+
 function W.run_all(ctx, list)
   for _, sql in ipairs(list) do ctx.exec(sql) end
 end

@@ -3,14 +3,7 @@
 local W = require("workload")
 local climit = require("climit")
 
--- User:find(id) for each id; how many were found.
-local function finds(User, ids)
-  local found = 0
-  for _, id in ipairs(ids) do
-    if User:find(id) then found = found + 1 end
-  end
-  return found
-end
+local finds = W.finds
 
 -- The same through LuaDBI, one prepared statement reused.
 local function luadbi_finds(dbi, ids)

@@ -11,13 +11,7 @@ local W = require("workload")
 
 local REPLICA_ENV = { postgres = "ORMED_TEST_POSTGRES_REPLICA", mysql = "ORMED_TEST_MYSQL_REPLICA" }
 
-local function finds(User, ids)
-  local found = 0
-  for _, id in ipairs(ids) do
-    if User:find(id) then found = found + 1 end
-  end
-  return found
-end
+local finds = W.finds
 
 -- Waits until the replica has replayed everything the primary wrote so
 -- far: a token written last on the primary shows up there.

@@ -9,13 +9,7 @@
 -- column adds `paired`: the same ratio measured in one process (W.paired).
 local W = require("workload")
 
-local function finds(User, ids)
-  local found = 0
-  for _, id in ipairs(ids) do
-    if User:find(id) then found = found + 1 end
-  end
-  return found
-end
+local finds = W.finds
 
 -- The finds in one coroutine of a cqueues controller, with its waiter set.
 local function under_cqueues(orm, User, ids)
