@@ -1,62 +1,11 @@
 /*
- * orm_value.c: constructors for the tagged SQL value and the value list
- * that owns copies of text and blob bytes.
+ * orm_value.c: the value list that owns copies of text and blob bytes (the
+ * value constructors are inline in orm_value.h).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "orm_value.h"
-
-orm_value orm_value_null(void)
-{
-    orm_value v;
-    memset(&v, 0, sizeof v);
-    v.type = ORM_NULL;
-    return v;
-}
-
-orm_value orm_value_bool(int b)
-{
-    orm_value v = orm_value_null();
-    v.type = ORM_BOOL;
-    v.u.b = b != 0;
-    return v;
-}
-
-orm_value orm_value_int(int64_t i)
-{
-    orm_value v = orm_value_null();
-    v.type = ORM_INT;
-    v.u.i = i;
-    return v;
-}
-
-orm_value orm_value_double(double d)
-{
-    orm_value v = orm_value_null();
-    v.type = ORM_DOUBLE;
-    v.u.d = d;
-    return v;
-}
-
-static orm_value value_bytes(orm_vtype t, const char *p, size_t n)
-{
-    orm_value v = orm_value_null();
-    v.type = t;
-    v.u.s.p = p;
-    v.u.s.n = n;
-    return v;
-}
-
-orm_value orm_value_text(const char *p, size_t n)
-{
-    return value_bytes(ORM_TEXT, p, n);
-}
-
-orm_value orm_value_blob(const char *p, size_t n)
-{
-    return value_bytes(ORM_BLOB, p, n);
-}
 
 void orm_vlist_init(orm_vlist *l)
 {

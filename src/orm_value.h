@@ -39,13 +39,43 @@ typedef struct orm_vlist {
     int cap;              /* allocated slots */
 } orm_vlist;
 
-/* Value constructors: plain struct literals, no allocation. */
-orm_value orm_value_null(void);
-orm_value orm_value_bool(int b);
-orm_value orm_value_int(int64_t i);
-orm_value orm_value_double(double d);
-orm_value orm_value_text(const char *p, size_t n);
-orm_value orm_value_blob(const char *p, size_t n);
+/* Value constructors: plain struct literals, no allocation (inline: every
+ * value read or bound goes through one). */
+static inline orm_value orm_value_null(void)
+{
+    orm_value v = {ORM_NULL, {.s = {NULL, 0}}}; /* the whole union zero */
+    return v;
+}
+
+static inline orm_value orm_value_bool(int b)
+{
+    orm_value v = {ORM_BOOL, {.b = b != 0}};
+    return v;
+}
+
+static inline orm_value orm_value_int(int64_t i)
+{
+    orm_value v = {ORM_INT, {.i = i}};
+    return v;
+}
+
+static inline orm_value orm_value_double(double d)
+{
+    orm_value v = {ORM_DOUBLE, {.d = d}};
+    return v;
+}
+
+static inline orm_value orm_value_text(const char *p, size_t n)
+{
+    orm_value v = {ORM_TEXT, {.s = {p, n}}};
+    return v;
+}
+
+static inline orm_value orm_value_blob(const char *p, size_t n)
+{
+    orm_value v = {ORM_BLOB, {.s = {p, n}}};
+    return v;
+}
 
 /* Makes an empty list; never fails. */
 void orm_vlist_init(orm_vlist *l);
