@@ -159,8 +159,9 @@ int orm_compile_ident(orm_buf *b, const char *s, size_t n, char quote,
                       unsigned flags)
 {
     aux_id id;
-    if (b && aux_word(s, n)) { /* the usual column or table name */
-        orm_buf_add_quoted(b, s, n, quote);
+    if (aux_word(s, n)) { /* the usual column or table name */
+        if (b)
+            orm_buf_add_quoted(b, s, n, quote);
         return 0;
     }
     if (aux_id_parse(s, n, flags, &id) != 0)
