@@ -504,21 +504,22 @@ function relations.sync(inst, source, name, ids)
   local key = owner_key(inst, rel, k, "sync")
   forget(inst, name)
   return source:transaction(function()
-    local current = {}
+    -- ids compared as the database compares them: "1" is the row of 1
+    local current = {} -- match_key(id) -> the id as stored
     for _, id in ipairs(Query.new(source, k.pivot):where(k.foreign_key, key):pluck(k.related_key)) do
-      current[norm(id)] = true
+      current[match_key(id)] = id
     end
     local wanted, adds, result = {}, {}, { attached = {}, detached = {} }
     for _, e in ipairs(id_list(ids, k)) do
-      local id = norm(e.id)
-      wanted[id] = true
-      if not current[id] then
+      local id = match_key(e.id)
+      if not wanted[id] and current[id] == nil then
         adds[#adds + 1] = e
-        result.attached[#result.attached + 1] = id
+        result.attached[#result.attached + 1] = norm(e.id)
       end
+      wanted[id] = true
     end
-    for id in pairs(current) do
-      if not wanted[id] then result.detached[#result.detached + 1] = id end
+    for id, stored in pairs(current) do
+      if not wanted[id] then result.detached[#result.detached + 1] = stored end
     end
     table.sort(result.detached, function(a, b) return tostring(a) < tostring(b) end)
     if #result.detached > 0 then
