@@ -26,9 +26,8 @@
 #       Stops the server started from DIR (and its replica) and waits until
 #       they are gone. Idempotent: exits 0 when nothing runs.
 set -u
-# The server and client tools are not under test: never run them with the
-# sanitizer runtime `make asan` preloads for Lua.
-unset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+LOG_NAME=mysql-server
+. "$(dirname "$0")/lib.sh"
 
 USER_NAME=ormed
 USER_PW=ormed_pw
@@ -40,16 +39,7 @@ N=mysql
 ROLE_OPTS=(--log-bin=mysql-bin --server-id=1 --binlog-format=ROW)
 STOP_TIMEOUT=${MYSQL_STOP_TIMEOUT:-60}
 
-log() { printf 'mysql-server: %s\n' "$*" >&2; }
-
-die() {
-    log "$*"
-    if [ -n "${DIR:-}" ] && [ -f "$DIR/$N.err" ]; then
-        log "last lines of $DIR/$N.err:"
-        tail -n 25 "$DIR/$N.err" >&2
-    fi
-    exit 1
-}
+log_file() { [ -n "${DIR:-}" ] && echo "$DIR/$N.err"; }
 
 find_bin() {
     local name
@@ -66,16 +56,6 @@ find_bin() {
         done
     done
     return 1
-}
-
-free_port() {
-    python3 - <<'EOF'
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
-EOF
 }
 
 # The pid of the running server, or nothing.
@@ -98,15 +78,9 @@ client() {
         --connect-timeout=5 --batch --skip-column-names "$@"
 }
 
-wait_gone() {
-    local pid=$1 waited=0
-    while kill -0 "$pid" 2>/dev/null; do
-        [ "$waited" -ge $((STOP_TIMEOUT * 10)) ] && return 1
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    return 0
-}
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+wait_gone() { wait_for "$STOP_TIMEOUT" gone "$1"; }
 
 do_stop() {
     local pid
@@ -147,7 +121,7 @@ install_db() {
 # Starts mariadbd on $1; returns 0 once it answers, 2 when the port was
 # taken, 1 on any other failure.
 launch() {
-    local port=$1 pid waited=0
+    local port=$1 pid
     : >"$DIR/$N.err"
     nohup "$MARIADBD" --no-defaults --datadir="$DIR/$N" \
         --socket="$DIR/$N.sock" --port="$port" --bind-address=127.0.0.1 \
@@ -161,28 +135,23 @@ launch() {
         --collation-server=utf8mb4_general_ci \
         </dev/null >>"$DIR/$N.err" 2>&1 &
     pid=$!
-    while :; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            wait "$pid" 2>/dev/null
-            if grep -qiE 'address already in use|bind on tcp' "$DIR/$N.err"; then
-                return 2
-            fi
-            return 1
-        fi
-        if admin ping >/dev/null 2>&1; then
-            echo "$port" >"$DIR/$N.port"
-            return 0
-        fi
-        [ "$waited" -ge $((START_TIMEOUT * 10)) ] && {
-            log "server did not answer within ${START_TIMEOUT}s"
-            kill -KILL "$pid" 2>/dev/null
-            wait "$pid" 2>/dev/null
-            return 1
-        }
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+    if ! wait_for "$START_TIMEOUT" answers "$pid"; then
+        log "server did not answer within ${START_TIMEOUT}s"
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 1
+    fi
+    if gone "$pid"; then
+        wait "$pid" 2>/dev/null
+        grep -qiE 'address already in use|bind on tcp' "$DIR/$N.err" && return 2
+        return 1
+    fi
+    echo "$port" >"$DIR/$N.port"
+    return 0
 }
+
+# Done waiting for the server process $1: it answers a ping, or it is gone.
+answers() { gone "$1" || admin ping >/dev/null 2>&1; }
 
 setup_user() {
     client <<EOF
@@ -197,10 +166,9 @@ EOF
 }
 
 do_start() {
-    local port attempt rc
+    local port
     MARIADBD=$(find_bin mariadbd mysqld) || die "mariadbd not found (apt-get install mariadb-server)"
     INSTALL_DB=$(find_bin mariadb-install-db mysql_install_db) || die "mariadb-install-db not found"
-    command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to pick a free port)"
     DIR=$(realpath -m "$DIR") || die "bad folder $DIR"
     if [ ${#DIR} -gt 90 ]; then
         die "$DIR is too long for a unix socket path; use a shorter folder"
@@ -217,19 +185,11 @@ do_start() {
         trap 'do_stop; exit 130' INT TERM HUP
         do_stop
         install_db
-        rc=1
-        for attempt in 1 2 3 4 5; do
-            port=$(free_port) || die "cannot find a free port"
-            log "starting mariadbd on 127.0.0.1:$port (attempt $attempt)"
-            launch "$port"
-            rc=$?
-            [ "$rc" -eq 2 ] || break
-            log "port $port was taken, trying another"
-        done
-        if [ "$rc" -ne 0 ]; then
+        if ! start_on_free_port mariadbd; then
             do_stop
             die "mariadbd did not start"
         fi
+        port=$PORT
     fi
     if ! setup_user >&2; then
         do_stop
@@ -259,7 +219,7 @@ do_replica_start() {
 }
 
 replica_up() {
-    local pport=$1 pos=$2 port attempt rc fresh=""
+    local pport=$1 pos=$2 port rc fresh=""
     MARIADBD=$(find_bin mariadbd mysqld) || die "mariadbd not found"
     INSTALL_DB=$(find_bin mariadb-install-db mysql_install_db) || die "mariadb-install-db not found"
     if running_pid >/dev/null && admin ping >/dev/null 2>&1 && [ -f "$DIR/$N.port" ]; then
@@ -269,23 +229,11 @@ replica_up() {
         do_stop
         [ -f "$DIR/$N.installed" ] || fresh=1
         install_db
-        rc=1
-        for attempt in 1 2 3 4 5; do
-            # a restarted replica keeps its port (its URL is out already)
-            if [ "$attempt" = 1 ] && [ -f "$DIR/$N.port" ]; then
-                port=$(cat "$DIR/$N.port")
-            else
-                port=$(free_port) || die "cannot find a free port"
-            fi
-            log "starting the replica on 127.0.0.1:$port (attempt $attempt)"
-            launch "$port"
-            rc=$?
-            [ "$rc" -eq 2 ] || break
-        done
-        if [ "$rc" -ne 0 ]; then
+        if ! start_on_free_port "the replica" "$DIR/$N.port"; then
             do_stop
             die "the replica did not start"
         fi
+        port=$PORT
         if [ -n "$fresh" ]; then
             client <<EOF || { do_stop; die "CHANGE MASTER on the replica failed"; }
 CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$pport,

@@ -30,27 +30,15 @@
 # PG_BIN may name the folder holding initdb/pg_ctl/psql; by default the
 # newest /usr/lib/postgresql/*/bin is used.
 set -u
-
-# The server never runs under the test suite's sanitizers: an ASan/UBSan
-# LD_PRELOAD inherited from `make asan` makes `postgres -V` (run by initdb)
-# hang forever.
-unset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+LOG_NAME=pg-server
+. "$(dirname "$0")/lib.sh"
 
 USER_NAME=ormed
 USER_PW=ormed_pw
 DB_NAME=ormed_test
 START_TIMEOUT=${PG_START_TIMEOUT:-60}
 
-log() { printf 'pg-server: %s\n' "$*" >&2; }
-
-die() {
-    log "$*"
-    if [ -n "${PGDIR:-}" ] && [ -f "$PGDIR/server.log" ]; then
-        log "last lines of $PGDIR/server.log:"
-        tail -n 25 "$PGDIR/server.log" >&2
-    fi
-    exit 1
-}
+log_file() { [ -n "${PGDIR:-}" ] && echo "$PGDIR/server.log"; }
 
 find_bindir() {
     local d
@@ -65,38 +53,6 @@ find_bindir() {
     fi
     d=$(command -v pg_ctl 2>/dev/null) || return 1
     dirname "$d"
-}
-
-# Runs a command as the postgres user when we are root (PostgreSQL refuses
-# to run as root), as ourselves otherwise.
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
-
-free_port() {
-    local port
-    if command -v python3 >/dev/null 2>&1; then
-        python3 - <<'EOF' && return 0
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
-EOF
-    fi
-    # No python3: a random high port nobody answers on.
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    return 1
 }
 
 pg_ctl_() { as_pg "$BIN/pg_ctl" -D "$PGDIR/data" "$@"; }
@@ -187,22 +143,15 @@ EOF
 }
 
 # A password login over TCP, the way the tests connect.
-check_tcp() {
-    local waited=0
-    while :; do
-        if PGPASSWORD=$USER_PW PGCONNECT_TIMEOUT=5 "$BIN/psql" -X -q -tA \
-            -h 127.0.0.1 -p "$PORT" -U "$USER_NAME" -d "$DB_NAME" \
-            -c 'SELECT 1' >/dev/null 2>&1; then
-            return 0
-        fi
-        [ "$waited" -ge $((START_TIMEOUT * 10)) ] && return 1
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+tcp_login() {
+    PGPASSWORD=$USER_PW PGCONNECT_TIMEOUT=5 "$BIN/psql" -X -q -tA \
+        -h 127.0.0.1 -p "$PORT" -U "$USER_NAME" -d "$DB_NAME" \
+        -c 'SELECT 1' >/dev/null 2>&1
 }
 
+check_tcp() { wait_for "$START_TIMEOUT" tcp_login; }
+
 do_start() {
-    local attempt rc
     mkdir -p "$DIR" || die "cannot create $DIR"
     DIR=$(cd "$DIR" && pwd) || die "cannot enter $DIR"
     PGDIR=$DIR/pg
@@ -225,16 +174,7 @@ do_start() {
     else
         do_stop
         init_cluster
-        rc=1
-        for attempt in 1 2 3 4 5; do
-            PORT=$(free_port) || die "cannot find a free port"
-            log "starting postgres on 127.0.0.1:$PORT (attempt $attempt)"
-            launch "$PORT"
-            rc=$?
-            [ "$rc" -eq 2 ] || break
-            log "port $PORT was taken, trying another"
-        done
-        [ "$rc" -eq 0 ] || die "postgres did not start"
+        start_on_free_port postgres || die "postgres did not start"
         echo "$PORT" | as_pg tee "$PGDIR/port" >/dev/null
     fi
     if ! setup_role >&2; then
@@ -250,7 +190,7 @@ do_start() {
 }
 
 do_replica_start() {
-    local primary_port attempt rc
+    local primary_port
     DIR=$(cd "$DIR" && pwd) || die "cannot enter $DIR"
     PGDIR=$DIR/pg
     running || die "no server runs from $DIR (start it first)"
@@ -278,20 +218,7 @@ do_replica_start() {
             } | as_pg tee -a "$PGDIR/data/postgresql.conf" >/dev/null ||
                 die "cannot write $PGDIR/data/postgresql.conf"
         fi
-        rc=1
-        for attempt in 1 2 3 4 5; do
-            # a restarted replica keeps its port (its URL is out already)
-            if [ "$attempt" = 1 ] && [ -f "$PGDIR/port" ]; then
-                PORT=$(cat "$PGDIR/port")
-            else
-                PORT=$(free_port) || die "cannot find a free port"
-            fi
-            log "starting the replica on 127.0.0.1:$PORT (attempt $attempt)"
-            launch "$PORT"
-            rc=$?
-            [ "$rc" -eq 2 ] || break
-        done
-        [ "$rc" -eq 0 ] || die "the replica did not start"
+        start_on_free_port "the replica" "$PGDIR/port" || die "the replica did not start"
         echo "$PORT" | as_pg tee "$PGDIR/port" >/dev/null
     fi
     if ! check_tcp; then

@@ -20,29 +20,13 @@
 #
 # PGBOUNCER may name the binary (default: pgbouncer on PATH or /usr/sbin).
 set -u
-unset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+LOG_NAME=pgbouncer
+. "$(dirname "$0")/lib.sh"
 
 START_TIMEOUT=${PGB_START_TIMEOUT:-30}
 
-log() { printf 'pgbouncer: %s\n' "$*" >&2; }
-
-die() {
-    log "$*"
-    if [ -n "${PGB:-}" ] && [ -f "$PGB/pgbouncer.log" ]; then
-        log "last lines of $PGB/pgbouncer.log:"
-        tail -n 25 "$PGB/pgbouncer.log" >&2
-    fi
-    do_stop
-    exit 1
-}
-
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
+log_file() { [ -n "${PGB:-}" ] && echo "$PGB/pgbouncer.log"; }
+on_die() { do_stop; }
 
 find_bin() {
     if [ -n "${PGBOUNCER:-}" ]; then
@@ -52,16 +36,6 @@ find_bin() {
     command -v pgbouncer 2>/dev/null && return 0
     [ -x /usr/sbin/pgbouncer ] && { echo /usr/sbin/pgbouncer; return 0; }
     return 1
-}
-
-free_port() {
-    python3 - <<'EOF'
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
-EOF
 }
 
 pid_running() {
@@ -83,18 +57,12 @@ do_stop() {
     return 0
 }
 
-check_login() {
-    local waited=0
-    while :; do
-        if PGPASSWORD=$PW PGCONNECT_TIMEOUT=5 psql -X -q -tA -h 127.0.0.1 -p "$PORT" \
-            -U "$USER_NAME" -d "$DB" -c 'SELECT 1' >/dev/null 2>&1; then
-            return 0
-        fi
-        [ "$waited" -ge $((START_TIMEOUT * 10)) ] && return 1
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+login() {
+    PGPASSWORD=$PW PGCONNECT_TIMEOUT=5 psql -X -q -tA -h 127.0.0.1 -p "$PORT" \
+        -U "$USER_NAME" -d "$DB" -c 'SELECT 1' >/dev/null 2>&1
 }
+
+check_login() { wait_for "$START_TIMEOUT" login; }
 
 do_start() {
     local url=$1 rest hostport
