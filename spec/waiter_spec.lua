@@ -218,6 +218,75 @@ helper.each_driver(function(drv)
     end)
   end
 
+  if drv.name ~= "sqlite" then
+    -- A predicate the server takes `secs` to evaluate, once per statement.
+    local function slow(secs)
+      if drv.name == "postgres" then
+        return string.format("(SELECT 1 FROM pg_sleep(%g)) = 1", secs)
+      end
+      return string.format("(SELECT SLEEP(%g)) = 0", secs)
+    end
+
+    -- Runs fn() once without a waiter, then in two coroutines of a cqueues
+    -- loop with a waiter set. Checks both gave what the first run gave,
+    -- and that they waited for the server at the same time: the whole took
+    -- well under twice the first run (the server's sleeps dominate).
+    -- Returns that result.
+    local function side_by_side(fn, what)
+      local t0 = core.clock()
+      local want = fn()
+      local alone = core.clock() - t0
+      local cq, got = cqueues.new(), {}
+      t0 = core.clock()
+      with_waiter(require("ormed.io.cqueues"), function()
+        for i = 1, 2 do cq:wrap(function() got[i] = fn() end) end
+        assert(cq:loop())
+      end)
+      local took = core.clock() - t0
+      assert.is_true(alone >= 0.2, what .. ": the slow predicate took " .. alone .. " s")
+      assert.is_true(took < alone * 1.5, string.format("%s: %.2f s for two, %.2f s for one",
+        what, took, alone))
+      assert.are.same(want, got[1])
+      assert.are.same(want, got[2])
+      return want
+    end
+
+    it("paginate's count and page wait through the waiter", function()
+      for i = 1, 5 do ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i }) end
+      local page = side_by_side(function()
+        return ds:table("waiter_items"):where_raw(slow(0.1)):order_by("v")
+          :paginate({ page = 2, per_page = 2 })
+      end, "paginate")
+      assert.are.same({ 3, 4 }, { page.items[1].v, page.items[2].v })
+      assert.are.equal(5, page.total)
+    end)
+
+    it("chunk and chunk_by_id read their pages through the waiter", function()
+      for i = 1, 3 do ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i }) end
+      for _, method in ipairs({ "chunk", "chunk_by_id" }) do
+        -- keyed: the NULL-key count, then two pages
+        local seen = side_by_side(function()
+          local got, q = {}, ds:table("waiter_items"):where_raw(slow(0.1))
+          q[method](q, 2, function(rows, page)
+            for _, r in ipairs(rows) do got[#got + 1] = page .. ":" .. r.v end
+          end)
+          return got
+        end, method)
+        assert.are.same({ "1:1", "1:2", "2:3" }, seen)
+      end
+      -- by OFFSET (ordered by another column), and an early stop
+      local seen = side_by_side(function()
+        local got = {}
+        ds:table("waiter_items"):where_raw(slow(0.2)):order_by("v", "desc"):chunk(2, function(rows)
+          for _, r in ipairs(rows) do got[#got + 1] = r.v end
+          return false
+        end)
+        return got
+      end, "chunk by offset")
+      assert.are.same({ 3, 2 }, seen)
+    end)
+  end
+
   if drv.name == "mysql" then
     it("cqueues: MariaDB statements of several coroutines wait at the same time", function()
       local cq, done = cqueues.new(), {}
