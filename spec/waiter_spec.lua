@@ -285,6 +285,94 @@ helper.each_driver(function(drv)
       end, "chunk by offset")
       assert.are.same({ 3, 2 }, seen)
     end)
+
+    -- Runs op() in a coroutine while another one holds, in a suspended
+    -- transaction, the lock on waiter_uniq's unique key k = 1000 that op
+    -- needs: op must yield while it waits, so the holder can roll back
+    -- (without the waiter op would block the thread until
+    -- statement_timeout). hold: the holder's statement (by default an
+    -- INSERT of k = 1000). Returns op's result.
+    local function past_lock(op, hold)
+      local cq, order, got = cqueues.new(), {}, nil
+      with_waiter(require("ormed.io.cqueues"), function()
+        cq:wrap(function()
+          pcall(ds.transaction, ds, function()
+            ds:execute(hold or "INSERT INTO waiter_uniq (k, v) VALUES (1000, -1)")
+            order[#order + 1] = "holder locked"
+            cqueues.sleep(0.3)
+            order[#order + 1] = "holder rolls back"
+            error("undo")
+          end)
+        end)
+        cq:wrap(function()
+          cqueues.sleep(0.05)
+          order[#order + 1] = "writer waits"
+          got = op()
+          order[#order + 1] = "writer done"
+        end)
+        assert(cq:loop())
+      end)
+      assert.are.same({ "holder locked", "writer waits", "holder rolls back", "writer done" }, order)
+      return got
+    end
+
+    -- n rows: { k = 2000 + i, v = i } for i = 1..n-1, then k = v = 1000.
+    local function uniq_rows(n)
+      local rows = {}
+      for i = 1, n - 1 do rows[i] = { k = 2000 + i, v = i } end
+      rows[n] = { k = 1000, v = 1000 }
+      return rows
+    end
+
+    describe("lists of rows", function()
+      setup(function()
+        drv:create_table(ds, "waiter_uniq", { { "id", "id" }, { "k", "integer", "UNIQUE" },
+          { "v", "integer" } })
+      end)
+      teardown(function() drv:drop_table(ds, "waiter_uniq") end)
+      before_each(function() ds:execute("DELETE FROM waiter_uniq") end)
+
+      local function stored()
+        local t = ds:table("waiter_uniq")
+        return { count = t:count(), sum = t:sum("v"), big = t:where("k", 1000):first().v }
+      end
+
+      it("an insert of several statements (columns change) waits through the waiter", function()
+        local rows = { { k = 1, v = 1 }, { k = 2 }, { k = 1000, v = 1000 } }
+        local r = past_lock(function() return ds:table("waiter_uniq"):insert(rows) end)
+        assert.are.equal(3, r.affected_rows)
+        assert.are.same({ count = 3, sum = 1001, big = 1000 }, stored())
+      end)
+
+      it("a list insert of several batches waits through the waiter, all or nothing", function()
+        local n = drv.name == "mysql" and 8200 or 2100 -- more than one batch of 2 columns
+        local r = past_lock(function() return ds:table("waiter_uniq"):insert(uniq_rows(n)) end)
+        assert.are.equal(n, r.affected_rows)
+        local want = (n - 1) * n // 2 + 1000
+        assert.are.same({ count = n, sum = want, big = 1000 }, stored())
+        -- a failing batch rolls the whole list back, with a waiter as without
+        local err = helper.error_of(function()
+          with_waiter(require("ormed.io.cqueues"), function()
+            ds:table("waiter_uniq"):insert(uniq_rows(n)) -- every k taken
+          end)
+        end)
+        assert.are.equal("unique_violation", err.kind, tostring(err))
+        assert.are.same({ count = n, sum = want, big = 1000 }, stored())
+      end)
+
+      it("an upsert of several batches waits through the waiter", function()
+        local n = drv.name == "mysql" and 5500 or 1400 -- more than one batch of 3 columns
+        local rows = uniq_rows(n)
+        local r = past_lock(function() return ds:table("waiter_uniq"):upsert(rows, "k", { "v" }) end)
+        assert.is_true(r >= n, tostring(r))
+        assert.are.equal(n, ds:table("waiter_uniq"):count())
+        for _, row in ipairs(rows) do row.v = row.v + 1 end
+        r = past_lock(function() return ds:table("waiter_uniq"):upsert(rows, "k", { "v" }) end,
+          "UPDATE waiter_uniq SET v = v WHERE k = 1000")
+        assert.is_true(r >= n, tostring(r))
+        assert.are.same({ count = n, sum = (n - 1) * n // 2 + 1000 + n, big = 1001 }, stored())
+      end)
+    end)
   end
 
   if drv.name == "mysql" then

@@ -176,6 +176,16 @@ int orm_lua_tx_wait(lua_State *L, int cidx, orm_tx_op op);
 int orm_lua_atomic_new(lua_State *L);
 void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx);
 void orm_lua_atomic_commit(lua_State *L, int cidx);
+/* The same steps for a caller whose waits go through the waiter: each
+ * sends its statements (the checkout, BEGIN or SAVEPOINT; COMMIT or
+ * RELEASE) from a call made with lua_callk(ctx, k), so it may yield; the
+ * caller then calls orm_lua_atomic_begin (which only puts the begun
+ * group's connection in cidx) or orm_lua_atomic_commit (which only closes
+ * the guard's slot). */
+void orm_lua_atomic_begin_k(lua_State *L, int cidx, int tidx,
+                            lua_KContext ctx, lua_KFunction k);
+void orm_lua_atomic_commit_k(lua_State *L, int cidx, lua_KContext ctx,
+                             lua_KFunction k);
 
 /* Bulk load on the connection target at cidx (a dialect with
  * copy_from_stdin): begin runs the probe and starts `copy`, returning the

@@ -875,8 +875,11 @@ int orm_lua_atomic_new(lua_State *L)
 void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx)
 {
     atomic_ud *a = luaL_checkudata(L, cidx - 1, ORM_LUA_ATOMIC);
-    if (a->open || a->acquired)
+    if (a->open || a->acquired) { /* begun (orm_lua_atomic_begin_k) */
+        lua_getiuservalue(L, cidx - 1, 1);
+        lua_replace(L, cidx);
         return;
+    }
     if (luaL_testudata(L, tidx, ORM_LUA_CONN)) {
         lua_pushvalue(L, tidx);
     } else {
@@ -890,6 +893,82 @@ void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx)
     lua_replace(L, cidx);
     atomic_call(L, cidx, conn_begin);
     a->open = 1;
+}
+
+/* atomic_begin_fn's continuation: ctx 0 after the checkout (the conn on
+ * top), 1 after BEGIN. */
+static int atomic_begin_k(lua_State *L, int status, lua_KContext ctx)
+{
+    atomic_ud *a = lua_touserdata(L, 1);
+    (void)status;
+    if (ctx == 0) {
+        a->acquired = 1;
+        lua_setiuservalue(L, 1, 1);
+        lua_pushcfunction(L, conn_begin);
+        lua_getiuservalue(L, 1, 1);
+        lua_callk(L, 1, 0, 1, atomic_begin_k);
+    }
+    a->open = 1;
+    return 0;
+}
+
+/* (guard, target): begins the group, each step called with lua_callk so
+ * that with a waiter the checkout and BEGIN may yield. */
+static int atomic_begin_fn(lua_State *L)
+{
+    atomic_ud *a = luaL_checkudata(L, 1, ORM_LUA_ATOMIC);
+    if (a->open || a->acquired)
+        return 0;
+    if (luaL_testudata(L, 2, ORM_LUA_CONN)) {
+        lua_pushvalue(L, 2);
+        lua_setiuservalue(L, 1, 1);
+        lua_pushcfunction(L, conn_begin);
+        lua_pushvalue(L, 2);
+        lua_callk(L, 1, 0, 1, atomic_begin_k);
+        return atomic_begin_k(L, LUA_OK, 1);
+    }
+    lua_pushcfunction(L, pool_acquire);
+    lua_pushvalue(L, 2);
+    lua_callk(L, 1, 1, 0, atomic_begin_k);
+    return atomic_begin_k(L, LUA_OK, 0);
+}
+
+void orm_lua_atomic_begin_k(lua_State *L, int cidx, int tidx,
+                            lua_KContext ctx, lua_KFunction k)
+{
+    lua_pushcfunction(L, atomic_begin_fn);
+    lua_pushvalue(L, cidx - 1);
+    lua_pushvalue(L, tidx);
+    lua_callk(L, 2, 0, ctx, k);
+}
+
+static int atomic_commit_k(lua_State *L, int status, lua_KContext ctx)
+{
+    atomic_ud *a = lua_touserdata(L, 1);
+    (void)status;
+    (void)ctx;
+    a->open = 0;
+    return 0;
+}
+
+/* (guard): commits a begun group, with lua_callk (see above). */
+static int atomic_commit_fn(lua_State *L)
+{
+    atomic_ud *a = luaL_checkudata(L, 1, ORM_LUA_ATOMIC);
+    if (!a->open)
+        return 0;
+    lua_pushcfunction(L, conn_commit);
+    lua_getiuservalue(L, 1, 1);
+    lua_callk(L, 1, 0, 0, atomic_commit_k);
+    return atomic_commit_k(L, LUA_OK, 0);
+}
+
+void orm_lua_atomic_commit_k(lua_State *L, int cidx, lua_KContext ctx,
+                             lua_KFunction k)
+{
+    lua_pushcfunction(L, atomic_commit_fn);
+    lua_pushvalue(L, cidx - 1);
+    lua_callk(L, 1, 0, ctx, k);
 }
 
 void orm_lua_atomic_commit(lua_State *L, int cidx)

@@ -109,6 +109,9 @@ int lq_waiting(lua_State *L, const lq_sink *s);
 void lq_emit_k(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
                int hyd, int waiting, lua_KContext ctx, lua_KFunction k);
 
+/* Adds the { affected_rows, last_insert_id } on top to s and pops it. */
+void lq_absorb(lua_State *L, lq_sink *s);
+
 /* Compiles u's write payload and runs (or collects) it, adding its
  * affected rows and last id to s. */
 void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s);

@@ -153,8 +153,7 @@ void lq_emit_k(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
     lua_callk(L, 4, 1, ctx, k);
 }
 
-/* Adds the { affected_rows, last_insert_id } on top to s and pops it. */
-static void lqr_absorb(lua_State *L, lq_sink *s)
+void lq_absorb(lua_State *L, lq_sink *s)
 {
     lua_getfield(L, -1, "affected_rows");
     s->affected += lua_tointeger(L, -1);
@@ -170,7 +169,7 @@ void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s)
 {
     lq_compile_write(L, u, s->d);
     if (lq_emit(L, u, s, ORM_LUA_EXEC, 0))
-        lqr_absorb(L, s);
+        lq_absorb(L, s);
 }
 
 int lq_hyd(lua_State *L, int idx)
@@ -800,7 +799,7 @@ static int lqr_write_last(lua_State *L, query_ud *u, lq_sink *s)
     case 0:
         return 0;
     }
-    lqr_absorb(L, s);
+    lq_absorb(L, s);
     return 0;
 }
 
