@@ -118,13 +118,20 @@ const char *orm_lua_target_name(lua_State *L, int tidx);
  * hydration table or nil; steps the started statement and pushes its
  * result shaped by the mode. */
 int orm_lua_run_collect(lua_State *L);
-/* The end of every run: releases an acquired connection, records
- * statistics, notifies listeners, then returns 1 with the result on top or
- * raises x->err (x->rc < 0). */
-int orm_lua_run_end(lua_State *L, int tidx, orm_pool *pool, int acquired,
-                    orm_lua_runctx *x, const char *sql, size_t len,
-                    const orm_value *binds, int n, double t0);
-
+/* Ends a statement: checks the server's transaction state agrees with
+ * ormed's (orm_conn_check_tx), returns a connection it checked out,
+ * counts the statement and tells listeners. 1 when it succeeded (its
+ * result on top), 0 when it failed (nil on top); raises a Lua error the
+ * collector caught. */
+int orm_lua_run_finish(lua_State *L, int tidx, orm_pool *pool, int acquired,
+                       orm_lua_runctx *x, const char *sql, size_t len,
+                       const orm_value *binds, int n, double t0);
+/* A statement on a pool target failed to reach its server: when the pool's
+ * info table has a `failover` function (a read replica's, set by
+ * lua/ormed/replicas.lua), calls it with the error kind and message; when
+ * it returns another pool, puts that pool in the target's stack slot and
+ * returns 1 (run the statement again there), else 0. */
+int orm_lua_failover(lua_State *L, int tidx, const orm_error *err);
 /* The end of a transaction step on the conn target at cidx: records and
  * reports its statement, then pushes the depth (returns 1) or raises. */
 int orm_lua_tx_end(lua_State *L, int cidx, int rc, orm_error *err, double t0);

@@ -29,7 +29,7 @@ typedef enum wait_phase {
     WAIT_COLLECT,  /* its rows are in memory */
     WAIT_SYNC,     /* a driver without non-blocking calls: run it as usual */
     WAIT_FAILED,   /* over, x.err filled */
-    WAIT_DONE      /* handed to orm_lua_run_end: nothing left to undo */
+    WAIT_DONE      /* handed to orm_lua_run_finish: nothing left to undo */
 } wait_phase;
 
 typedef struct wait_job {
@@ -219,11 +219,17 @@ static void wait_post(lua_State *L, orm_lua_post post)
     }
 }
 
-/* The job is over: reads the rows, then the common end of a run. */
+/* The job is over: reads the rows, then the common end of a run; returns
+ * 1 with the result on top, or, when the statement could not reach a read
+ * replica and runs again on the pool the replica's failover gave
+ * (orm_lua_failover, as orm_lua_run does), -1. */
 static int wait_finish(lua_State *L, wait_job *j)
 {
     if (j->phase == WAIT_NOCONN) {
         j->phase = WAIT_DONE;
+        if (j->acquired && !j->acquire_only &&
+            orm_lua_failover(L, j->tidx, &j->x.err))
+            return -1;
         return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
                              NULL);
     }
@@ -256,10 +262,37 @@ static int wait_finish(lua_State *L, wait_job *j)
         orm_conn_finish(j->x.conn, j->x.stmt);
     j->x.stmt = NULL;
     j->phase = WAIT_DONE;
-    orm_lua_run_end(L, j->tidx, j->pool, j->acquired, &j->x, j->sql, j->len,
-                    j->binds, j->n, j->t0);
+    if (!orm_lua_run_finish(L, j->tidx, j->pool, j->acquired, &j->x, j->sql,
+                            j->len, j->binds, j->n, j->t0)) {
+        if (j->acquired && orm_lua_failover(L, j->tidx, &j->x.err))
+            return -1;
+        lua_pushlstring(L, j->sql, j->len); /* may not be NUL-terminated */
+        return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
+                             lua_tostring(L, -1));
+    }
     wait_post(L, j->post);
     return 1;
+}
+
+/* Starts the job again on the pool now at its target's slot (a replica's
+ * failover), from the checkout. */
+static void wait_restart(lua_State *L, wait_job *j, int jidx)
+{
+    orm_conn *held;
+    orm_pool *pool;
+    lua_settop(L, jidx);
+    pool = orm_lua_target_pool(L, j->tidx, &held);
+    orm_pool_ref(pool);
+    orm_pool_unref(j->pool);
+    j->pool = pool;
+    j->sync = orm_pool_driver(pool)->poll == NULL;
+    j->x.conn = NULL;
+    j->x.stmt = NULL;
+    j->x.rc = 0;
+    j->x.rows = 0;
+    orm_error_clear(&j->x.err);
+    j->phase = WAIT_ACQUIRE;
+    j->t0 = orm_clock();
 }
 
 /* Calls the waiter at widx with (fd, mode, timeout or nil); k continues
@@ -281,12 +314,15 @@ static void wait_call(lua_State *L, int widx, int fd, int w, double timeout,
 static int wait_k(lua_State *L, int status, lua_KContext ctx)
 {
     wait_job *j = lua_touserdata(L, (int)ctx);
-    int w;
+    int w, r;
     (void)status;
-    while ((w = wait_advance(j)) != ORM_WAIT_NONE) {
-        wait_call(L, j->widx, j->fd, w, j->timeout, ctx, wait_k);
+    for (;;) {
+        while ((w = wait_advance(j)) != ORM_WAIT_NONE)
+            wait_call(L, j->widx, j->fd, w, j->timeout, ctx, wait_k);
+        if ((r = wait_finish(L, j)) >= 0)
+            return r;
+        wait_restart(L, j, (int)ctx);
     }
-    return wait_finish(L, j);
 }
 
 /* Pushes a new job for `pool` (nbinds bound values of room), in a
