@@ -152,6 +152,7 @@ int pg_exec_start(void *stmt, orm_error *err);
 int pg_poll(void *conn, int *wait, orm_error *err);
 int pg_command_start(void *conn, const char *sql, orm_error *err);
 int pg_open_start(const orm_params *p, void **out, orm_error *err);
+int pg_ping_start(void *conn, orm_error *err);
 /* Drops what an operation left (at close). */
 void pg_async_free(pg_conn *c);
 

@@ -4,8 +4,9 @@
  * under one Sync, a pipeline) and run (PQsendQueryPrepared /
  * PQsendQueryParams) with the connection in nonblocking mode, and pg_poll
  * advances the operation in flight (PQflush, PQconsumeInput, PQisBusy,
- * PQgetResult), telling the caller what to wait for on PQsocket. The
- * blocking calls of postgres.c stay as they are.
+ * PQgetResult), telling the caller what to wait for on PQsocket; a ping
+ * is an empty query sent the same way. The blocking calls of postgres.c
+ * stay as they are.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,12 @@ int pg_command_start(void *conn, const char *sql, orm_error *err)
     c->aop = PG_AOP_COMMAND;
     c->acommit = strcmp(sql, "COMMIT") == 0;
     return PQsendQuery(c->pg, sql) ? ORM_OK : pga_fail(c, NULL, err);
+}
+
+/* The driver's ping_start: an empty query, as pg_ping sends. */
+int pg_ping_start(void *conn, orm_error *err)
+{
+    return pg_command_start(conn, "", err);
 }
 
 /* The command is over: its outcome, as pg_exec gives it. */

@@ -324,6 +324,97 @@ helper.each_driver(function(drv)
       return rows
     end
 
+    -- The server process behind p's one connection (PostgreSQL: its
+    -- backend; MariaDB: the server).
+    local function server_pid(p)
+      if drv.name == "postgres" then return p:select("SELECT pg_backend_pid() AS pid")[1].pid end
+      local f = assert(io.open(ds:select("SELECT @@pid_file AS f")[1].f))
+      local pid = f:read("n")
+      f:close()
+      return pid
+    end
+
+    -- Stops process pid (SIGSTOP), runs op() in a coroutine of a cqueues
+    -- loop with the waiter set while another coroutine resumes the process
+    -- after 0.3 s, and returns the order of events and op's result. An op
+    -- that waits through the waiter yields: { "op starts", "server resumed",
+    -- "op done" }. One that blocks the thread never lets the resuming
+    -- coroutine run: a shell resumes the server after 2 s instead, and op
+    -- is done first.
+    local function while_stopped(pid, op)
+      local sh = assert(io.popen(string.format("kill -STOP %d; (sleep 2; kill -CONT %d) "
+        .. ">/dev/null 2>&1 & echo $!", pid, pid)))
+      local rescuer = sh:read("n")
+      sh:close()
+      local cq, order, result = cqueues.new(), {}, nil
+      with_waiter(require("ormed.io.cqueues"), function()
+        cq:wrap(function()
+          order[#order + 1] = "op starts"
+          result = op()
+          order[#order + 1] = "op done"
+        end)
+        cq:wrap(function()
+          cqueues.sleep(0.3)
+          order[#order + 1] = "server resumed"
+          os.execute("kill -CONT " .. pid)
+        end)
+        local ok, err = cq:loop()
+        os.execute(string.format("kill -CONT %d; kill %d 2>/dev/null", pid, rescuer))
+        assert(ok, tostring(err))
+      end)
+      return order, result
+    end
+    local YIELDED = { "op starts", "server resumed", "op done" }
+
+    it("ping and the health check of an idle connection wait through the waiter", function()
+      local function pool_of(health_check)
+        return orm.DataSource({ name = drv.name .. "_waiter_hc" .. health_check, driver = drv.adapter(),
+          pool = { max = 1, min = 1, health_check = health_check } }):init()
+      end
+      local checked, plain = pool_of(0), pool_of(3600)
+      -- ping: the connection is idle (no pool wait), the ping's round trip waits
+      local order, ok = while_stopped(server_pid(plain), function() return plain:ping() end)
+      assert.are.same(YIELDED, order)
+      assert.is_true(ok)
+      -- health_check = 0: each checkout pings first, through the waiter too
+      -- (a ticking coroutine shows the select's own waits are not enough)
+      local pid = server_pid(checked)
+      local n
+      order, n = while_stopped(pid, function() return checked:select("SELECT 1 AS one")[1].one end)
+      assert.are.same(YIELDED, order)
+      assert.are.equal(1, n)
+      -- a connection the server dropped while idle fails the check: it is
+      -- replaced (opened through the waiter), as without a waiter
+      local function drop(p)
+        local id = p:select(drv.name == "postgres" and "SELECT pg_backend_pid() AS id"
+          or "SELECT CONNECTION_ID() AS id")[1].id
+        ds:execute(drv.name == "postgres" and "SELECT pg_terminate_backend(" .. id .. ")"
+          or "KILL " .. id)
+        require("socket").sleep(0.1) -- the server ends it
+      end
+      for _, waiter in ipairs({ false, require("ormed.io.cqueues") }) do
+        drop(checked)
+        n = 0
+        local function run() n = checked:select("SELECT 1 AS one")[1].one end
+        if waiter then with_waiter(waiter, run) else run() end
+        assert.are.equal(1, n)
+        assert.are.equal(1, checked:stats().open)
+        assert.are.equal(0, checked:stats().in_use)
+      end
+      -- a ping of a dropped connection raises connection_lost either way
+      for _, waiter in ipairs({ false, require("ormed.io.cqueues") }) do
+        drop(plain)
+        local err
+        local function run() err = helper.error_of(plain.ping, plain) end
+        if waiter then with_waiter(waiter, run) else run() end
+        assert.are.equal("connection_lost", err.kind)
+        assert.are.equal(0, plain:stats().open)
+        assert.is_true(plain:ping())
+      end
+      checked:dispose()
+      plain:dispose()
+    end)
+
     describe("lists of rows", function()
       setup(function()
         drv:create_table(ds, "waiter_uniq", { { "id", "id" }, { "k", "integer", "UNIQUE" },

@@ -165,6 +165,11 @@ void orm_lua_open_wait(lua_State *L);
  * acquire_timeout (pool_timeout). Returns 1 with the conn pushed. */
 int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx);
 
+/* pool:ping() while a waiter is set (on top), for the pool at pidx:
+ * checks a connection out and pings it, each wait through the waiter.
+ * Returns 1 with true pushed, or raises as pool:ping(). */
+int orm_lua_ping_wait(lua_State *L, int pidx);
+
 /* conn:begin() / commit() / rollback() while a waiter is set (on top) and
  * the driver has non-blocking calls: the statement's wait goes through
  * the waiter. Returns as orm_lua_tx_end. */

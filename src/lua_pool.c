@@ -663,6 +663,9 @@ static int pool_ping(lua_State *L)
     orm_conn *c;
     orm_error err;
     int rc;
+    lua_settop(L, 1);
+    if (orm_lua_waiter(L))
+        return orm_lua_ping_wait(L, 1);
     orm_error_clear(&err);
     rc = orm_pool_acquire(u->pool, &c, &err);
     if (rc == ORM_OK) {

@@ -21,11 +21,13 @@
 typedef enum wait_phase {
     WAIT_ACQUIRE,  /* check a connection out of the pool */
     WAIT_CONNECT,  /* opening a new one (x.conn), until `deadline` */
+    WAIT_CHECK,    /* the health-check ping of an idle one is in flight */
     WAIT_NOCONN,   /* no connection: x.err filled, raised as is */
     WAIT_START,    /* prepare (or take from the cache) next */
     WAIT_PREPARE,  /* a prepare is in flight */
     WAIT_BIND,     /* bind and send next */
     WAIT_EXEC,     /* the statement is running */
+    WAIT_PING,     /* pool:ping()'s ping is in flight */
     WAIT_COLLECT,  /* its rows are in memory */
     WAIT_SYNC,     /* a driver without non-blocking calls: run it as usual */
     WAIT_FAILED,   /* over, x.err filled */
@@ -38,6 +40,7 @@ typedef struct wait_job {
     int acquired;          /* x.conn came from the pool for this job */
     orm_pool_wait *pw;     /* a queued wait for a pooled connection */
     int acquire_only;      /* pool:acquire(): stop once connected */
+    int ping_only;         /* pool:ping(): ping once connected */
     int sync;              /* the driver only blocks (SQLite, MySQL) */
     int cidx;              /* ... and the conn userdata to fill */
     double deadline;       /* WAIT_CONNECT: connect_timeout */
@@ -66,7 +69,8 @@ static int wait_job_close(lua_State *L)
         j->x.conn = NULL;
     }
     if (j->phase != WAIT_DONE && j->x.conn != NULL) {
-        if (j->phase == WAIT_PREPARE || j->phase == WAIT_EXEC)
+        if (j->phase == WAIT_PREPARE || j->phase == WAIT_EXEC ||
+            j->phase == WAIT_CHECK || j->phase == WAIT_PING)
             orm_conn_set_broken(j->x.conn); /* an answer is still coming */
         if (j->x.stmt != NULL)
             orm_conn_finish(j->x.conn, j->x.stmt);
@@ -88,6 +92,7 @@ static int wait_job_close(lua_State *L)
 static int wait_advance(wait_job *j)
 {
     int w = ORM_WAIT_NONE, pending, slot, rc;
+    orm_error e;
     for (;;) {
         orm_conn *c = j->x.conn;
         j->fd = c != NULL && orm_conn_can_poll(c) ? orm_conn_socket(c) : -1;
@@ -103,7 +108,7 @@ static int wait_advance(wait_job *j)
                 j->phase = WAIT_NOCONN;
                 return ORM_WAIT_NONE;
             }
-            if (slot) { /* room for a new connection: open it */
+            if (slot == ORM_POOL_SLOT_OPEN) { /* room: open one */
                 j->pw = NULL;
                 if (orm_pool_open_start(j->pool, &j->x.conn, &j->x.err) !=
                     ORM_OK) {
@@ -120,6 +125,31 @@ static int wait_advance(wait_job *j)
                 return ORM_WAIT_READ;
             }
             j->pw = NULL;
+            if (slot == ORM_POOL_SLOT_CHECK) { /* rested: ping it first */
+                j->phase = WAIT_CHECK;
+                if (orm_conn_ping_start(j->x.conn, &e) == ORM_OK)
+                    continue;
+                orm_conn_set_broken(j->x.conn);
+            }
+            if (orm_conn_broken(j->x.conn)) { /* unfit: close it, again */
+                orm_pool_release(j->pool, j->x.conn);
+                j->x.conn = NULL;
+                j->phase = WAIT_ACQUIRE;
+                continue;
+            }
+            j->t0 = orm_clock();
+            j->phase = WAIT_START;
+            continue;
+        case WAIT_CHECK:
+            if (orm_conn_poll(c, &w, &e) != ORM_OK) {
+                orm_conn_set_broken(c);
+                j->phase = WAIT_ACQUIRE;
+                orm_pool_release(j->pool, c);
+                j->x.conn = NULL;
+                continue;
+            }
+            if (w != ORM_WAIT_NONE)
+                return w;
             j->t0 = orm_clock();
             j->phase = WAIT_START;
             continue;
@@ -151,6 +181,12 @@ static int wait_advance(wait_job *j)
                 j->phase = WAIT_SYNC;
                 return ORM_WAIT_NONE;
             }
+            if (j->ping_only) {
+                if (orm_conn_ping_start(c, &j->x.err) != ORM_OK)
+                    break;
+                j->phase = WAIT_PING;
+                continue;
+            }
             if (orm_conn_prepare_start(c, j->sql, j->len, j->n, &j->x.stmt,
                                        &pending, &j->x.err) != ORM_OK)
                 break;
@@ -171,6 +207,13 @@ static int wait_advance(wait_job *j)
             j->phase = WAIT_EXEC;
             continue;
         case WAIT_EXEC:
+            if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
+                break;
+            if (w != ORM_WAIT_NONE)
+                return w;
+            j->phase = WAIT_COLLECT;
+            return ORM_WAIT_NONE;
+        case WAIT_PING:
             if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
                 break;
             if (w != ORM_WAIT_NONE)
@@ -219,6 +262,28 @@ static void wait_post(lua_State *L, orm_lua_post post)
     }
 }
 
+/* pool:ping()'s job is over (WAIT_COLLECT, WAIT_FAILED, or WAIT_SYNC for
+ * a driver without ping_start): as pool_ping, gives the connection back
+ * and pushes true, or raises connection_lost. */
+static int wait_pinged(lua_State *L, wait_job *j)
+{
+    int rc = j->phase == WAIT_COLLECT ? ORM_OK : -1;
+    if (j->phase == WAIT_SYNC)
+        rc = orm_conn_ping(j->x.conn, &j->x.err);
+    else if (rc != ORM_OK) { /* what the blocking ping makes of a failure */
+        j->x.err.kind = ORM_E_CONNECTION_LOST;
+        orm_conn_set_broken(j->x.conn);
+    }
+    orm_pool_release(j->pool, j->x.conn);
+    j->x.conn = NULL;
+    j->phase = WAIT_DONE;
+    if (rc != ORM_OK)
+        return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
+                             NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* The job is over: reads the rows, then the common end of a run; returns
  * 1 with the result on top, or, when the statement could not reach a read
  * replica and runs again on the pool the replica's failover gave
@@ -227,7 +292,7 @@ static int wait_finish(lua_State *L, wait_job *j)
 {
     if (j->phase == WAIT_NOCONN) {
         j->phase = WAIT_DONE;
-        if (j->acquired && !j->acquire_only &&
+        if (j->acquired && !j->acquire_only && !j->ping_only &&
             orm_lua_failover(L, j->tidx, &j->x.err))
             return -1;
         return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
@@ -240,6 +305,8 @@ static int wait_finish(lua_State *L, wait_job *j)
         lua_pushvalue(L, j->cidx);
         return 1;
     }
+    if (j->ping_only)
+        return wait_pinged(L, j);
     if (j->phase == WAIT_SYNC) {
         j->x.rc = -1;
         if (orm_conn_start(j->x.conn, j->sql, j->len, j->binds, j->n,
@@ -385,6 +452,22 @@ int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx)
     j->cidx = cidx;
     j->acquire_only = 1;
     j->acquired = 1;
+    j->phase = WAIT_ACQUIRE;
+    return wait_k(L, LUA_OK, (lua_KContext)jidx);
+}
+
+/* {==== pool:ping() with a waiter ====} */
+
+int orm_lua_ping_wait(lua_State *L, int pidx)
+{
+    int widx = lua_gettop(L), jidx;
+    orm_conn *held;
+    orm_pool *pool = orm_lua_target_pool(L, pidx, &held);
+    wait_job *j = wait_job_new(L, pool, 0, widx, &jidx);
+    j->tidx = pidx;
+    j->ping_only = 1;
+    j->acquired = 1;
+    j->sync = orm_pool_driver(pool)->ping_start == NULL;
     j->phase = WAIT_ACQUIRE;
     return wait_k(L, LUA_OK, (lua_KContext)jidx);
 }

@@ -591,6 +591,16 @@ int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
+int orm_conn_ping_start(orm_conn *c, orm_error *err)
+{
+    int rc;
+    if (c->broken)
+        return orm_error_set(err, ORM_E_CONNECTION_LOST,
+                             "connection was lost");
+    rc = c->d->ping_start(c->h, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
 int orm_conn_poll(orm_conn *c, int *wait, orm_error *err)
 {
     int rc = c->d->poll(c->h, wait, err);

@@ -138,6 +138,10 @@ int orm_conn_poll(orm_conn *c, int *wait, orm_error *err);
 /* Begins SQL with no parameters and no rows (as orm_conn_exec); poll
  * until ORM_WAIT_NONE for its outcome. */
 int orm_conn_command_start(orm_conn *c, const char *sql, orm_error *err);
+/* Begins a ping (drivers with ping_start); poll until ORM_WAIT_NONE for
+ * its outcome. A failed ping is the caller's to turn into connection_lost
+ * (and the connection broken), as orm_conn_ping does. */
+int orm_conn_ping_start(orm_conn *c, orm_error *err);
 void orm_conn_set_broken(orm_conn *c);
 
 /* Monotonic clock in seconds. */

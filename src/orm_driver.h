@@ -283,6 +283,9 @@ typedef struct orm_driver {
     /* 1 when the server has a transaction open on the connection, 0 when
      * not, -1 when it cannot tell (no call to the server). */
     int (*in_transaction)(void *conn);
+    /* Begins a ping without blocking, as ping (with poll; NULL where the
+     * driver only blocks). */
+    int (*ping_start)(void *conn, orm_error *err);
 } orm_driver;
 
 /* Redacts p's password from err's message where it stands as a password
