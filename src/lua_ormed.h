@@ -170,6 +170,14 @@ int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx);
  * Returns 1 with true pushed, or raises as pool:ping(). */
 int orm_lua_ping_wait(lua_State *L, int pidx);
 
+/* core.pool_new while a waiter is set (not on the stack), for a driver
+ * with open_start: the new pool (made with min 0, then orm_pool_set_min)
+ * at pidx, the top of the stack, opens its min connections by checking them out through
+ * the waiter (pool:acquire(), called with lua_callk) and back in. Returns
+ * 1 with the pool pushed; a failure closes the pool and raises as the
+ * checkout does. */
+int orm_lua_fill_wait(lua_State *L, int pidx, int min);
+
 /* conn:begin() / commit() / rollback() while a waiter is set (on top) and
  * the driver has non-blocking calls: the statement's wait goes through
  * the waiter. Returns as orm_lua_tx_end. */
@@ -216,5 +224,6 @@ int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0);
 void orm_lua_open_pool(lua_State *L);
 void orm_lua_open_query(lua_State *L);
 void orm_lua_open_schema(lua_State *L);
+void orm_lua_open_atomic(lua_State *L);
 
 #endif

@@ -538,6 +538,7 @@ static int pool_new(lua_State *L)
     orm_error err;
     const orm_driver *d;
     pool_ud *u;
+    int later;
     luaL_checktype(L, 1, LUA_TTABLE);
     aux_params(L, 1, &p);
     aux_timeouts(L, 3, &p);
@@ -559,14 +560,25 @@ static int pool_new(lua_State *L)
         o.idle_timeout = 60;
         o.health_check = 2;
     }
+    lua_settop(L, 3);
     u = lua_newuserdatauv(L, sizeof *u, 1);
     u->pool = NULL;
     luaL_setmetatable(L, ORM_LUA_POOL);
     lua_newtable(L);
     lua_setiuservalue(L, -2, 1);
     orm_error_clear(&err);
+    later = o.min > 0 && d->open_start != NULL && orm_lua_waiter(L);
+    if (later) { /* opened through the waiter, once the pool exists */
+        lua_pop(L, 1);
+        later = o.min;
+        o.min = 0;
+    }
     if (orm_pool_new(d, &p, &o, &u->pool, &err) != ORM_OK)
         return orm_lua_raise(L, &err, NULL, NULL);
+    if (later) {
+        orm_pool_set_min(u->pool, later);
+        return orm_lua_fill_wait(L, 4, later);
+    }
     return 1;
 }
 
@@ -805,165 +817,6 @@ static int conn_pool(lua_State *L)
     return 1;
 }
 
-/* {==== all-or-nothing groups of statements ====} */
-
-#define ORM_LUA_ATOMIC "ormed.atomic"
-
-/* A group's guard: its user value 1 is the connection target. */
-typedef struct atomic_ud {
-    int open;      /* begun, neither committed nor rolled back */
-    int acquired;  /* the connection was checked out for the group */
-} atomic_ud;
-
-/* Calls method m of the conn target at cidx with no arguments. */
-static void atomic_call(lua_State *L, int cidx, lua_CFunction m)
-{
-    lua_pushcfunction(L, m);
-    lua_pushvalue(L, cidx);
-    lua_call(L, 1, 0);
-}
-
-/* __close / __gc: rolls back a group still open, returns a connection
- * checked out for it. Never raises. */
-static int atomic_close(lua_State *L)
-{
-    atomic_ud *a = luaL_checkudata(L, 1, ORM_LUA_ATOMIC);
-    lua_settop(L, 1);
-    lua_getiuservalue(L, 1, 1);
-    if (a->open) {
-        a->open = 0;
-        lua_pushcfunction(L, conn_rollback);
-        lua_pushvalue(L, 2);
-        lua_pcall(L, 1, 0, 0);
-    }
-    if (a->acquired) {
-        a->acquired = 0;
-        lua_pushcfunction(L, conn_release);
-        lua_pushvalue(L, 2);
-        lua_pcall(L, 1, 0, 0);
-    }
-    return 0;
-}
-
-int orm_lua_atomic_new(lua_State *L)
-{
-    atomic_ud *a = lua_newuserdatauv(L, sizeof *a, 1);
-    a->open = a->acquired = 0;
-    luaL_setmetatable(L, ORM_LUA_ATOMIC);
-    lua_toclose(L, -1);
-    lua_pushnil(L);
-    return lua_gettop(L);
-}
-
-void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx)
-{
-    atomic_ud *a = luaL_checkudata(L, cidx - 1, ORM_LUA_ATOMIC);
-    if (a->open || a->acquired) { /* begun (orm_lua_atomic_begin_k) */
-        lua_getiuservalue(L, cidx - 1, 1);
-        lua_replace(L, cidx);
-        return;
-    }
-    if (luaL_testudata(L, tidx, ORM_LUA_CONN)) {
-        lua_pushvalue(L, tidx);
-    } else {
-        lua_pushcfunction(L, pool_acquire);
-        lua_pushvalue(L, tidx);
-        lua_call(L, 1, 1);
-        a->acquired = 1;
-    }
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, cidx - 1, 1);
-    lua_replace(L, cidx);
-    atomic_call(L, cidx, conn_begin);
-    a->open = 1;
-}
-
-/* atomic_begin_fn's continuation: ctx 0 after the checkout (the conn on
- * top), 1 after BEGIN. */
-static int atomic_begin_k(lua_State *L, int status, lua_KContext ctx)
-{
-    atomic_ud *a = lua_touserdata(L, 1);
-    (void)status;
-    if (ctx == 0) {
-        a->acquired = 1;
-        lua_setiuservalue(L, 1, 1);
-        lua_pushcfunction(L, conn_begin);
-        lua_getiuservalue(L, 1, 1);
-        lua_callk(L, 1, 0, 1, atomic_begin_k);
-    }
-    a->open = 1;
-    return 0;
-}
-
-/* (guard, target): begins the group, each step called with lua_callk so
- * that with a waiter the checkout and BEGIN may yield. */
-static int atomic_begin_fn(lua_State *L)
-{
-    atomic_ud *a = luaL_checkudata(L, 1, ORM_LUA_ATOMIC);
-    if (a->open || a->acquired)
-        return 0;
-    if (luaL_testudata(L, 2, ORM_LUA_CONN)) {
-        lua_pushvalue(L, 2);
-        lua_setiuservalue(L, 1, 1);
-        lua_pushcfunction(L, conn_begin);
-        lua_pushvalue(L, 2);
-        lua_callk(L, 1, 0, 1, atomic_begin_k);
-        return atomic_begin_k(L, LUA_OK, 1);
-    }
-    lua_pushcfunction(L, pool_acquire);
-    lua_pushvalue(L, 2);
-    lua_callk(L, 1, 1, 0, atomic_begin_k);
-    return atomic_begin_k(L, LUA_OK, 0);
-}
-
-void orm_lua_atomic_begin_k(lua_State *L, int cidx, int tidx,
-                            lua_KContext ctx, lua_KFunction k)
-{
-    lua_pushcfunction(L, atomic_begin_fn);
-    lua_pushvalue(L, cidx - 1);
-    lua_pushvalue(L, tidx);
-    lua_callk(L, 2, 0, ctx, k);
-}
-
-static int atomic_commit_k(lua_State *L, int status, lua_KContext ctx)
-{
-    atomic_ud *a = lua_touserdata(L, 1);
-    (void)status;
-    (void)ctx;
-    a->open = 0;
-    return 0;
-}
-
-/* (guard): commits a begun group, with lua_callk (see above). */
-static int atomic_commit_fn(lua_State *L)
-{
-    atomic_ud *a = luaL_checkudata(L, 1, ORM_LUA_ATOMIC);
-    if (!a->open)
-        return 0;
-    lua_pushcfunction(L, conn_commit);
-    lua_getiuservalue(L, 1, 1);
-    lua_callk(L, 1, 0, 0, atomic_commit_k);
-    return atomic_commit_k(L, LUA_OK, 0);
-}
-
-void orm_lua_atomic_commit_k(lua_State *L, int cidx, lua_KContext ctx,
-                             lua_KFunction k)
-{
-    lua_pushcfunction(L, atomic_commit_fn);
-    lua_pushvalue(L, cidx - 1);
-    lua_callk(L, 1, 0, ctx, k);
-}
-
-void orm_lua_atomic_commit(lua_State *L, int cidx)
-{
-    atomic_ud *a = luaL_checkudata(L, cidx - 1, ORM_LUA_ATOMIC);
-    if (a->open) {
-        atomic_call(L, cidx, conn_commit);
-        a->open = 0;
-    }
-    lua_closeslot(L, cidx - 1);
-}
-
 /* {==== bulk load ====} */
 
 /* Raises err for the load `copy` on the conn target at cidx, after
@@ -1035,7 +888,6 @@ void orm_lua_open_pool(lua_State *L)
 {
     orm_lua_newclass(L, ORM_LUA_POOL, pool_methods, pool_close);
     orm_lua_newclass(L, ORM_LUA_CONN, conn_methods, conn_release);
-    orm_lua_newclass(L, ORM_LUA_ATOMIC, NULL, atomic_close);
     lua_pushcfunction(L, pool_new);
     lua_setfield(L, -2, "pool_new");
     lua_pushcfunction(L, pool_clock);

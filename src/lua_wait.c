@@ -533,6 +533,82 @@ int orm_lua_tx_wait(lua_State *L, int cidx, orm_tx_op op)
     return orm_lua_tx_end(L, cidx, rc, &t->err, t->t0);
 }
 
+/* {==== a new pool's min connections, opened through the waiter ====} */
+
+#define WAIT_FILL "ormed.pool_fill"
+
+/* orm_lua_fill_wait's guard (to-be-closed): user value 1 the pool, 2 the
+ * connections checked out so far; gives them back, and closes the pool
+ * unless it is `done`. */
+typedef struct wait_fill {
+    int done;
+    int got, want;  /* connections checked out, to check out */
+} wait_fill;
+
+static int wait_fill_close(lua_State *L)
+{
+    wait_fill *f = luaL_checkudata(L, 1, WAIT_FILL);
+    int i, n;
+    lua_settop(L, 1);
+    lua_getiuservalue(L, 1, 2);
+    n = lua_istable(L, 2) ? (int)lua_rawlen(L, 2) : 0;
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i);
+        lua_getfield(L, -1, "release");
+        lua_insert(L, -2);
+        lua_pcall(L, 1, 0, 0);
+    }
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 2);
+    if (!f->done) {
+        f->done = 1;
+        lua_getiuservalue(L, 1, 1);
+        lua_getfield(L, -1, "close");
+        lua_insert(L, -2);
+        lua_pcall(L, 1, 0, 0);
+    }
+    return 0;
+}
+
+/* The stack while filling: ctx the pool, ctx + 1 the guard, ctx + 2 the
+ * connections checked out (the last one on top when resumed). */
+static int wait_fill_k(lua_State *L, int status, lua_KContext ctx)
+{
+    int pidx = (int)ctx;
+    wait_fill *f = lua_touserdata(L, pidx + 1);
+    if (status == LUA_YIELD) /* the checkout yielded: its conn on top */
+        lua_rawseti(L, pidx + 2, ++f->got);
+    while (f->got < f->want) {
+        lua_getfield(L, pidx, "acquire"); /* a new one: none is idle */
+        lua_pushvalue(L, pidx);
+        lua_callk(L, 1, 1, ctx, wait_fill_k);
+        lua_rawseti(L, pidx + 2, ++f->got);
+    }
+    f->done = 1;
+    lua_closeslot(L, pidx + 1); /* back in the pool, idle */
+    lua_pushvalue(L, pidx);
+    return 1;
+}
+
+int orm_lua_fill_wait(lua_State *L, int pidx, int min)
+{
+    wait_fill *f;
+    pidx = lua_absindex(L, pidx);
+    lua_settop(L, pidx);
+    f = lua_newuserdatauv(L, sizeof *f, 2);
+    f->done = 0;
+    f->got = 0;
+    f->want = min;
+    luaL_setmetatable(L, WAIT_FILL);
+    lua_pushvalue(L, pidx);
+    lua_setiuservalue(L, pidx + 1, 1);
+    lua_toclose(L, pidx + 1);
+    lua_createtable(L, min, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, pidx + 1, 2);
+    return wait_fill_k(L, LUA_OK, (lua_KContext)pidx);
+}
+
 int orm_lua_waiter(lua_State *L)
 {
     if (!lua_isyieldable(L)) /* the main thread, or under a C call */
@@ -571,6 +647,7 @@ void orm_lua_open_wait(lua_State *L)
     lua_pushcfunction(L, wait_tx_close);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
+    orm_lua_newclass(L, WAIT_FILL, NULL, wait_fill_close);
     luaL_newmetatable(L, WAIT_JOB);
     lua_pushcfunction(L, wait_job_close);
     lua_setfield(L, -2, "__close");

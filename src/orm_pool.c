@@ -171,6 +171,13 @@ int orm_pool_new(const orm_driver *d, const orm_params *params,
     return ORM_OK;
 }
 
+void orm_pool_set_min(orm_pool *p, int min)
+{
+    pthread_mutex_lock(&p->mu);
+    p->opts.min = min < 0 ? 0 : min > p->opts.max ? p->opts.max : min;
+    pthread_mutex_unlock(&p->mu);
+}
+
 void orm_pool_ref(orm_pool *p)
 {
     pthread_mutex_lock(&p->mu);

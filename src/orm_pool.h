@@ -43,6 +43,11 @@ typedef struct orm_pool_stats {
 int orm_pool_new(const orm_driver *d, const orm_params *p,
                  const orm_pool_opts *opts, orm_pool **out, orm_error *err);
 
+/* Sets the connections the pool keeps open (clamped to 0..max), for a
+ * pool made with min 0 whose caller opens them itself (without blocking:
+ * checking them out and back in). */
+void orm_pool_set_min(orm_pool *p, int min);
+
 /* Reference counting, so several Lua states / threads can share one pool;
  * the last orm_pool_unref closes and frees it. NULL is fine. */
 void orm_pool_ref(orm_pool *p);
