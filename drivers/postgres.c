@@ -359,10 +359,11 @@ static void pg_reset(void *stmt)
 
 /* Frees the server side of statement `id` now, or remembers it for later
  * (if even that fails for lack of memory, the server frees it when the
- * connection closes). */
+ * connection closes): on a connection used without blocking, always later
+ * (pg_prepare_start sends it along with the next prepare). */
 static void pg_release(pg_conn *c, unsigned long id)
 {
-    if (pg_can_deallocate(c)) {
+    if (!c->anonblock && pg_can_deallocate(c)) {
         pg_deallocate(c, id);
         return;
     }

@@ -100,6 +100,10 @@ struct pg_conn {
                                a connection being opened; 2 = PQconnectPoll
                                was called */
     char asession[PG_SESSION_MAX]; /* the session settings to send */
+    int anonblock;          /* 1 once used without blocking: a finalized
+                               statement's DEALLOCATE waits in `stale`
+                               for the next prepare to send it along */
+    int askip;              /* that prepare's syncs before its own */
 };
 
 #define PG_AOP_NONE 0

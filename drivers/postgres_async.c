@@ -60,6 +60,7 @@ int pg_socket(void *conn)
 /* Ends the operation in flight: back to blocking mode. */
 static void pga_end(pg_conn *c)
 {
+    c->askip = 0;
     c->aop = PG_AOP_NONE;
     c->ast = NULL;
     c->acount = c->anulls = 0;
@@ -98,7 +99,26 @@ static int pga_ready(pg_conn *c, orm_error *err)
     }
     if (PQsetnonblocking(c->pg, 1) != 0)
         return pg_fail(c, NULL, err);
+    c->anonblock = 1;
     return ORM_OK;
+}
+
+/* In the pipeline of a prepare: the DEALLOCATEs of the statements
+ * finalized since (pg_release), each under its own Sync, whose results
+ * pg_poll skips (a failure is ignored, as pg_deallocate ignores it).
+ * Outside a transaction only: inside one they wait. 0, or -1 when libpq
+ * refused to queue them. */
+static int pga_send_stale(pg_conn *c)
+{
+    char sql[48];
+    while (c->nstale > 0 && PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+        snprintf(sql, sizeof sql, "DEALLOCATE orm_s%lu", c->stale[--c->nstale]);
+        if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0) ||
+            !PQpipelineSync(c->pg))
+            return -1;
+        c->askip++;
+    }
+    return 0;
 }
 
 int pg_prepare_start(void *conn, const char *sql, size_t len, void **out,
@@ -130,7 +150,7 @@ int pg_prepare_start(void *conn, const char *sql, size_t len, void **out,
     }
     c->aop = PG_AOP_PREPARE;
     c->ast = st;
-    if (!PQenterPipelineMode(c->pg) ||
+    if (!PQenterPipelineMode(c->pg) || pga_send_stale(c) != 0 ||
         !PQsendPrepare(c->pg, name, st->sql, 0, NULL) ||
         !PQsendDescribePrepared(c->pg, name) || !PQpipelineSync(c->pg))
         return pga_fail(c, NULL, err);
@@ -203,7 +223,8 @@ static int pga_commanded(pg_conn *c, orm_error *err)
 static void pga_keep(pg_conn *c, PGresult *res)
 {
     ExecStatusType t = PQresultStatus(res);
-    if (t == PGRES_PIPELINE_ABORTED || t == PGRES_PIPELINE_SYNC) {
+    if (t == PGRES_PIPELINE_ABORTED || t == PGRES_PIPELINE_SYNC ||
+        c->askip > 0) { /* a DEALLOCATE's (pga_send_stale) */
         PQclear(res);
         return;
     }
@@ -333,6 +354,10 @@ int pg_poll(void *conn, int *wait, orm_error *err)
         if (c->aop == PG_AOP_PREPARE &&
             PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
             PQclear(res);
+            if (c->askip > 0) { /* a DEALLOCATE's */
+                c->askip--;
+                continue;
+            }
             return pga_prepared(c, err);
         }
         pga_keep(c, res);

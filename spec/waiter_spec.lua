@@ -597,6 +597,44 @@ helper.each_driver(function(drv)
     assert.are.equal(0, ds:stats().in_use)
   end)
 
+  it("the DEALLOCATE of a statement evicted from the cache makes no round trip outside the waiter", function()
+    local one = orm.DataSource({ name = "pg_waiter_evict", driver = drv.adapter(),
+      pool = { max = 1, min = 1 } }):init()
+    for i = 1, 128 do one:select("SELECT " .. i .. " AS v") end -- the cache (128) is full
+    local pid = one:select("SELECT pg_backend_pid() AS pid")[1].pid
+    -- The server process is stopped whenever the engine is not waiting
+    -- through the waiter: a round trip made without it would hang until
+    -- the rescuer resumes the server (each second).
+    local sh = assert(io.popen(string.format("(while kill -0 %d; do sleep 1; kill -CONT %d; done) "
+      .. ">/dev/null 2>&1 & echo $!", pid, pid)))
+    local rescuer = sh:read("n")
+    sh:close()
+    local got = {}
+    orm.set_waiter(function(fd, mode, timeout)
+      uv.kill(pid, "sigcont")
+      require("ormed.io.cqueues")(fd, mode, timeout)
+      uv.kill(pid, "sigstop")
+    end)
+    local t0 = core.clock()
+    local ok, err = pcall(coroutine.wrap(function()
+      for i = 1, 8 do -- each prepare evicts a statement
+        got[i] = one:select("SELECT " .. (1000 + i) .. " AS v")[1].v
+      end
+    end))
+    local took = core.clock() - t0
+    orm.set_waiter(nil)
+    uv.kill(pid, "sigcont")
+    os.execute("kill " .. rescuer)
+    assert(ok, err)
+    assert.are.same({ 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008 }, got)
+    assert.is_true(took < 0.9, "took " .. took .. " s")
+    -- the evicted ones are deallocated all the same (the last one along
+    -- with the next prepare, this count's)
+    local n = one:select("SELECT count(*) AS n FROM pg_prepared_statements")[1].n
+    assert.is_true(n <= 129, n .. " statements prepared")
+    one:dispose()
+  end)
+
   it("statements waiting for the only pooled connection yield, served in arrival order", function()
     local one = orm.DataSource({ name = "pg_waiter_stmt", driver = drv.adapter(),
       pool = { max = 1, min = 1, acquire_timeout = 5 } }):init()
