@@ -991,5 +991,5 @@ const orm_driver orm_postgres_driver = {
     pg_broken,  pg_copy_begin, pg_copy_rows, pg_copy_end,
     pg_socket,  pg_prepare_start, pg_exec_start, pg_poll,
     pg_command_start, pg_open_start,
-    pg_in_transaction, pg_ping_start,
+    pg_in_transaction, pg_ping_start, pg_copy_nonblocking,
 };

@@ -87,8 +87,7 @@ static int pga_fail(pg_conn *c, const PGresult *res, orm_error *err)
     return rc;
 }
 
-/* Checks the connection can start an operation. */
-static int pga_ready(pg_conn *c, orm_error *err)
+int pg_async_ready(pg_conn *c, orm_error *err)
 {
     pg_copy_abort(c);
     if (pg_broken(c))
@@ -129,7 +128,7 @@ int pg_prepare_start(void *conn, const char *sql, size_t len, void **out,
     const char *name = "";
     int rc;
     *out = NULL;
-    rc = pga_ready(c, err);
+    rc = pg_async_ready(c, err);
     if (rc == ORM_OK)
         rc = pg_stmt_new(c, sql, len, &st, err);
     if (rc != ORM_OK) {
@@ -161,7 +160,7 @@ int pg_exec_start(void *stmt, orm_error *err)
 {
     pg_stmt *st = stmt;
     pg_conn *c = st->conn;
-    int ok, rc = pga_ready(c, err);
+    int ok, rc = pg_async_ready(c, err);
     if (rc != ORM_OK)
         return rc;
     st->executed = 1;
@@ -180,7 +179,7 @@ int pg_exec_start(void *stmt, orm_error *err)
 int pg_command_start(void *conn, const char *sql, orm_error *err)
 {
     pg_conn *c = conn;
-    int rc = pga_ready(c, err);
+    int rc = pg_async_ready(c, err);
     if (rc != ORM_OK)
         return rc;
     c->aop = PG_AOP_COMMAND;
@@ -328,6 +327,8 @@ int pg_poll(void *conn, int *wait, orm_error *err)
         return ORM_OK;
     if (c->aop == PG_AOP_CONNECT)
         return pga_connect(c, wait, err);
+    if (c->aop == PG_AOP_COPY)
+        return pg_copy_poll(c, wait, err);
     f = PQflush(c->pg);
     if (f < 0)
         return pga_fail(c, NULL, err);

@@ -597,41 +597,87 @@ helper.each_driver(function(drv)
     assert.are.equal(0, ds:stats().in_use)
   end)
 
-  it("the DEALLOCATE of a statement evicted from the cache makes no round trip outside the waiter", function()
-    local one = orm.DataSource({ name = "pg_waiter_evict", driver = drv.adapter(),
-      pool = { max = 1, min = 1 } }):init()
-    for i = 1, 128 do one:select("SELECT " .. i .. " AS v") end -- the cache (128) is full
-    local pid = one:select("SELECT pg_backend_pid() AS pid")[1].pid
-    -- The server process is stopped whenever the engine is not waiting
-    -- through the waiter: a round trip made without it would hang until
-    -- the rescuer resumes the server (each second).
-    local sh = assert(io.popen(string.format("(while kill -0 %d; do sleep 1; kill -CONT %d; done) "
+  -- Runs fn() in a coroutine with server process pid stopped (SIGSTOP)
+  -- except while the engine waits through the waiter, which resumes it
+  -- (SIGCONT) and stops it again once the wait is over: a round trip made
+  -- outside the waiter would hang until a rescuer resumes the server (after
+  -- 2 s). Returns fn's result and the time it took.
+  local function stopped_between_waits(pid, fn)
+    local sh = assert(io.popen(string.format("(while kill -0 %d; do sleep 2; kill -CONT %d; done) "
       .. ">/dev/null 2>&1 & echo $!", pid, pid)))
     local rescuer = sh:read("n")
     sh:close()
-    local got = {}
     orm.set_waiter(function(fd, mode, timeout)
       uv.kill(pid, "sigcont")
       require("ormed.io.cqueues")(fd, mode, timeout)
       uv.kill(pid, "sigstop")
     end)
     local t0 = core.clock()
-    local ok, err = pcall(coroutine.wrap(function()
-      for i = 1, 8 do -- each prepare evicts a statement
-        got[i] = one:select("SELECT " .. (1000 + i) .. " AS v")[1].v
-      end
-    end))
+    uv.kill(pid, "sigstop")
+    local ok, got = pcall(coroutine.wrap(fn))
     local took = core.clock() - t0
     orm.set_waiter(nil)
     uv.kill(pid, "sigcont")
     os.execute("kill " .. rescuer)
-    assert(ok, err)
+    assert(ok, got)
+    return got, took
+  end
+
+  it("the DEALLOCATE of a statement evicted from the cache makes no round trip outside the waiter", function()
+    local one = orm.DataSource({ name = "pg_waiter_evict", driver = drv.adapter(),
+      pool = { max = 1, min = 1 } }):init()
+    for i = 1, 128 do one:select("SELECT " .. i .. " AS v") end -- the cache (128) is full
+    local pid = one:select("SELECT pg_backend_pid() AS pid")[1].pid
+    local got, took = stopped_between_waits(pid, function()
+      local got = {}
+      for i = 1, 8 do -- each prepare evicts a statement
+        got[i] = one:select("SELECT " .. (1000 + i) .. " AS v")[1].v
+      end
+      return got
+    end)
     assert.are.same({ 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008 }, got)
     assert.is_true(took < 0.9, "took " .. took .. " s")
     -- the evicted ones are deallocated all the same (the last one along
     -- with the next prepare, this count's)
     local n = one:select("SELECT count(*) AS n FROM pg_prepared_statements")[1].n
     assert.is_true(n <= 129, n .. " statements prepared")
+    one:dispose()
+  end)
+
+  it("a bulk load (COPY) makes no round trip outside the waiter and reports as without one", function()
+    local one = orm.DataSource({ name = "pg_waiter_copy", driver = drv.adapter(),
+      pool = { max = 1, min = 1 } }):init()
+    drv:create_table(one, "waiter_bulk", { { "id", "id" }, { "v", "integer" }, { "t", "text" } })
+    local rows, pad = {}, string.rep("x", 200)
+    for i = 1, 20000 do rows[i] = { v = i, t = pad } end -- 4 MB: more than a socket holds
+    local events = {}
+    one:listen(function(e)
+      events[#events + 1] = { sql = e.sql:match("^%u+"), rows = e.rows, error = e.error }
+    end)
+    local want = one:table("waiter_bulk"):insert(rows)
+    local want_events = events
+    events = {}
+    assert.are.equal("COPY", want_events[2].sql) -- BEGIN, COPY, COMMIT
+    one:execute("DELETE FROM waiter_bulk")
+    local pid = one:select("SELECT pg_backend_pid() AS pid")[1].pid
+    events = {}
+    local got, took = stopped_between_waits(pid, function()
+      return one:table("waiter_bulk"):insert(rows)
+    end)
+    assert.is_true(took < 1.5, "took " .. took .. " s")
+    assert.are.same(want, got)
+    assert.are.same(want_events, events)
+    assert.are.same({ n = 20000, s = 20000 * 20001 // 2 },
+      one:select("SELECT count(*) AS n, sum(v) AS s FROM waiter_bulk")[1])
+    -- a failing load: the same error, and the connection stays usable
+    rows[#rows + 1] = { v = "not a number", t = pad }
+    local err_want = helper.error_of(function() one:table("waiter_bulk"):insert(rows) end)
+    local err_got = helper.error_of(function()
+      with_waiter(require("ormed.io.cqueues"), function() one:table("waiter_bulk"):insert(rows) end)
+    end)
+    assert.are.same({ err_want.kind, err_want.sqlstate }, { err_got.kind, err_got.sqlstate })
+    assert.are.equal(20000, one:table("waiter_bulk"):count())
+    drv:drop_table(one, "waiter_bulk")
     one:dispose()
   end)
 

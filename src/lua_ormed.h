@@ -218,6 +218,23 @@ double orm_lua_copy_begin(lua_State *L, int cidx, const char *probe,
 void orm_lua_copy_rows(lua_State *L, int cidx, const char *copy, double t0,
                        const orm_value *vals, int nrows);
 int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0);
+/* The ends of those: a failed step (counts it, tells listeners, raises
+ * err), and a finished load of `rows` rows (counts it, tells listeners). */
+int orm_lua_copy_fail(lua_State *L, int cidx, const char *copy, double t0,
+                      const orm_error *err);
+void orm_lua_copy_ended(lua_State *L, int cidx, const char *copy, double t0,
+                        int64_t rows);
+
+/* A step of a bulk load while a waiter is set (lua_wait.c), as a call made
+ * with lua_callk(ctx, k), so that its round trips go through the waiter
+ * and may yield (drivers with copy_nonblocking): ORM_LUA_COPY_BEGIN (probe,
+ * ncols = n) leaves the clock at its start on top, ORM_LUA_COPY_ROWS (n
+ * rows at vals, which stay valid until it is over) nothing, and
+ * ORM_LUA_COPY_END the rows loaded. Failures as the steps above. */
+enum { ORM_LUA_COPY_BEGIN, ORM_LUA_COPY_ROWS, ORM_LUA_COPY_END };
+void orm_lua_copy_k(lua_State *L, int cidx, int op, const char *probe,
+                    const char *copy, double t0, const orm_value *vals, int n,
+                    lua_KContext ctx, lua_KFunction k);
 
 /* {==== registration: each file adds its functions to the module table
  * at the top of the stack ====} */

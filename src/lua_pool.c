@@ -819,9 +819,7 @@ static int conn_pool(lua_State *L)
 
 /* {==== bulk load ====} */
 
-/* Raises err for the load `copy` on the conn target at cidx, after
- * counting it and telling the listeners. */
-static int copy_raise(lua_State *L, int cidx, const char *copy, double t0,
+int orm_lua_copy_fail(lua_State *L, int cidx, const char *copy, double t0,
                       const orm_error *err)
 {
     conn_ud *c = aux_checkconn(L, cidx);
@@ -839,7 +837,7 @@ double orm_lua_copy_begin(lua_State *L, int cidx, const char *probe,
     orm_error_clear(&err);
     if (orm_conn_copy_begin(aux_checkconn(L, cidx)->conn, probe, copy, ncols,
                             &err) != ORM_OK)
-        copy_raise(L, cidx, copy, t0, &err);
+        orm_lua_copy_fail(L, cidx, copy, t0, &err);
     return t0;
 }
 
@@ -850,22 +848,29 @@ void orm_lua_copy_rows(lua_State *L, int cidx, const char *copy, double t0,
     orm_error_clear(&err);
     if (orm_conn_copy_rows(aux_checkconn(L, cidx)->conn, vals, nrows, &err) !=
         ORM_OK)
-        copy_raise(L, cidx, copy, t0, &err);
+        orm_lua_copy_fail(L, cidx, copy, t0, &err);
 }
 
 int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0)
 {
     orm_error err;
-    conn_ud *c = aux_checkconn(L, cidx);
     int64_t rows = 0;
-    double ms;
     orm_error_clear(&err);
-    if (orm_conn_copy_end(c->conn, &rows, &err) != ORM_OK)
-        copy_raise(L, cidx, copy, t0, &err);
-    ms = (orm_clock() - t0) * 1000.0;
+    if (orm_conn_copy_end(aux_checkconn(L, cidx)->conn, &rows, &err) != ORM_OK)
+        orm_lua_copy_fail(L, cidx, copy, t0, &err);
+    orm_lua_copy_ended(L, cidx, copy, t0, rows);
+    return rows;
+}
+
+void orm_lua_copy_ended(lua_State *L, int cidx, const char *copy, double t0,
+                        int64_t rows)
+{
+    orm_error err;
+    conn_ud *c = aux_checkconn(L, cidx);
+    double ms = (orm_clock() - t0) * 1000.0;
+    orm_error_clear(&err);
     orm_pool_record(c->pool, ms, 0);
     run_notify(L, cidx, copy, strlen(copy), NULL, 0, ms, rows, &err);
-    return rows;
 }
 
 static const luaL_Reg pool_methods[] = {

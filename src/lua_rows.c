@@ -213,9 +213,9 @@ static int lqw_row_fast(lua_State *L, lqw_rows *x, int r)
     return j == x->ncols;
 }
 
-/* Starts a bulk load of the payload's columns on the group's connection. */
-static void lqw_copy_begin(lua_State *L, query_ud *u, lq_sink *s,
-                           lqw_rows *x)
+/* The texts of a bulk load of the payload's columns: its COPY statement
+ * goes in x->copysql and its probe is pushed. */
+static void lqw_copy_sql(lua_State *L, query_ud *u, lq_sink *s, lqw_rows *x)
 {
     orm_buf copy, probe;
     orm_error err;
@@ -232,30 +232,6 @@ static void lqw_copy_begin(lua_State *L, query_ud *u, lq_sink *s,
     orm_buf_free(&probe);
     if (rc != ORM_OK)
         lq_raise(L, &err);
-    x->t0 = orm_lua_copy_begin(L, s->tidx, lua_tostring(L, -1),
-                               lua_tostring(L, x->copysql), x->ncols);
-    lua_pop(L, 1);
-}
-
-/* Finishes the open bulk load, if any. */
-static void lqw_copy_end(lua_State *L, lq_sink *s, lqw_rows *x)
-{
-    if (!x->copy || lua_isnil(L, x->copysql))
-        return;
-    s->affected += (lua_Integer)orm_lua_copy_end(L, s->tidx,
-                                                 lua_tostring(L, x->copysql),
-                                                 x->t0);
-    lua_pushnil(L);
-    lua_replace(L, x->copysql);
-}
-
-/* Sends the payload through the open bulk load (opening it first). */
-static void lqw_copy_send(lua_State *L, query_ud *u, lq_sink *s, lqw_rows *x)
-{
-    if (lua_isnil(L, x->copysql))
-        lqw_copy_begin(L, u, s, x);
-    orm_lua_copy_rows(L, s->tidx, lua_tostring(L, x->copysql), x->t0,
-                      u->q.write.vals, u->q.write.nrows);
 }
 
 /* 1 when a list of n rows (at a) takes more than one INSERT, judged by
@@ -308,8 +284,13 @@ enum {
     LQW_OPENED,  /* ... in the group, once it has begun */
     LQW_SEND,
     LQW_SENT,    /* its result on top */
-    LQW_END,     /* the rows are sent: end the load, commit the group */
-    LQW_DONE     /* and push the result */
+    LQW_END,     /* the rows are sent: end the load, */
+    LQW_COMMIT,  /* commit the group */
+    LQW_DONE,    /* and push the result */
+    LQW_BEGINCOLS,   /* a new payload's columns, once a load is ended */
+    LQW_COPY_OPENED, /* a load began: the probe and its clock on top */
+    LQW_COPY_ROWS,   /* send the payload through it */
+    LQW_COPY_ENDED   /* the rows it loaded on top (then `resume`) */
 };
 
 static int lqw_k(lua_State *L, int status, lua_KContext ctx);
@@ -319,6 +300,26 @@ static void lqw_flush(lqw_job *j, int more, int resume)
     j->more = more;
     j->resume = resume;
     j->phase = LQW_FLUSH;
+}
+
+/* Ends the open bulk load, if any (its rows then on top, LQW_COPY_ENDED),
+ * then `next`. */
+static void lqw_copy_close(lua_State *L, lqw_job *j, int next)
+{
+    lqw_rows *x = &j->x;
+    if (!x->copy || lua_isnil(L, x->copysql)) {
+        j->phase = next;
+        return;
+    }
+    j->resume = next;
+    j->phase = LQW_COPY_ENDED;
+    if (j->waiting)
+        orm_lua_copy_k(L, j->s.tidx, ORM_LUA_COPY_END, NULL,
+                       lua_tostring(L, x->copysql), x->t0, NULL, 0,
+                       (lua_KContext)j->slot, lqw_k);
+    else
+        lua_pushinteger(L, (lua_Integer)orm_lua_copy_end(
+                               L, j->s.tidx, lua_tostring(L, x->copysql), x->t0));
 }
 
 /* Sends the rows from j->phase on; pushes insert's or upsert's result
@@ -366,7 +367,9 @@ static int lqw_steps(lua_State *L, lqw_job *j)
             }
             continue;
         case LQW_NEWCOLS:
-            lqw_copy_end(L, s, x);
+            lqw_copy_close(L, j, LQW_BEGINCOLS);
+            continue;
+        case LQW_BEGINCOLS:
             lqw_rows_begin(L, u, x, j->row,
                            s->d->insert_batch < s->d->max_params
                                ? s->d->insert_batch : s->d->max_params);
@@ -410,7 +413,21 @@ static int lqw_steps(lua_State *L, lqw_job *j)
         case LQW_SEND:
             j->phase = LQW_SENT;
             if (x->copy && x->ncols > 0) {
-                lqw_copy_send(L, u, s, x);
+                j->phase = LQW_COPY_ROWS;
+                if (!lua_isnil(L, x->copysql))
+                    continue;
+                lqw_copy_sql(L, u, s, x); /* the probe on top */
+                j->phase = LQW_COPY_OPENED;
+                if (j->waiting)
+                    orm_lua_copy_k(L, s->tidx, ORM_LUA_COPY_BEGIN,
+                                   lua_tostring(L, -1),
+                                   lua_tostring(L, x->copysql), 0, NULL,
+                                   x->ncols, (lua_KContext)j->slot, lqw_k);
+                else
+                    lua_pushnumber(L, orm_lua_copy_begin(
+                                          L, s->tidx, lua_tostring(L, -1),
+                                          lua_tostring(L, x->copysql),
+                                          x->ncols));
                 continue;
             }
             lq_compile_write(L, u, s->d);
@@ -424,8 +441,33 @@ static int lqw_steps(lua_State *L, lqw_job *j)
             x->pending = 0;
             j->phase = j->resume;
             continue;
+        case LQW_COPY_OPENED:
+            x->t0 = lua_tonumber(L, -1);
+            lua_pop(L, 2); /* the clock, the probe */
+            j->phase = LQW_COPY_ROWS;
+            continue;
+        case LQW_COPY_ROWS:
+            j->phase = LQW_SENT;
+            if (j->waiting)
+                orm_lua_copy_k(L, s->tidx, ORM_LUA_COPY_ROWS, NULL,
+                               lua_tostring(L, x->copysql), x->t0,
+                               u->q.write.vals, u->q.write.nrows,
+                               (lua_KContext)j->slot, lqw_k);
+            else
+                orm_lua_copy_rows(L, s->tidx, lua_tostring(L, x->copysql),
+                                  x->t0, u->q.write.vals, u->q.write.nrows);
+            continue;
+        case LQW_COPY_ENDED:
+            s->affected += lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            lua_pushnil(L);
+            lua_replace(L, x->copysql);
+            j->phase = j->resume;
+            continue;
         case LQW_END:
-            lqw_copy_end(L, s, x);
+            lqw_copy_close(L, j, LQW_COMMIT);
+            continue;
+        case LQW_COMMIT:
             j->phase = LQW_DONE;
             if (x->cidx != 0 && j->waiting)
                 orm_lua_atomic_commit_k(L, x->cidx, (lua_KContext)j->slot,
@@ -498,8 +540,7 @@ static int lqw_rows_send(lua_State *L, lq_sink *s, const lqw_rows *x0,
     n = (int)lua_rawlen(L, a);
     x->tidx = s->tidx;
     x->cidx = n > 1 && s->tidx != 0 ? orm_lua_atomic_new(L) : 0;
-    /* a bulk load blocks: with a waiter, multi-row INSERTs instead */
-    x->copy = x->cidx != 0 && x->kind == ORM_QW_INSERT && !j->waiting &&
+    x->copy = x->cidx != 0 && x->kind == ORM_QW_INSERT &&
               s->d->copy_from_stdin && lqw_copy_pays(L, s->d, a, n);
     j->single = n == 0 && lqw_has_keys(L, a);
     j->n = j->single ? 1 : n;

@@ -609,6 +609,106 @@ int orm_lua_fill_wait(lua_State *L, int pidx, int min)
     return wait_fill_k(L, LUA_OK, (lua_KContext)pidx);
 }
 
+/* {==== a bulk load's steps with a waiter ====} */
+
+#define WAIT_COPY "ormed.wait_copy"
+
+typedef struct wait_copy {
+    orm_conn *conn;   /* NULL once nothing is in flight */
+    double t0;
+    int64_t rows;     /* the end's answer */
+    orm_error err;
+} wait_copy;
+
+/* __close and __gc: a step abandoned in flight leaves the connection
+ * unusable. */
+static int wait_copy_close(lua_State *L)
+{
+    wait_copy *t = luaL_checkudata(L, 1, WAIT_COPY);
+    if (t->conn != NULL) {
+        orm_conn_set_broken(t->conn);
+        orm_conn_copy_nonblocking(t->conn, 0);
+    }
+    t->conn = NULL;
+    return 0;
+}
+
+/* The stack of wait_copy_fn: 1 the conn target, 2 the step, 3 the COPY
+ * statement, 4 the load's clock, 5 the probe or the rows, 6 n, 7 the
+ * waiter, 8 the state (ctx). */
+static int wait_copy_k(lua_State *L, int status, lua_KContext ctx)
+{
+    wait_copy *t = lua_touserdata(L, (int)ctx);
+    orm_conn *c = t->conn;
+    int w = ORM_WAIT_NONE, rc = ORM_OK, op = (int)lua_tointeger(L, 2);
+    (void)status;
+    if (c != NULL) {
+        while ((rc = orm_conn_poll(c, &w, &t->err)) == ORM_OK &&
+               w != ORM_WAIT_NONE)
+            wait_call(L, 7, orm_conn_socket(c), w, -1, ctx, wait_copy_k);
+        t->conn = NULL;
+        orm_conn_copy_nonblocking(c, 0);
+    }
+    if (rc != ORM_OK || t->err.kind != ORM_OK)
+        return orm_lua_copy_fail(L, 1, lua_tostring(L, 3), t->t0, &t->err);
+    if (op == ORM_LUA_COPY_BEGIN) {
+        lua_pushnumber(L, t->t0);
+        return 1;
+    }
+    if (op == ORM_LUA_COPY_ROWS)
+        return 0;
+    orm_lua_copy_ended(L, 1, lua_tostring(L, 3), t->t0, t->rows);
+    lua_pushinteger(L, (lua_Integer)t->rows);
+    return 1;
+}
+
+/* (conn, step, copy, t0, probe | rows, n): see orm_lua_copy_k. */
+static int wait_copy_fn(lua_State *L)
+{
+    orm_conn *c = orm_lua_conn_of(L, 1);
+    int op = (int)lua_tointeger(L, 2), n = (int)lua_tointeger(L, 6), rc, nb;
+    wait_copy *t;
+    lua_settop(L, 6);
+    if (!orm_lua_waiter(L))
+        lua_pushnil(L); /* cannot yield here: the waits block */
+    t = lua_newuserdatauv(L, sizeof *t, 0);
+    memset(t, 0, sizeof *t);
+    luaL_setmetatable(L, WAIT_COPY);
+    lua_toclose(L, 8);
+    orm_error_clear(&t->err);
+    t->t0 = op == ORM_LUA_COPY_BEGIN ? orm_clock() : lua_tonumber(L, 4);
+    nb = !lua_isnil(L, 7) && orm_conn_copy_nonblocking(c, 1);
+    if (op == ORM_LUA_COPY_BEGIN)
+        rc = orm_conn_copy_begin(c, lua_tostring(L, 5), lua_tostring(L, 3), n,
+                                 &t->err);
+    else if (op == ORM_LUA_COPY_ROWS)
+        rc = orm_conn_copy_rows(c, lua_touserdata(L, 5), n, &t->err);
+    else
+        rc = orm_conn_copy_end(c, &t->rows, &t->err);
+    if (rc == ORM_OK && nb)
+        t->conn = c; /* wait_copy_k polls it to its end */
+    else if (nb)
+        orm_conn_copy_nonblocking(c, 0);
+    return wait_copy_k(L, LUA_OK, 8);
+}
+
+void orm_lua_copy_k(lua_State *L, int cidx, int op, const char *probe,
+                    const char *copy, double t0, const orm_value *vals, int n,
+                    lua_KContext ctx, lua_KFunction k)
+{
+    lua_pushcfunction(L, wait_copy_fn);
+    lua_pushvalue(L, cidx);
+    lua_pushinteger(L, op);
+    lua_pushstring(L, copy);
+    lua_pushnumber(L, t0);
+    if (op == ORM_LUA_COPY_BEGIN)
+        lua_pushstring(L, probe);
+    else
+        lua_pushlightuserdata(L, (void *)vals);
+    lua_pushinteger(L, n);
+    lua_callk(L, 6, op == ORM_LUA_COPY_ROWS ? 0 : 1, ctx, k);
+}
+
 int orm_lua_waiter(lua_State *L)
 {
     if (!lua_isyieldable(L)) /* the main thread, or under a C call */
@@ -648,6 +748,7 @@ void orm_lua_open_wait(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     orm_lua_newclass(L, WAIT_FILL, NULL, wait_fill_close);
+    orm_lua_newclass(L, WAIT_COPY, NULL, wait_copy_close);
     luaL_newmetatable(L, WAIT_JOB);
     lua_pushcfunction(L, wait_job_close);
     lua_setfield(L, -2, "__close");

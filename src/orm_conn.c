@@ -461,6 +461,14 @@ int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err)
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
+int orm_conn_copy_nonblocking(orm_conn *c, int on)
+{
+    if (c->d->copy_nonblocking == NULL)
+        return 0;
+    c->d->copy_nonblocking(c->h, on);
+    return 1;
+}
+
 int orm_conn_check_tx(orm_conn *c, orm_error *err)
 {
     orm_error e2;

@@ -86,6 +86,11 @@ int orm_conn_copy_rows(orm_conn *c, const orm_value *vals, int nrows,
                        orm_error *err);
 int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err);
 
+/* Turns the driver's bulk load without blocking on or off (see
+ * copy_nonblocking in orm_driver.h: orm_conn_poll ends each step); 0 when
+ * the driver has none. */
+int orm_conn_copy_nonblocking(orm_conn *c, int on);
+
 /* After a statement: checks that the server's transaction state is the
  * one ormed keeps (a raw BEGIN, COMMIT or, on MySQL, DDL can change it
  * behind its back). A transaction opened outside ds:transaction is rolled
