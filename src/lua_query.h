@@ -95,11 +95,6 @@ query_scratch *lq_scratch(lua_State *L);
 int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
             int hyd);
 
-/* 1 when the statements of a terminal method running on s's target go
- * through the waiter (orm_lua_waiter: one is set and the coroutine can
- * yield); 0 when they block, or s collects. Pushes nothing. */
-int lq_waiting(lua_State *L, const lq_sink *s);
-
 /* For a method that runs several statements (and so cannot return the
  * result of orm_lua_run_wait straight to Lua): with `waiting`, runs u's
  * compiled statement as a Lua call (lua_callk with ctx, k) whose waits go
@@ -131,6 +126,11 @@ extern const luaL_Reg lq_terminal_methods[];
 const char *lq_terminal_kind(const char *name);
 
 /* {==== lua_rows.c ====} */
+
+/* 1 when the statements of a terminal method running on s's target go
+ * through the waiter (orm_lua_waiter: one is set and the coroutine can
+ * yield); 0 when they block, or s collects. Pushes nothing. */
+int lq_waiting(lua_State *L, const lq_sink *s);
 
 /* insert(row | rows) with the row or list at a: runs (pushing
  * { affected_rows, last_insert_id? }, returns 1) or collects (returns 0). */

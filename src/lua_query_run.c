@@ -110,14 +110,6 @@ int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
     return lqr_emit(L, u, s, mode, hyd, LQR_NOT_LAST);
 }
 
-int lq_waiting(lua_State *L, const lq_sink *s)
-{
-    if (s->tidx == 0 || !orm_lua_waiter(L))
-        return 0;
-    lua_pop(L, 1);
-    return 1;
-}
-
 /* One statement of a method that runs several, called with lua_callk so
  * the method goes on in its continuation: arguments the query (its
  * compiled statement), the target, the mode, the hydration table or nil;
@@ -319,8 +311,6 @@ static int lqr_paginate_steps(lua_State *L, lqr_pag *g)
             lq_emit_k(L, u, &g->s, ORM_LUA_ROWS, lq_hyd(L, g->a + 1),
                       g->waiting, g->slot, lqr_paginate_k);
             continue;
-        default:
-            break;
         }
         break;
     }
@@ -352,6 +342,7 @@ static int lqr_paginate(lua_State *L, query_ud *u, lq_sink *s, int a)
 {
     lqr_pag local, *g = &local;
     lua_Integer page, per;
+    int waiting;
     (void)u;
     if (!lua_isnoneornil(L, a) && !lua_istable(L, a))
         return orm_lua_argerror(L, "paginate: expected { page =, per_page = }");
@@ -361,20 +352,15 @@ static int lqr_paginate(lua_State *L, query_ud *u, lq_sink *s, int a)
         return orm_lua_argerror(L, "paginate: page %lld of %lld rows starts "
                                    "past the largest offset",
                                 (long long)page, (long long)per);
-    if (lq_waiting(L, s)) {
+    if ((waiting = lq_waiting(L, s)) != 0)
         g = lua_newuserdatauv(L, sizeof *g, 0);
-        g->slot = lua_gettop(L);
-        g->waiting = 1;
-    } else {
-        g->slot = 0;
-        g->waiting = 0;
-    }
+    memset(g, 0, sizeof *g);
+    g->waiting = waiting;
+    g->slot = waiting ? lua_gettop(L) : 0;
     g->s = *s;
     g->page = page;
     g->per = per;
-    g->total = 0;
     g->a = a;
-    g->phase = 0;
     return lqr_paginate_steps(L, g);
 }
 

@@ -3,7 +3,8 @@
  * straight from Lua tables into batches of the dialect's best statement
  * size, a new statement when the columns change, the whole list all or
  * nothing (one transaction or savepoint), and, where the dialect has it,
- * a bulk load (COPY) instead of multi-row INSERTs.
+ * a bulk load (COPY) instead of multi-row INSERTs; the list's steps form a
+ * state machine, so that with a waiter each statement may yield.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +257,14 @@ static int lqw_has_keys(lua_State *L, int t)
     if (!lua_next(L, t))
         return 0;
     lua_pop(L, 2);
+    return 1;
+}
+
+int lq_waiting(lua_State *L, const lq_sink *s)
+{
+    if (s->tidx == 0 || !orm_lua_waiter(L))
+        return 0;
+    lua_pop(L, 1);
     return 1;
 }
 

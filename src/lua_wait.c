@@ -9,7 +9,10 @@
  * the waiter may yield the caller's coroutine to the host's event loop:
  * the job's state lives in a to-be-closed userdata on the Lua stack, and a
  * job abandoned in flight (the waiter raised, the coroutine was closed)
- * marks its connection broken and gives it back.
+ * marks its connection broken and gives it back. The same for the health
+ * check of an idle connection, pool:ping(), a read replica's failover,
+ * transaction statements, a new pool's min connections and the steps of a
+ * bulk load.
  */
 #include <string.h>
 
