@@ -209,11 +209,9 @@ helper.each_driver(function(drv)
       -- and a reachable server: new connections open through the waiter
       local fresh = orm.DataSource({ name = drv.name .. "_waiter_fresh", driver = drv.adapter(),
         pool = { max = 2, min = 0 } }):init()
-      local calls = with_waiter(require("ormed.io.cqueues"), function()
+      with_waiter(require("ormed.io.cqueues"), function()
         assert.are.equal(1, fresh:select("SELECT 1 AS one")[1].one)
       end)
-      assert.is_true(#calls >= 1) -- the connect's and the statement's waits (a loopback
-      -- answer may already be there when the engine looks)
       assert.are.equal(1, fresh:stats().open)
       fresh:dispose()
     end)
@@ -443,12 +441,13 @@ helper.each_driver(function(drv)
       assert.are.equal("connection_failed", seen.kind)
       assert.is_true(ticks >= 10, ticks .. " ticks") -- the loop ran while it connected
       -- a reachable server: min connections open, idle, as without a waiter
+      -- (how many waits it took varies: a loopback answer may be there
+      -- already when the engine looks)
       local fresh
-      local calls = with_waiter(require("ormed.io.cqueues"), function()
+      with_waiter(require("ormed.io.cqueues"), function()
         fresh = orm.DataSource({ name = drv.name .. "_waiter_init", driver = drv.adapter(),
           pool = { max = 3, min = 2 } }):init()
       end)
-      assert.is_true(#calls >= 2, #calls .. " waits")
       assert.are.same({ 2, 2, 0 }, { fresh:stats().open, fresh:stats().idle, fresh:stats().in_use })
       assert.are.equal(1, fresh:select("SELECT 1 AS one")[1].one)
       assert.are.equal(2, fresh:stats().open)
