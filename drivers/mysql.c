@@ -973,5 +973,5 @@ const orm_driver orm_mysql_driver = {
     NULL,       NULL,        NULL, /* no bulk load */
     my_sockfd,  my_prepare_start, my_exec_start, my_poll,
     my_command_start, my_open_start,
-    my_in_transaction,
+    my_in_transaction, my_ping_start, NULL, /* no bulk load */
 };

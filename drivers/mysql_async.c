@@ -7,7 +7,8 @@
  * (mysql_real_query_start / _cont); my_poll tells the caller what to wait
  * for on mysql_get_socket, and a statement is prepared with
  * mysql_stmt_prepare_start / _cont; a connection opens with
- * mysql_real_connect_start / _cont, then its session settings.
+ * mysql_real_connect_start / _cont, then its session settings; a ping
+ * with mysql_ping_start / _cont.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,32 @@ int my_command_start(void *conn, const char *sql, orm_error *err)
     return ORM_OK;
 }
 
+/* The ping failed: connection_lost, as my_ping. */
+static int mya_ping_failed(my_conn *c, orm_error *err)
+{
+    my_conn_fail(c, err);
+    err->kind = ORM_E_CONNECTION_LOST;
+    c->broken = 1;
+    return mya_end(c, ORM_E_CONNECTION_LOST);
+}
+
+int my_ping_start(void *conn, orm_error *err)
+{
+    my_conn *c = conn;
+    int ret = 0;
+    if (c->broken)
+        return my_lost(err);
+    if (c->aop != MY_AOP_NONE) {
+        c->broken = 1;
+        return my_lost(err);
+    }
+    c->aop = MY_AOP_PING;
+    c->astatus = mysql_ping_start(&ret, c->db);
+    if (c->astatus == 0 && ret != 0)
+        return mya_ping_failed(c, err);
+    return ORM_OK;
+}
+
 /* The statement ran (mysql_stmt_execute gave 0, or rc its failure): what
  * my_execute does next, without blocking for the rows. Returns ORM_OK with
  * the next operation started (or none left), or the error kind. */
@@ -304,6 +331,15 @@ int my_poll(void *conn, int *wait, orm_error *err)
             if (rc != ORM_OK || mya_session(c, err) != ORM_OK)
                 return mya_connect_failed(c, err);
             continue;
+        case MY_AOP_PING:
+            if (c->astatus != 0) {
+                c->astatus = mysql_ping_cont(&ret, c->db, mya_ready(c));
+                if (c->astatus != 0)
+                    break;
+                if (ret != 0)
+                    return mya_ping_failed(c, err);
+            }
+            return mya_end(c, ORM_OK);
         default:
             return mya_end(c, ORM_OK);
         }

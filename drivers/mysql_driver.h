@@ -49,6 +49,7 @@ typedef struct my_conn {
 #define MY_AOP_QUERY 3      /* mysql_real_query_start / _cont */
 #define MY_AOP_PREPARE 4    /* mysql_stmt_prepare_start / _cont */
 #define MY_AOP_CONNECT 5    /* mysql_real_connect_start / _cont */
+#define MY_AOP_PING 6       /* mysql_ping_start / _cont */
 
 #define MY_NEW_STMT_METADATA 2057 /* CR_NEW_STMT_METADATA */
 
@@ -157,5 +158,6 @@ int my_exec_start(void *stmt, orm_error *err);
 int my_poll(void *conn, int *wait, orm_error *err);
 int my_command_start(void *conn, const char *sql, orm_error *err);
 int my_open_start(const orm_params *p, void **out, orm_error *err);
+int my_ping_start(void *conn, orm_error *err);
 
 #endif

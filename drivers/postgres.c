@@ -359,10 +359,11 @@ static void pg_reset(void *stmt)
 
 /* Frees the server side of statement `id` now, or remembers it for later
  * (if even that fails for lack of memory, the server frees it when the
- * connection closes). */
+ * connection closes): on a connection used without blocking, always later
+ * (pg_prepare_start sends it along with the next prepare). */
 static void pg_release(pg_conn *c, unsigned long id)
 {
-    if (pg_can_deallocate(c)) {
+    if (!c->anonblock && pg_can_deallocate(c)) {
         pg_deallocate(c, id);
         return;
     }
@@ -990,5 +991,5 @@ const orm_driver orm_postgres_driver = {
     pg_broken,  pg_copy_begin, pg_copy_rows, pg_copy_end,
     pg_socket,  pg_prepare_start, pg_exec_start, pg_poll,
     pg_command_start, pg_open_start,
-    pg_in_transaction,
+    pg_in_transaction, pg_ping_start, pg_copy_nonblocking,
 };

@@ -32,7 +32,18 @@ typedef struct pg_copy {
     long long rows;         /* rows encoded since copy_begin */
     char *buf;              /* encoded rows not sent yet */
     size_t len, cap;
+    int nb;                 /* copy_* only begin their round trips
+                               (pg_copy_nonblocking); pg_poll ends them */
+    int aphase;             /* PGC_A_*: the one in flight */
+    const char *acopy;      /* the COPY statement, after the probe */
+    int64_t *arows;         /* where the end puts the rows loaded */
+    int64_t adone;          /* ... once the server said */
 } pg_copy;
+
+#define PGC_A_PROBE 1       /* the probe's answer */
+#define PGC_A_OPEN 2        /* COPY ... FROM STDIN's answer */
+#define PGC_A_SEND 3        /* rows being flushed */
+#define PGC_A_END 4         /* the end sent: its answer */
 
 typedef struct pg_conn pg_conn;
 
@@ -100,6 +111,10 @@ struct pg_conn {
                                a connection being opened; 2 = PQconnectPoll
                                was called */
     char asession[PG_SESSION_MAX]; /* the session settings to send */
+    int anonblock;          /* 1 once used without blocking: a finalized
+                               statement's DEALLOCATE waits in `stale`
+                               for the next prepare to send it along */
+    int askip;              /* that prepare's syncs before its own */
 };
 
 #define PG_AOP_NONE 0
@@ -107,6 +122,7 @@ struct pg_conn {
 #define PG_AOP_EXEC 2       /* run a bound statement */
 #define PG_AOP_COMMAND 3    /* run SQL with no parameters (BEGIN, COMMIT) */
 #define PG_AOP_CONNECT 4    /* PQconnectPoll, then the session settings */
+#define PG_AOP_COPY 5       /* a step of a bulk load (copy.aphase) */
 
 /* postgres.c */
 
@@ -152,6 +168,7 @@ int pg_exec_start(void *stmt, orm_error *err);
 int pg_poll(void *conn, int *wait, orm_error *err);
 int pg_command_start(void *conn, const char *sql, orm_error *err);
 int pg_open_start(const orm_params *p, void **out, orm_error *err);
+int pg_ping_start(void *conn, orm_error *err);
 /* Drops what an operation left (at close). */
 void pg_async_free(pg_conn *c);
 
@@ -161,6 +178,14 @@ int pg_copy_begin(void *conn, const char *probe, const char *copy, int ncols,
                   orm_error *err);
 int pg_copy_rows(void *conn, const orm_value *vals, int nrows, orm_error *err);
 int pg_copy_end(void *conn, int64_t *rows, orm_error *err);
+
+/* The driver's copy_nonblocking, and pg_poll's part for a load's step in
+ * flight (PG_AOP_COPY). */
+void pg_copy_nonblocking(void *conn, int on);
+int pg_copy_poll(pg_conn *c, int *wait, orm_error *err);
+/* Checks the connection can start an operation, in nonblocking mode
+ * (postgres_async.c). */
+int pg_async_ready(pg_conn *c, orm_error *err);
 
 /* Ends a load left open (an error between copy_begin and copy_end) so the
  * connection can run other commands; nothing when none is open. */

@@ -4,8 +4,9 @@
  * under one Sync, a pipeline) and run (PQsendQueryPrepared /
  * PQsendQueryParams) with the connection in nonblocking mode, and pg_poll
  * advances the operation in flight (PQflush, PQconsumeInput, PQisBusy,
- * PQgetResult), telling the caller what to wait for on PQsocket. The
- * blocking calls of postgres.c stay as they are.
+ * PQgetResult), telling the caller what to wait for on PQsocket; a ping
+ * is an empty query sent the same way. The blocking calls of postgres.c
+ * stay as they are.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ int pg_socket(void *conn)
 /* Ends the operation in flight: back to blocking mode. */
 static void pga_end(pg_conn *c)
 {
+    c->askip = 0;
     c->aop = PG_AOP_NONE;
     c->ast = NULL;
     c->acount = c->anulls = 0;
@@ -85,8 +87,7 @@ static int pga_fail(pg_conn *c, const PGresult *res, orm_error *err)
     return rc;
 }
 
-/* Checks the connection can start an operation. */
-static int pga_ready(pg_conn *c, orm_error *err)
+int pg_async_ready(pg_conn *c, orm_error *err)
 {
     pg_copy_abort(c);
     if (pg_broken(c))
@@ -97,7 +98,26 @@ static int pga_ready(pg_conn *c, orm_error *err)
     }
     if (PQsetnonblocking(c->pg, 1) != 0)
         return pg_fail(c, NULL, err);
+    c->anonblock = 1;
     return ORM_OK;
+}
+
+/* In the pipeline of a prepare: the DEALLOCATEs of the statements
+ * finalized since (pg_release), each under its own Sync, whose results
+ * pg_poll skips (a failure is ignored, as pg_deallocate ignores it).
+ * Outside a transaction only: inside one they wait. 0, or -1 when libpq
+ * refused to queue them. */
+static int pga_send_stale(pg_conn *c)
+{
+    char sql[48];
+    while (c->nstale > 0 && PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+        snprintf(sql, sizeof sql, "DEALLOCATE orm_s%lu", c->stale[--c->nstale]);
+        if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0) ||
+            !PQpipelineSync(c->pg))
+            return -1;
+        c->askip++;
+    }
+    return 0;
 }
 
 int pg_prepare_start(void *conn, const char *sql, size_t len, void **out,
@@ -108,7 +128,7 @@ int pg_prepare_start(void *conn, const char *sql, size_t len, void **out,
     const char *name = "";
     int rc;
     *out = NULL;
-    rc = pga_ready(c, err);
+    rc = pg_async_ready(c, err);
     if (rc == ORM_OK)
         rc = pg_stmt_new(c, sql, len, &st, err);
     if (rc != ORM_OK) {
@@ -129,7 +149,7 @@ int pg_prepare_start(void *conn, const char *sql, size_t len, void **out,
     }
     c->aop = PG_AOP_PREPARE;
     c->ast = st;
-    if (!PQenterPipelineMode(c->pg) ||
+    if (!PQenterPipelineMode(c->pg) || pga_send_stale(c) != 0 ||
         !PQsendPrepare(c->pg, name, st->sql, 0, NULL) ||
         !PQsendDescribePrepared(c->pg, name) || !PQpipelineSync(c->pg))
         return pga_fail(c, NULL, err);
@@ -140,7 +160,7 @@ int pg_exec_start(void *stmt, orm_error *err)
 {
     pg_stmt *st = stmt;
     pg_conn *c = st->conn;
-    int ok, rc = pga_ready(c, err);
+    int ok, rc = pg_async_ready(c, err);
     if (rc != ORM_OK)
         return rc;
     st->executed = 1;
@@ -159,12 +179,18 @@ int pg_exec_start(void *stmt, orm_error *err)
 int pg_command_start(void *conn, const char *sql, orm_error *err)
 {
     pg_conn *c = conn;
-    int rc = pga_ready(c, err);
+    int rc = pg_async_ready(c, err);
     if (rc != ORM_OK)
         return rc;
     c->aop = PG_AOP_COMMAND;
     c->acommit = strcmp(sql, "COMMIT") == 0;
     return PQsendQuery(c->pg, sql) ? ORM_OK : pga_fail(c, NULL, err);
+}
+
+/* The driver's ping_start: an empty query, as pg_ping sends. */
+int pg_ping_start(void *conn, orm_error *err)
+{
+    return pg_command_start(conn, "", err);
 }
 
 /* The command is over: its outcome, as pg_exec gives it. */
@@ -196,7 +222,8 @@ static int pga_commanded(pg_conn *c, orm_error *err)
 static void pga_keep(pg_conn *c, PGresult *res)
 {
     ExecStatusType t = PQresultStatus(res);
-    if (t == PGRES_PIPELINE_ABORTED || t == PGRES_PIPELINE_SYNC) {
+    if (t == PGRES_PIPELINE_ABORTED || t == PGRES_PIPELINE_SYNC ||
+        c->askip > 0) { /* a DEALLOCATE's (pga_send_stale) */
         PQclear(res);
         return;
     }
@@ -300,6 +327,8 @@ int pg_poll(void *conn, int *wait, orm_error *err)
         return ORM_OK;
     if (c->aop == PG_AOP_CONNECT)
         return pga_connect(c, wait, err);
+    if (c->aop == PG_AOP_COPY)
+        return pg_copy_poll(c, wait, err);
     f = PQflush(c->pg);
     if (f < 0)
         return pga_fail(c, NULL, err);
@@ -326,6 +355,10 @@ int pg_poll(void *conn, int *wait, orm_error *err)
         if (c->aop == PG_AOP_PREPARE &&
             PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
             PQclear(res);
+            if (c->askip > 0) { /* a DEALLOCATE's */
+                c->askip--;
+                continue;
+            }
             return pga_prepared(c, err);
         }
         pga_keep(c, res);

@@ -1,7 +1,9 @@
 /*
  * drivers/postgres_copy.c: bulk load for the PostgreSQL driver: COPY ...
  * FROM STDIN in text format, each value encoded for its column's type
- * (learned from a probe SELECT), rows sent in large chunks.
+ * (learned from a probe SELECT), rows sent in large chunks; without
+ * blocking too (pg_copy_nonblocking: each step's round trips are sent
+ * with the connection in nonblocking mode and ended by pg_copy_poll).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,12 +50,19 @@ static int pgc_reserve(pg_copy *cp, size_t n)
 }
 
 /* Ends the COPY at the server: with msg, as a failure that rolls it back;
- * the final result is read and dropped. */
+ * the final result is read and dropped. Without blocking, that round trip
+ * is not made: the connection is left unusable instead. */
 static void pgc_finish(pg_conn *c, const char *msg)
 {
     PGresult *res;
     c->copy.active = 0;
     c->copy.len = 0;
+    if (c->copy.nb) {
+        c->broken = 1;
+        pg_async_free(c);
+        PQsetnonblocking(c->pg, 0);
+        return;
+    }
     if (PQputCopyEnd(c->pg, msg) < 0)
         c->broken = 1;
     while ((res = PQgetResult(c->pg)) != NULL)
@@ -89,12 +98,118 @@ static int pgc_kinds(pg_copy *cp, const PGresult *res, int ncols)
     return 0;
 }
 
+void pg_copy_nonblocking(void *conn, int on)
+{
+    ((pg_conn *)conn)->copy.nb = on;
+}
+
+/* A step without blocking failed (res, or the connection): the load is
+ * over; one whose rows were being sent leaves the connection unusable. */
+static int pgc_async_fail(pg_conn *c, const PGresult *res, orm_error *err)
+{
+    int rc = pg_fail(c, res, err);
+    if (c->copy.active && !c->broken)
+        c->broken = 1; /* in COPY IN, mid-stream */
+    c->copy.active = 0;
+    c->copy.len = 0;
+    pg_async_free(c);
+    PQsetnonblocking(c->pg, 0);
+    return rc;
+}
+
+/* The step is over. */
+static int pgc_async_done(pg_conn *c)
+{
+    pg_async_free(c);
+    PQsetnonblocking(c->pg, 0);
+    return ORM_OK;
+}
+
+int pg_copy_poll(pg_conn *c, int *wait, orm_error *err)
+{
+    pg_copy *cp = &c->copy;
+    PGresult *res;
+    int f = PQflush(c->pg);
+    if (f < 0 || !PQconsumeInput(c->pg))
+        return pgc_async_fail(c, NULL, err);
+    if (f == 1) { /* more to send: writable, or readable (to drain) */
+        *wait = ORM_WAIT_READ | ORM_WAIT_WRITE;
+        return ORM_OK;
+    }
+    if (cp->aphase == PGC_A_SEND)
+        return pgc_async_done(c);
+    while (!PQisBusy(c->pg)) {
+        res = PQgetResult(c->pg);
+        if (res != NULL && cp->aphase == PGC_A_OPEN &&
+            PQresultStatus(res) == PGRES_COPY_IN) {
+            PQclear(res);
+            cp->active = 1;
+            cp->len = 0;
+            cp->rows = 0;
+            return pgc_async_done(c);
+        }
+        if (res != NULL) { /* the first failure, else the first result */
+            if (!pg_ok(res) && c->abad == NULL)
+                c->abad = res;
+            else if (pg_ok(res) && c->ares == NULL)
+                c->ares = res;
+            else
+                PQclear(res);
+            continue;
+        }
+        if (c->abad != NULL || c->ares == NULL)
+            return pgc_async_fail(c, c->abad, err);
+        if (cp->aphase == PGC_A_END) {
+            *cp->arows = strtoll(PQcmdTuples(c->ares), NULL, 10);
+            return pgc_async_done(c);
+        }
+        /* the probe answered: the columns' encodings, then the COPY */
+        if (PQnfields(c->ares) != cp->ncols) {
+            orm_error_set(err, ORM_E_QUERY, "COPY: the probe returned %d "
+                          "columns, not %d", PQnfields(c->ares), cp->ncols);
+            pgc_async_done(c);
+            return ORM_E_QUERY;
+        }
+        if (pgc_kinds(cp, c->ares, cp->ncols) != 0) {
+            pgc_async_done(c);
+            return pg_nomem(err);
+        }
+        PQclear(c->ares);
+        c->ares = NULL;
+        cp->aphase = PGC_A_OPEN;
+        if (!PQsendQuery(c->pg, cp->acopy))
+            return pgc_async_fail(c, NULL, err);
+        *wait = ORM_WAIT_READ | ORM_WAIT_WRITE;
+        return ORM_OK;
+    }
+    *wait = ORM_WAIT_READ;
+    return ORM_OK;
+}
+
+/* copy_begin without blocking: the probe goes first (pg_copy_poll). */
+static int pgc_begin_start(pg_conn *c, const char *probe, const char *copy,
+                           int ncols, orm_error *err)
+{
+    int rc = pg_async_ready(c, err);
+    if (rc != ORM_OK)
+        return rc;
+    c->aop = PG_AOP_COPY;
+    c->copy.aphase = PGC_A_PROBE;
+    c->copy.acopy = copy;
+    c->copy.ncols = ncols;
+    if (!PQsendQuery(c->pg, probe))
+        return pgc_async_fail(c, NULL, err);
+    return ORM_OK;
+}
+
 int pg_copy_begin(void *conn, const char *probe, const char *copy, int ncols,
                   orm_error *err)
 {
     pg_conn *c = conn;
     PGresult *res;
     int rc;
+    if (c->copy.nb)
+        return pgc_begin_start(c, probe, copy, ncols, err);
     pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
@@ -216,11 +331,19 @@ static int pgc_value(pg_copy *cp, const orm_value *v, int kind)
     return 0;
 }
 
-/* Sends what the buffer holds. */
+/* Sends what the buffer holds (without blocking: queues it in libpq's
+ * buffer, and pg_copy_poll flushes it). */
 static int pgc_flush(pg_conn *c, orm_error *err)
 {
     pg_copy *cp = &c->copy;
-    if (cp->len > 0 && PQputCopyData(c->pg, cp->buf, (int)cp->len) != 1) {
+    if (cp->nb && cp->len > 0) {
+        c->aop = PG_AOP_COPY;
+        cp->aphase = PGC_A_SEND;
+        if (PQsetnonblocking(c->pg, 1) != 0 ||
+            PQputCopyData(c->pg, cp->buf, (int)cp->len) != 1)
+            return pgc_async_fail(c, NULL, err);
+    } else if (cp->len > 0 &&
+               PQputCopyData(c->pg, cp->buf, (int)cp->len) != 1) {
         int rc = pg_fail(c, NULL, err);
         pgc_finish(c, "sending failed");
         return rc;
@@ -275,6 +398,14 @@ int pg_copy_end(void *conn, int64_t *rows, orm_error *err)
     if (pgc_flush(c, err) != ORM_OK)
         return err->kind;
     c->copy.active = 0;
+    if (c->copy.nb) { /* pg_copy_poll reads the answer */
+        c->aop = PG_AOP_COPY;
+        c->copy.aphase = PGC_A_END;
+        c->copy.arows = rows;
+        if (PQsetnonblocking(c->pg, 1) != 0 || PQputCopyEnd(c->pg, NULL) != 1)
+            return pgc_async_fail(c, NULL, err);
+        return ORM_OK;
+    }
     if (PQputCopyEnd(c->pg, NULL) != 1)
         return pg_fail(c, NULL, err);
     res = PQgetResult(c->pg);

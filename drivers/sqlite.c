@@ -435,5 +435,5 @@ const orm_driver orm_sqlite_driver = {
     NULL,       NULL,        NULL, /* no bulk load */
     NULL,       NULL,        NULL,       NULL,
     NULL,       NULL, /* blocking calls only */
-    sq_in_transaction,
+    sq_in_transaction, NULL,     NULL,
 };

@@ -284,6 +284,33 @@ helper.each_driver(function(drv)
       assert.same({ "replica2", "replica2" }, nodes2)
     end)
 
+    it("with a waiter: a replica that cannot be reached fails over as without one", function()
+      local cqueues = require("cqueues")
+      -- min = 0: the replica's pool opens (no connection yet), and the
+      -- first read's connect fails through the waiter
+      local function run(waiter)
+        local ds, nodes = source({ read_your_writes = false, pool = { min = 0, max = 2 },
+          replica_retry_after = 30, replicas = { orm.driver_from_url(closed_url(RURL)) } })
+        local cq, got = cqueues.new(), {}
+        orm.set_waiter(waiter)
+        cq:wrap(function()
+          got.rows = #ds:select("SELECT id FROM rep_items WHERE id = 1")
+          got.count = Item:query({ connection = ds }):where_equals("id", 1):count()
+          got.page = ds:table("rep_items"):where("id", 1):paginate().total
+        end)
+        local ok, err = cq:loop()
+        orm.set_waiter(nil)
+        assert(ok, tostring(err))
+        local s = ds:stats()
+        return { got = got, nodes = nodes, down = s.replicas[1].down, primary = s.reads_primary,
+          replica = s.reads_replica }
+      end
+      local want = run(nil)
+      assert.same({ rows = 1, count = 1, page = 1 }, want.got)
+      assert.is_true(want.down)
+      assert.same(want, run(require("ormed.io.cqueues")))
+    end)
+
     it("a replica stopped mid-run: reads succeed, it is left out, then tried again", function()
       local dir = os.getenv("ORMED_TEST_REPLICA_DIR")
       assert(dir, "ORMED_TEST_REPLICA_DIR is not set: run the specs through make test")

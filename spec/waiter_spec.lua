@@ -306,12 +306,298 @@ helper.each_driver(function(drv)
       -- and a reachable server: new connections open through the waiter
       local fresh = orm.DataSource({ name = drv.name .. "_waiter_fresh", driver = drv.adapter(),
         pool = { max = 2, min = 0 } }):init()
-      local calls = run("cqueues", { function()
+      with_waiter(require("ormed.io.cqueues"), function()
         assert.are.equal(1, fresh:select("SELECT 1 AS one")[1].one)
-      end })
-      assert.is_true(#calls >= 2) -- at least the connect's and the statement's waits
+      end)
       assert.are.equal(1, fresh:stats().open)
       fresh:dispose()
+    end)
+  end
+
+  if drv.name ~= "sqlite" then
+    -- A predicate the server takes `secs` to evaluate, once per statement.
+    local function slow(secs)
+      if drv.name == "postgres" then
+        return string.format("(SELECT 1 FROM pg_sleep(%g)) = 1", secs)
+      end
+      return string.format("(SELECT SLEEP(%g)) = 0", secs)
+    end
+
+    -- Runs fn() once without a waiter, then in two coroutines of a cqueues
+    -- loop with a waiter set. Checks both gave what the first run gave,
+    -- and that they waited for the server at the same time: the whole took
+    -- well under twice the first run (the server's sleeps dominate).
+    -- Returns that result.
+    local function side_by_side(fn, what)
+      local t0 = core.clock()
+      local want = fn()
+      local alone = core.clock() - t0
+      local cq, got = cqueues.new(), {}
+      t0 = core.clock()
+      with_waiter(require("ormed.io.cqueues"), function()
+        for i = 1, 2 do cq:wrap(function() got[i] = fn() end) end
+        assert(cq:loop())
+      end)
+      local took = core.clock() - t0
+      assert.is_true(alone >= 0.2, what .. ": the slow predicate took " .. alone .. " s")
+      assert.is_true(took < alone * 1.5, string.format("%s: %.2f s for two, %.2f s for one",
+        what, took, alone))
+      assert.are.same(want, got[1])
+      assert.are.same(want, got[2])
+      return want
+    end
+
+    it("paginate's count and page wait through the waiter", function()
+      for i = 1, 5 do ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i }) end
+      local page = side_by_side(function()
+        return ds:table("waiter_items"):where_raw(slow(0.1)):order_by("v")
+          :paginate({ page = 2, per_page = 2 })
+      end, "paginate")
+      assert.are.same({ 3, 4 }, { page.items[1].v, page.items[2].v })
+      assert.are.equal(5, page.total)
+    end)
+
+    it("chunk and chunk_by_id read their pages through the waiter", function()
+      for i = 1, 3 do ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i }) end
+      for _, method in ipairs({ "chunk", "chunk_by_id" }) do
+        -- keyed: the NULL-key count, then two pages
+        local seen = side_by_side(function()
+          local got, q = {}, ds:table("waiter_items"):where_raw(slow(0.1))
+          q[method](q, 2, function(rows, page)
+            for _, r in ipairs(rows) do got[#got + 1] = page .. ":" .. r.v end
+          end)
+          return got
+        end, method)
+        assert.are.same({ "1:1", "1:2", "2:3" }, seen)
+      end
+      -- by OFFSET (ordered by another column), and an early stop
+      local seen = side_by_side(function()
+        local got = {}
+        ds:table("waiter_items"):where_raw(slow(0.2)):order_by("v", "desc"):chunk(2, function(rows)
+          for _, r in ipairs(rows) do got[#got + 1] = r.v end
+          return false
+        end)
+        return got
+      end, "chunk by offset")
+      assert.are.same({ 3, 2 }, seen)
+    end)
+
+    -- Runs op() in a coroutine while another one holds, in a suspended
+    -- transaction, the lock on waiter_uniq's unique key k = 1000 that op
+    -- needs: op must yield while it waits, so the holder can roll back
+    -- (without the waiter op would block the thread until
+    -- statement_timeout). hold: the holder's statement (by default an
+    -- INSERT of k = 1000). Returns op's result.
+    local function past_lock(op, hold)
+      local cq, order, got = cqueues.new(), {}, nil
+      with_waiter(require("ormed.io.cqueues"), function()
+        cq:wrap(function()
+          pcall(ds.transaction, ds, function()
+            ds:execute(hold or "INSERT INTO waiter_uniq (k, v) VALUES (1000, -1)")
+            order[#order + 1] = "holder locked"
+            cqueues.sleep(0.3)
+            order[#order + 1] = "holder rolls back"
+            error("undo")
+          end)
+        end)
+        cq:wrap(function()
+          cqueues.sleep(0.05)
+          order[#order + 1] = "writer waits"
+          got = op()
+          order[#order + 1] = "writer done"
+        end)
+        assert(cq:loop())
+      end)
+      assert.are.same({ "holder locked", "writer waits", "holder rolls back", "writer done" }, order)
+      return got
+    end
+
+    -- n rows: { k = 2000 + i, v = i } for i = 1..n-1, then k = v = 1000.
+    local function uniq_rows(n)
+      local rows = {}
+      for i = 1, n - 1 do rows[i] = { k = 2000 + i, v = i } end
+      rows[n] = { k = 1000, v = 1000 }
+      return rows
+    end
+
+    -- The server process behind p's one connection (PostgreSQL: its
+    -- backend; MariaDB: the server).
+    local function server_pid(p)
+      if drv.name == "postgres" then return p:select("SELECT pg_backend_pid() AS pid")[1].pid end
+      local f = assert(io.open(ds:select("SELECT @@pid_file AS f")[1].f))
+      local pid = f:read("n")
+      f:close()
+      return pid
+    end
+
+    -- Stops process pid (SIGSTOP), runs op() in a coroutine of a cqueues
+    -- loop with the waiter set while another coroutine resumes the process
+    -- after 0.3 s, and returns the order of events and op's result. An op
+    -- that waits through the waiter yields: { "op starts", "server resumed",
+    -- "op done" }. One that blocks the thread never lets the resuming
+    -- coroutine run: a shell resumes the server after 2 s instead, and op
+    -- is done first.
+    local function while_stopped(pid, op)
+      local sh = assert(io.popen(string.format("kill -STOP %d; (sleep 2; kill -CONT %d) "
+        .. ">/dev/null 2>&1 & echo $!", pid, pid)))
+      local rescuer = sh:read("n")
+      sh:close()
+      local cq, order, result = cqueues.new(), {}, nil
+      with_waiter(require("ormed.io.cqueues"), function()
+        cq:wrap(function()
+          order[#order + 1] = "op starts"
+          result = op()
+          order[#order + 1] = "op done"
+        end)
+        cq:wrap(function()
+          cqueues.sleep(0.3)
+          order[#order + 1] = "server resumed"
+          os.execute("kill -CONT " .. pid)
+        end)
+        local ok, err = cq:loop()
+        os.execute(string.format("kill -CONT %d; kill %d 2>/dev/null", pid, rescuer))
+        assert(ok, tostring(err))
+      end)
+      return order, result
+    end
+    local YIELDED = { "op starts", "server resumed", "op done" }
+
+    it("ping and the health check of an idle connection wait through the waiter", function()
+      local function pool_of(health_check)
+        return orm.DataSource({ name = drv.name .. "_waiter_hc" .. health_check, driver = drv.adapter(),
+          pool = { max = 1, min = 1, health_check = health_check } }):init()
+      end
+      local checked, plain = pool_of(0), pool_of(3600)
+      -- ping: the connection is idle (no pool wait), the ping's round trip waits
+      local order, ok = while_stopped(server_pid(plain), function() return plain:ping() end)
+      assert.are.same(YIELDED, order)
+      assert.is_true(ok)
+      -- health_check = 0: each checkout pings first, through the waiter too
+      -- (a ticking coroutine shows the select's own waits are not enough)
+      local pid = server_pid(checked)
+      local n
+      order, n = while_stopped(pid, function() return checked:select("SELECT 1 AS one")[1].one end)
+      assert.are.same(YIELDED, order)
+      assert.are.equal(1, n)
+      -- a connection the server dropped while idle fails the check: it is
+      -- replaced (opened through the waiter), as without a waiter
+      local function drop(p)
+        local id = p:select(drv.name == "postgres" and "SELECT pg_backend_pid() AS id"
+          or "SELECT CONNECTION_ID() AS id")[1].id
+        ds:execute(drv.name == "postgres" and "SELECT pg_terminate_backend(" .. id .. ")"
+          or "KILL " .. id)
+        require("socket").sleep(0.1) -- the server ends it
+      end
+      for _, waiter in ipairs({ false, require("ormed.io.cqueues") }) do
+        drop(checked)
+        n = 0
+        local function once() n = checked:select("SELECT 1 AS one")[1].one end
+        if waiter then with_waiter(waiter, once) else once() end
+        assert.are.equal(1, n)
+        assert.are.equal(1, checked:stats().open)
+        assert.are.equal(0, checked:stats().in_use)
+      end
+      -- a ping of a dropped connection raises connection_lost either way
+      for _, waiter in ipairs({ false, require("ormed.io.cqueues") }) do
+        drop(plain)
+        local err
+        local function once() err = helper.error_of(plain.ping, plain) end
+        if waiter then with_waiter(waiter, once) else once() end
+        assert.are.equal("connection_lost", err.kind)
+        assert.are.equal(0, plain:stats().open)
+        assert.is_true(plain:ping())
+      end
+      checked:dispose()
+      plain:dispose()
+    end)
+
+    it("init() opens the pool's min connections through the waiter", function()
+      local server = assert(socket.bind("127.0.0.1", 0)) -- listens, never answers
+      local _, port = server:getsockname()
+      local params = {}
+      for k, v in pairs(drv.adapter().params) do params[k] = v end
+      params.host, params.port, params.socket = "127.0.0.1", tonumber(port), nil
+      local cq, ticks, seen = cqueues.new(), 0, {}
+      with_waiter(require("ormed.io.cqueues"), function()
+        cq:wrap(function()
+          local silent = orm.DataSource({ name = drv.name .. "_waiter_init_silent",
+            driver = { params = params }, pool = { max = 2, min = 1 }, connect_timeout = 1 })
+          local ok, err = pcall(silent.init, silent)
+          seen.kind = not ok and err.kind
+        end)
+        cq:wrap(function()
+          while seen.kind == nil do
+            ticks = ticks + 1
+            cqueues.sleep(0.05)
+          end
+        end)
+        assert(cq:loop())
+      end)
+      server:close()
+      assert.are.equal("connection_failed", seen.kind)
+      assert.is_true(ticks >= 10, ticks .. " ticks") -- the loop ran while it connected
+      -- a reachable server: min connections open, idle, as without a waiter
+      -- (how many waits it took varies: a loopback answer may be there
+      -- already when the engine looks)
+      local fresh
+      with_waiter(require("ormed.io.cqueues"), function()
+        fresh = orm.DataSource({ name = drv.name .. "_waiter_init", driver = drv.adapter(),
+          pool = { max = 3, min = 2 } }):init()
+      end)
+      assert.are.same({ 2, 2, 0 }, { fresh:stats().open, fresh:stats().idle, fresh:stats().in_use })
+      assert.are.equal(1, fresh:select("SELECT 1 AS one")[1].one)
+      assert.are.equal(2, fresh:stats().open)
+      fresh:dispose()
+    end)
+
+    describe("lists of rows", function()
+      setup(function()
+        drv:create_table(ds, "waiter_uniq", { { "id", "id" }, { "k", "integer", "UNIQUE" },
+          { "v", "integer" } })
+      end)
+      teardown(function() drv:drop_table(ds, "waiter_uniq") end)
+      before_each(function() ds:execute("DELETE FROM waiter_uniq") end)
+
+      local function stored()
+        local t = ds:table("waiter_uniq")
+        return { count = t:count(), sum = t:sum("v"), big = t:where("k", 1000):first().v }
+      end
+
+      it("an insert of several statements (columns change) waits through the waiter", function()
+        local rows = { { k = 1, v = 1 }, { k = 2 }, { k = 1000, v = 1000 } }
+        local r = past_lock(function() return ds:table("waiter_uniq"):insert(rows) end)
+        assert.are.equal(3, r.affected_rows)
+        assert.are.same({ count = 3, sum = 1001, big = 1000 }, stored())
+      end)
+
+      it("a list insert of several batches waits through the waiter, all or nothing", function()
+        local n = drv.name == "mysql" and 8200 or 2100 -- more than one batch of 2 columns
+        local r = past_lock(function() return ds:table("waiter_uniq"):insert(uniq_rows(n)) end)
+        assert.are.equal(n, r.affected_rows)
+        local want = (n - 1) * n // 2 + 1000
+        assert.are.same({ count = n, sum = want, big = 1000 }, stored())
+        -- a failing batch rolls the whole list back, with a waiter as without
+        local err = helper.error_of(function()
+          with_waiter(require("ormed.io.cqueues"), function()
+            ds:table("waiter_uniq"):insert(uniq_rows(n)) -- every k taken
+          end)
+        end)
+        assert.are.equal("unique_violation", err.kind, tostring(err))
+        assert.are.same({ count = n, sum = want, big = 1000 }, stored())
+      end)
+
+      it("an upsert of several batches waits through the waiter", function()
+        local n = drv.name == "mysql" and 5500 or 1400 -- more than one batch of 3 columns
+        local rows = uniq_rows(n)
+        local r = past_lock(function() return ds:table("waiter_uniq"):upsert(rows, "k", { "v" }) end)
+        assert.is_true(r >= n, tostring(r))
+        assert.are.equal(n, ds:table("waiter_uniq"):count())
+        for _, row in ipairs(rows) do row.v = row.v + 1 end
+        r = past_lock(function() return ds:table("waiter_uniq"):upsert(rows, "k", { "v" }) end,
+          "UPDATE waiter_uniq SET v = v WHERE k = 1000")
+        assert.is_true(r >= n, tostring(r))
+        assert.are.same({ count = n, sum = (n - 1) * n // 2 + 1000 + n, big = 1001 }, stored())
+      end)
     end)
   end
 
@@ -379,6 +665,90 @@ helper.each_driver(function(drv)
     end })
     assert.are.equal("transaction_aborted", err.kind, tostring(err))
     assert.are.equal(0, ds:stats().in_use)
+  end)
+
+  -- Runs fn() in a coroutine with server process pid stopped (SIGSTOP)
+  -- except while the engine waits through the waiter, which resumes it
+  -- (SIGCONT) and stops it again once the wait is over: a round trip made
+  -- outside the waiter would hang until a rescuer resumes the server (after
+  -- 2 s). Returns fn's result and the time it took.
+  local function stopped_between_waits(pid, fn)
+    local sh = assert(io.popen(string.format("(while kill -0 %d; do sleep 2; kill -CONT %d; done) "
+      .. ">/dev/null 2>&1 & echo $!", pid, pid)))
+    local rescuer = sh:read("n")
+    sh:close()
+    orm.set_waiter(function(fd, mode, timeout)
+      uv.kill(pid, "sigcont")
+      require("ormed.io.cqueues")(fd, mode, timeout)
+      uv.kill(pid, "sigstop")
+    end)
+    local t0 = core.clock()
+    uv.kill(pid, "sigstop")
+    local ok, got = pcall(coroutine.wrap(fn))
+    local took = core.clock() - t0
+    orm.set_waiter(nil)
+    uv.kill(pid, "sigcont")
+    os.execute("kill " .. rescuer)
+    assert(ok, got)
+    return got, took
+  end
+
+  it("the DEALLOCATE of a statement evicted from the cache makes no round trip outside the waiter", function()
+    local one = orm.DataSource({ name = "pg_waiter_evict", driver = drv.adapter(),
+      pool = { max = 1, min = 1 } }):init()
+    for i = 1, 128 do one:select("SELECT " .. i .. " AS v") end -- the cache (128) is full
+    local pid = one:select("SELECT pg_backend_pid() AS pid")[1].pid
+    local got, took = stopped_between_waits(pid, function()
+      local got = {}
+      for i = 1, 8 do -- each prepare evicts a statement
+        got[i] = one:select("SELECT " .. (1000 + i) .. " AS v")[1].v
+      end
+      return got
+    end)
+    assert.are.same({ 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008 }, got)
+    assert.is_true(took < 0.9, "took " .. took .. " s")
+    -- the evicted ones are deallocated all the same (the last one along
+    -- with the next prepare, this count's)
+    local n = one:select("SELECT count(*) AS n FROM pg_prepared_statements")[1].n
+    assert.is_true(n <= 129, n .. " statements prepared")
+    one:dispose()
+  end)
+
+  it("a bulk load (COPY) makes no round trip outside the waiter and reports as without one", function()
+    local one = orm.DataSource({ name = "pg_waiter_copy", driver = drv.adapter(),
+      pool = { max = 1, min = 1 } }):init()
+    drv:create_table(one, "waiter_bulk", { { "id", "id" }, { "v", "integer" }, { "t", "text" } })
+    local rows, pad = {}, string.rep("x", 200)
+    for i = 1, 20000 do rows[i] = { v = i, t = pad } end -- 4 MB: more than a socket holds
+    local events = {}
+    one:listen(function(e)
+      events[#events + 1] = { sql = e.sql:match("^%u+"), rows = e.rows, error = e.error }
+    end)
+    local want = one:table("waiter_bulk"):insert(rows)
+    local want_events = events
+    events = {}
+    assert.are.equal("COPY", want_events[2].sql) -- BEGIN, COPY, COMMIT
+    one:execute("DELETE FROM waiter_bulk")
+    local pid = one:select("SELECT pg_backend_pid() AS pid")[1].pid
+    events = {}
+    local got, took = stopped_between_waits(pid, function()
+      return one:table("waiter_bulk"):insert(rows)
+    end)
+    assert.is_true(took < 1.5, "took " .. took .. " s")
+    assert.are.same(want, got)
+    assert.are.same(want_events, events)
+    assert.are.same({ n = 20000, s = 20000 * 20001 // 2 },
+      one:select("SELECT count(*) AS n, sum(v) AS s FROM waiter_bulk")[1])
+    -- a failing load: the same error, and the connection stays usable
+    rows[#rows + 1] = { v = "not a number", t = pad }
+    local err_want = helper.error_of(function() one:table("waiter_bulk"):insert(rows) end)
+    local err_got = helper.error_of(function()
+      with_waiter(require("ormed.io.cqueues"), function() one:table("waiter_bulk"):insert(rows) end)
+    end)
+    assert.are.same({ err_want.kind, err_want.sqlstate }, { err_got.kind, err_got.sqlstate })
+    assert.are.equal(20000, one:table("waiter_bulk"):count())
+    drv:drop_table(one, "waiter_bulk")
+    one:dispose()
   end)
 
   it("statements waiting for the only pooled connection yield, served in arrival order", function()

@@ -305,5 +305,6 @@ int luaopen_ormed_core(lua_State *L)
     orm_lua_open_query(L);
     orm_lua_open_schema(L);
     orm_lua_open_wait(L);
+    orm_lua_open_atomic(L);
     return 1;
 }

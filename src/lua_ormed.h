@@ -130,13 +130,20 @@ int orm_lua_target_find(lua_State *L);
  * hydration table or nil; steps the started statement and pushes its
  * result shaped by the mode. */
 int orm_lua_run_collect(lua_State *L);
-/* The end of every run: releases an acquired connection, records
- * statistics, notifies listeners, then returns 1 with the result on top or
- * raises x->err (x->rc < 0). */
-int orm_lua_run_end(lua_State *L, int tidx, orm_pool *pool, int acquired,
-                    orm_lua_runctx *x, const char *sql, size_t len,
-                    const orm_value *binds, int n, double t0);
-
+/* Ends a statement: checks the server's transaction state agrees with
+ * ormed's (orm_conn_check_tx), returns a connection it checked out,
+ * counts the statement and tells listeners. 1 when it succeeded (its
+ * result on top), 0 when it failed (nil on top); raises a Lua error the
+ * collector caught. */
+int orm_lua_run_finish(lua_State *L, int tidx, orm_pool *pool, int acquired,
+                       orm_lua_runctx *x, const char *sql, size_t len,
+                       const orm_value *binds, int n, double t0);
+/* A statement on a pool target failed to reach its server: when the pool's
+ * info table has a `failover` function (a read replica's, set by
+ * lua/ormed/replicas.lua), calls it with the error kind and message; when
+ * it returns another pool, puts that pool in the target's stack slot and
+ * returns 1 (run the statement again there), else 0. */
+int orm_lua_failover(lua_State *L, int tidx, const orm_error *err);
 /* The end of a transaction step on the conn target at cidx: records and
  * reports its statement, then pushes the depth (returns 1) or raises. */
 int orm_lua_tx_end(lua_State *L, int cidx, int rc, orm_error *err, double t0);
@@ -170,6 +177,19 @@ void orm_lua_open_wait(lua_State *L);
  * acquire_timeout (pool_timeout). Returns 1 with the conn pushed. */
 int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx);
 
+/* pool:ping() while a waiter is set (on top), for the pool at pidx:
+ * checks a connection out and pings it, each wait through the waiter.
+ * Returns 1 with true pushed, or raises as pool:ping(). */
+int orm_lua_ping_wait(lua_State *L, int pidx);
+
+/* core.pool_new while a waiter is set (not on the stack), for a driver
+ * with open_start: the new pool (made with min 0, then orm_pool_set_min)
+ * at pidx, the top of the stack, opens its min connections by checking them out through
+ * the waiter (pool:acquire(), called with lua_callk) and back in. Returns
+ * 1 with the pool pushed; a failure closes the pool and raises as the
+ * checkout does. */
+int orm_lua_fill_wait(lua_State *L, int pidx, int min);
+
 /* conn:begin() / commit() / rollback() while a waiter is set (on top) and
  * the driver has non-blocking calls: the statement's wait goes through
  * the waiter. Returns as orm_lua_tx_end. */
@@ -188,6 +208,16 @@ int orm_lua_tx_wait(lua_State *L, int cidx, orm_tx_op op);
 int orm_lua_atomic_new(lua_State *L);
 void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx);
 void orm_lua_atomic_commit(lua_State *L, int cidx);
+/* The same steps for a caller whose waits go through the waiter: each
+ * sends its statements (the checkout, BEGIN or SAVEPOINT; COMMIT or
+ * RELEASE) from a call made with lua_callk(ctx, k), so it may yield; the
+ * caller then calls orm_lua_atomic_begin (which only puts the begun
+ * group's connection in cidx) or orm_lua_atomic_commit (which only closes
+ * the guard's slot). */
+void orm_lua_atomic_begin_k(lua_State *L, int cidx, int tidx,
+                            lua_KContext ctx, lua_KFunction k);
+void orm_lua_atomic_commit_k(lua_State *L, int cidx, lua_KContext ctx,
+                             lua_KFunction k);
 
 /* Bulk load on the connection target at cidx (a dialect with
  * copy_from_stdin): begin runs the probe and starts `copy`, returning the
@@ -200,11 +230,29 @@ double orm_lua_copy_begin(lua_State *L, int cidx, const char *probe,
 void orm_lua_copy_rows(lua_State *L, int cidx, const char *copy, double t0,
                        const orm_value *vals, int nrows);
 int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0);
+/* The ends of those: a failed step (counts it, tells listeners, raises
+ * err), and a finished load of `rows` rows (counts it, tells listeners). */
+int orm_lua_copy_fail(lua_State *L, int cidx, const char *copy, double t0,
+                      const orm_error *err);
+void orm_lua_copy_ended(lua_State *L, int cidx, const char *copy, double t0,
+                        int64_t rows);
+
+/* A step of a bulk load while a waiter is set (lua_wait.c), as a call made
+ * with lua_callk(ctx, k), so that its round trips go through the waiter
+ * and may yield (drivers with copy_nonblocking): ORM_LUA_COPY_BEGIN (probe,
+ * ncols = n) leaves the clock at its start on top, ORM_LUA_COPY_ROWS (n
+ * rows at vals, which stay valid until it is over) nothing, and
+ * ORM_LUA_COPY_END the rows loaded. Failures as the steps above. */
+enum { ORM_LUA_COPY_BEGIN, ORM_LUA_COPY_ROWS, ORM_LUA_COPY_END };
+void orm_lua_copy_k(lua_State *L, int cidx, int op, const char *probe,
+                    const char *copy, double t0, const orm_value *vals, int n,
+                    lua_KContext ctx, lua_KFunction k);
 
 /* {==== registration: each file adds its functions to the module table
  * at the top of the stack ====} */
 void orm_lua_open_pool(lua_State *L);
 void orm_lua_open_query(lua_State *L);
 void orm_lua_open_schema(lua_State *L);
+void orm_lua_open_atomic(lua_State *L);
 
 #endif

@@ -178,6 +178,7 @@ static int pool_new(lua_State *L)
     orm_error err;
     const orm_driver *d;
     pool_ud *u;
+    int later;
     luaL_checktype(L, 1, LUA_TTABLE);
     aux_params(L, 1, &p);
     aux_timeouts(L, 3, &p);
@@ -199,14 +200,25 @@ static int pool_new(lua_State *L)
         o.idle_timeout = 60;
         o.health_check = 2;
     }
+    lua_settop(L, 3);
     u = lua_newuserdatauv(L, sizeof *u, 1);
     u->pool = NULL;
     luaL_setmetatable(L, ORM_LUA_POOL);
     lua_newtable(L);
     lua_setiuservalue(L, -2, 1);
     orm_error_clear(&err);
+    later = o.min > 0 && d->open_start != NULL && orm_lua_waiter(L);
+    if (later) { /* opened through the waiter, once the pool exists */
+        lua_pop(L, 1);
+        later = o.min;
+        o.min = 0;
+    }
     if (orm_pool_new(d, &p, &o, &u->pool, &err) != ORM_OK)
         return orm_lua_raise(L, &err, NULL, NULL);
+    if (later) {
+        orm_pool_set_min(u->pool, later);
+        return orm_lua_fill_wait(L, 4, later);
+    }
     return 1;
 }
 
@@ -303,6 +315,9 @@ static int pool_ping(lua_State *L)
     orm_conn *c;
     orm_error err;
     int rc;
+    lua_settop(L, 1);
+    if (orm_lua_waiter(L))
+        return orm_lua_ping_wait(L, 1);
     orm_error_clear(&err);
     rc = orm_pool_acquire(u->pool, &c, &err);
     if (rc == ORM_OK) {
@@ -442,91 +457,9 @@ static int conn_pool(lua_State *L)
     return 1;
 }
 
-/* {==== all-or-nothing groups of statements ====} */
-
-#define ORM_LUA_ATOMIC "ormed.atomic"
-
-/* A group's guard: its user value 1 is the connection target. */
-typedef struct atomic_ud {
-    int open;      /* begun, neither committed nor rolled back */
-    int acquired;  /* the connection was checked out for the group */
-} atomic_ud;
-
-/* Calls method m of the conn target at cidx with no arguments. */
-static void atomic_call(lua_State *L, int cidx, lua_CFunction m)
-{
-    lua_pushcfunction(L, m);
-    lua_pushvalue(L, cidx);
-    lua_call(L, 1, 0);
-}
-
-/* __close / __gc: rolls back a group still open, returns a connection
- * checked out for it. Never raises. */
-static int atomic_close(lua_State *L)
-{
-    atomic_ud *a = luaL_checkudata(L, 1, ORM_LUA_ATOMIC);
-    lua_settop(L, 1);
-    lua_getiuservalue(L, 1, 1);
-    if (a->open) {
-        a->open = 0;
-        lua_pushcfunction(L, conn_rollback);
-        lua_pushvalue(L, 2);
-        lua_pcall(L, 1, 0, 0);
-    }
-    if (a->acquired) {
-        a->acquired = 0;
-        lua_pushcfunction(L, conn_release);
-        lua_pushvalue(L, 2);
-        lua_pcall(L, 1, 0, 0);
-    }
-    return 0;
-}
-
-int orm_lua_atomic_new(lua_State *L)
-{
-    atomic_ud *a = lua_newuserdatauv(L, sizeof *a, 1);
-    a->open = a->acquired = 0;
-    luaL_setmetatable(L, ORM_LUA_ATOMIC);
-    lua_toclose(L, -1);
-    lua_pushnil(L);
-    return lua_gettop(L);
-}
-
-void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx)
-{
-    atomic_ud *a = luaL_checkudata(L, cidx - 1, ORM_LUA_ATOMIC);
-    if (a->open || a->acquired)
-        return;
-    if (luaL_testudata(L, tidx, ORM_LUA_CONN)) {
-        lua_pushvalue(L, tidx);
-    } else {
-        lua_pushcfunction(L, pool_acquire);
-        lua_pushvalue(L, tidx);
-        lua_call(L, 1, 1);
-        a->acquired = 1;
-    }
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, cidx - 1, 1);
-    lua_replace(L, cidx);
-    atomic_call(L, cidx, conn_begin);
-    a->open = 1;
-}
-
-void orm_lua_atomic_commit(lua_State *L, int cidx)
-{
-    atomic_ud *a = luaL_checkudata(L, cidx - 1, ORM_LUA_ATOMIC);
-    if (a->open) {
-        atomic_call(L, cidx, conn_commit);
-        a->open = 0;
-    }
-    lua_closeslot(L, cidx - 1);
-}
-
 /* {==== bulk load ====} */
 
-/* Raises err for the load `copy` on the conn target at cidx, after
- * counting it and telling the listeners. */
-static int copy_raise(lua_State *L, int cidx, const char *copy, double t0,
+int orm_lua_copy_fail(lua_State *L, int cidx, const char *copy, double t0,
                       const orm_error *err)
 {
     conn_ud *c = aux_checkconn(L, cidx);
@@ -544,7 +477,7 @@ double orm_lua_copy_begin(lua_State *L, int cidx, const char *probe,
     orm_error_clear(&err);
     if (orm_conn_copy_begin(aux_checkconn(L, cidx)->conn, probe, copy, ncols,
                             &err) != ORM_OK)
-        copy_raise(L, cidx, copy, t0, &err);
+        orm_lua_copy_fail(L, cidx, copy, t0, &err);
     return t0;
 }
 
@@ -555,22 +488,29 @@ void orm_lua_copy_rows(lua_State *L, int cidx, const char *copy, double t0,
     orm_error_clear(&err);
     if (orm_conn_copy_rows(aux_checkconn(L, cidx)->conn, vals, nrows, &err) !=
         ORM_OK)
-        copy_raise(L, cidx, copy, t0, &err);
+        orm_lua_copy_fail(L, cidx, copy, t0, &err);
 }
 
 int64_t orm_lua_copy_end(lua_State *L, int cidx, const char *copy, double t0)
 {
     orm_error err;
-    conn_ud *c = aux_checkconn(L, cidx);
     int64_t rows = 0;
-    double ms;
     orm_error_clear(&err);
-    if (orm_conn_copy_end(c->conn, &rows, &err) != ORM_OK)
-        copy_raise(L, cidx, copy, t0, &err);
-    ms = (orm_clock() - t0) * 1000.0;
+    if (orm_conn_copy_end(aux_checkconn(L, cidx)->conn, &rows, &err) != ORM_OK)
+        orm_lua_copy_fail(L, cidx, copy, t0, &err);
+    orm_lua_copy_ended(L, cidx, copy, t0, rows);
+    return rows;
+}
+
+void orm_lua_copy_ended(lua_State *L, int cidx, const char *copy, double t0,
+                        int64_t rows)
+{
+    orm_error err;
+    conn_ud *c = aux_checkconn(L, cidx);
+    double ms = (orm_clock() - t0) * 1000.0;
+    orm_error_clear(&err);
     orm_pool_record(c->pool, ms, 0);
     orm_lua_notify(L, cidx, copy, strlen(copy), NULL, 0, ms, rows, &err);
-    return rows;
 }
 
 static const luaL_Reg pool_methods[] = {
@@ -595,7 +535,6 @@ void orm_lua_open_pool(lua_State *L)
 {
     orm_lua_newclass(L, ORM_LUA_POOL, pool_methods, pool_close);
     orm_lua_newclass(L, ORM_LUA_CONN, conn_methods, conn_release);
-    orm_lua_newclass(L, ORM_LUA_ATOMIC, NULL, atomic_close);
     lua_pushcfunction(L, pool_new);
     lua_setfield(L, -2, "pool_new");
     lua_pushcfunction(L, pool_clock);

@@ -109,6 +109,18 @@ query_scratch *lq_scratch(lua_State *L);
 int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
             int hyd);
 
+/* For a method that runs several statements (and so cannot return the
+ * result of orm_lua_run_wait straight to Lua): with `waiting`, runs u's
+ * compiled statement as a Lua call (lua_callk with ctx, k) whose waits go
+ * through the waiter, so it may yield, and k then goes on with the result
+ * on top; the method (whose upvalues are the terminal methods') keeps its
+ * state where k finds it (ctx). Without, as lq_emit. */
+void lq_emit_k(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
+               int hyd, int waiting, lua_KContext ctx, lua_KFunction k);
+
+/* Adds the { affected_rows, last_insert_id } on top to s and pops it. */
+void lq_absorb(lua_State *L, lq_sink *s);
+
 /* Compiles u's write payload and runs (or collects) it, adding its
  * affected rows and last id to s. */
 void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s);
@@ -128,6 +140,11 @@ extern const luaL_Reg lq_terminal_methods[];
 const char *lq_terminal_kind(const char *name);
 
 /* {==== lua_rows.c ====} */
+
+/* 1 when the statements of a terminal method running on s's target go
+ * through the waiter (orm_lua_waiter: one is set and the coroutine can
+ * yield); 0 when they block, or s collects. Pushes nothing. */
+int lq_waiting(lua_State *L, const lq_sink *s);
 
 /* insert(row | rows) with the row or list at a: runs (pushing
  * { affected_rows, last_insert_id? }, returns 1) or collects (returns 0). */

@@ -110,8 +110,42 @@ int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
     return lqr_emit(L, u, s, mode, hyd, LQR_NOT_LAST);
 }
 
-/* Adds the { affected_rows, last_insert_id } on top to s and pops it. */
-static void lqr_absorb(lua_State *L, lq_sink *s)
+/* One statement of a method that runs several, called with lua_callk so
+ * the method goes on in its continuation: arguments the query (its
+ * compiled statement), the target, the mode, the hydration table or nil;
+ * returns the result. With a waiter, the statement's waits go through it
+ * (orm_lua_run_wait). Shares the methods' upvalues (the scratch). */
+static int lqr_run_fn(lua_State *L)
+{
+    query_ud *u = lq_check(L, 1);
+    lq_sink s;
+    memset(&s, 0, sizeof s);
+    s.tidx = 2;
+    return lqr_emit(L, u, &s, (orm_lua_mode)lua_tointeger(L, 3),
+                    lq_hyd(L, 4), ORM_LUA_POST_NONE) != 0;
+}
+
+void lq_emit_k(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
+               int hyd, int waiting, lua_KContext ctx, lua_KFunction k)
+{
+    if (!waiting) {
+        lq_emit(L, u, s, mode, hyd);
+        return;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushcclosure(L, lqr_run_fn, 2);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, s->tidx);
+    lua_pushinteger(L, mode);
+    if (hyd)
+        lua_pushvalue(L, hyd);
+    else
+        lua_pushnil(L);
+    lua_callk(L, 4, 1, ctx, k);
+}
+
+void lq_absorb(lua_State *L, lq_sink *s)
 {
     lua_getfield(L, -1, "affected_rows");
     s->affected += lua_tointeger(L, -1);
@@ -127,7 +161,7 @@ void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s)
 {
     lq_compile_write(L, u, s->d);
     if (lq_emit(L, u, s, ORM_LUA_EXEC, 0))
-        lqr_absorb(L, s);
+        lq_absorb(L, s);
 }
 
 int lq_hyd(lua_State *L, int idx)
@@ -238,11 +272,78 @@ static lua_Integer lqr_field_int(lua_State *L, int t, const char *k,
     return v;
 }
 
+/* paginate's state: on the C stack, or (with a waiter) in a userdata on
+ * the method's stack (slot), so a statement may yield in between. */
+typedef struct lqr_pag {
+    lq_sink s;
+    lua_Integer page, per, total;
+    int a, phase, waiting, slot;
+} lqr_pag;
+
+static int lqr_paginate_k(lua_State *L, int status, lua_KContext ctx);
+
+/* paginate's steps: the count, then the page (each statement through
+ * the waiter when g->waiting: k goes on after a yield), then the result. */
+static int lqr_paginate_steps(lua_State *L, lqr_pag *g)
+{
+    query_ud *u = lq_check(L, 1);
+    orm_compile_opts o;
+    for (;;) {
+        memset(&o, 0, sizeof o);
+        o.set_window = 1;
+        switch (g->phase++) {
+        case 0:
+            o.agg = ORM_AGG_COUNT;
+            o.limit = o.offset = -1;
+            lqr_compile(L, u, g->s.d, &o);
+            lq_emit_k(L, u, &g->s, ORM_LUA_VALUE, 0, g->waiting, g->slot,
+                      lqr_paginate_k);
+            continue;
+        case 1:
+            if (g->s.tidx != 0) {
+                lqr_numeric(L, 1);
+                g->total = lua_tointeger(L, -1);
+                lua_pop(L, 1);
+            }
+            o.limit = g->per;
+            o.offset = (g->page - 1) * g->per;
+            lqr_compile(L, u, g->s.d, &o);
+            lq_emit_k(L, u, &g->s, ORM_LUA_ROWS, lq_hyd(L, g->a + 1),
+                      g->waiting, g->slot, lqr_paginate_k);
+            continue;
+        }
+        break;
+    }
+    if (g->s.tidx == 0)
+        return 0;
+    lua_createtable(L, 0, 5);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "items");
+    lua_pushinteger(L, g->total);
+    lua_setfield(L, -2, "total");
+    lua_pushinteger(L, g->page);
+    lua_setfield(L, -2, "page");
+    lua_pushinteger(L, g->per);
+    lua_setfield(L, -2, "per_page");
+    lua_pushinteger(L, g->total > 0 ? g->total / g->per + (g->total % g->per != 0)
+                                    : 1);
+    lua_setfield(L, -2, "last_page");
+    return 1;
+}
+
+static int lqr_paginate_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    return lqr_paginate_steps(L, lua_touserdata(L, (int)ctx));
+}
+
 /* paginate({ page =, per_page = }, hyd?) */
 static int lqr_paginate(lua_State *L, query_ud *u, lq_sink *s, int a)
 {
-    orm_compile_opts o;
-    lua_Integer page, per, total;
+    lqr_pag local, *g = &local;
+    lua_Integer page, per;
+    int waiting;
+    (void)u;
     if (!lua_isnoneornil(L, a) && !lua_istable(L, a))
         return orm_lua_argerror(L, "paginate: expected { page =, per_page = }");
     page = lqr_field_int(L, a, "page", 1);
@@ -251,37 +352,16 @@ static int lqr_paginate(lua_State *L, query_ud *u, lq_sink *s, int a)
         return orm_lua_argerror(L, "paginate: page %lld of %lld rows starts "
                                    "past the largest offset",
                                 (long long)page, (long long)per);
-    memset(&o, 0, sizeof o);
-    o.agg = ORM_AGG_COUNT;
-    o.set_window = 1;
-    o.limit = o.offset = -1;
-    lqr_compile(L, u, s->d, &o);
-    if (lq_emit(L, u, s, ORM_LUA_VALUE, 0)) {
-        lqr_numeric(L, 1);
-        total = lua_tointeger(L, -1);
-        lua_pop(L, 1);
-    } else {
-        total = 0;
-    }
-    memset(&o, 0, sizeof o);
-    o.set_window = 1;
-    o.limit = per;
-    o.offset = (page - 1) * per;
-    lqr_compile(L, u, s->d, &o);
-    if (!lq_emit(L, u, s, ORM_LUA_ROWS, lq_hyd(L, a + 1)))
-        return 0;
-    lua_createtable(L, 0, 5);
-    lua_insert(L, -2);
-    lua_setfield(L, -2, "items");
-    lua_pushinteger(L, total);
-    lua_setfield(L, -2, "total");
-    lua_pushinteger(L, page);
-    lua_setfield(L, -2, "page");
-    lua_pushinteger(L, per);
-    lua_setfield(L, -2, "per_page");
-    lua_pushinteger(L, total > 0 ? total / per + (total % per != 0) : 1);
-    lua_setfield(L, -2, "last_page");
-    return 1;
+    if ((waiting = lq_waiting(L, s)) != 0)
+        g = lua_newuserdatauv(L, sizeof *g, 0);
+    memset(g, 0, sizeof *g);
+    g->waiting = waiting;
+    g->slot = waiting ? lua_gettop(L) : 0;
+    g->s = *s;
+    g->page = page;
+    g->per = per;
+    g->a = a;
+    return lqr_paginate_steps(L, g);
 }
 
 /* Compiles chunk number `page` (from 1) of n rows, ordered by the query's
@@ -358,9 +438,6 @@ static int lqr_keyset_ok(const query_ud *u, const char *key, int ordered)
     return strcmp(lqr_bare(ord->col), lqr_bare(key)) == 0;
 }
 
-static lua_Integer lqr_null_keys(lua_State *L, query_ud *u, lq_sink *s,
-                                 const char *key);
-
 /* Compiles the next keyed page: rows after the last key seen. Returns
  * the LIMIT used (0: past the query's own limit). */
 static lua_Integer lqr_keyed_compile(lua_State *L, query_ud *u, lq_sink *s,
@@ -407,16 +484,30 @@ static void lqr_keep_last_key(lua_State *L, lqr_pager *p, lua_Integer got)
 }
 
 /* The paging loop's state, in a userdata on the terminal method's stack
- * (slot `ctx`), so fn may yield: the loop goes on in a continuation. */
+ * (slot `ctx`), so fn (and, with a waiter, a statement) may yield: the
+ * loop goes on in a continuation. */
 typedef struct lqr_loop {
     lqr_pager p;
     lq_sink s;
     lua_Integer page;
     lua_Integer lim;   /* LIMIT of the page handed to fn */
     lua_Integer got;   /* rows it had */
+    int waiting;       /* statements go through the waiter */
+    int phase;         /* LQR_P_*: what comes next */
+    const char *check; /* key whose NULLs are counted first, or NULL */
+    int refuse;        /* ... raising when there are (chunk_by_id); else
+                          pages by `check` only when there are none */
 } lqr_loop;
 
-static int lqr_page_cont(lua_State *L, int status, lua_KContext ctx);
+enum {
+    LQR_P_CHECK,   /* count the rows with a NULL key */
+    LQR_P_CHECKED, /* that count on top */
+    LQR_P_PAGE,    /* compile and run the next page */
+    LQR_P_ROWS,    /* its rows on top */
+    LQR_P_FN       /* fn's result on top */
+};
+
+static int lqr_page_k(lua_State *L, int status, lua_KContext ctx);
 
 /* After fn returned (its result on top): 1 with the loop's result pushed
  * when it is over, else 0 (the next page comes). */
@@ -432,58 +523,92 @@ static int lqr_page_done(lua_State *L, lqr_loop *lp)
     return 0;
 }
 
-/* Runs pages from lp->page on: fn(rows, page) per page; pushes true, or
- * false when fn returned false. fn is called with lua_callk, so it may
- * yield. */
+static void lqr_null_compile(lua_State *L, query_ud *u, lq_sink *s,
+                             const char *key);
+static lua_Integer lqr_null_read(lua_State *L);
+static void lqr_null_refuse(lua_State *L, lua_Integer n, const char *key);
+
+/* Runs the loop from lp->phase on: fn(rows, page) per page; pushes true,
+ * or false when fn returned false. fn is called with lua_callk, so it may
+ * yield, and so are the statements when a waiter is set. */
 static int lqr_page_run(lua_State *L, lqr_loop *lp, int slot)
 {
     query_ud *u = lq_check(L, 1);
     lqr_pager *p = &lp->p;
+    lua_Integer lim, got;
     for (;;) {
-        lua_Integer lim = p->key ? lqr_keyed_compile(L, u, &lp->s, p)
-                                 : lqr_chunk_compile(L, u, &lp->s, p->n, lp->page);
-        lua_Integer got;
-        if (lim <= 0)
-            break;
-        lq_emit(L, u, &lp->s, ORM_LUA_ROWS, p->hyd);
-        got = (lua_Integer)lua_rawlen(L, -1);
-        if (got == 0)
-            break;
-        p->seen += got;
-        if (p->key)
-            lqr_keep_last_key(L, p, got);
-        lp->lim = lim;
-        lp->got = got;
-        lua_pushvalue(L, p->fn);
-        lua_insert(L, -2);
-        lua_pushinteger(L, lp->page);
-        lua_callk(L, 2, 1, (lua_KContext)slot, lqr_page_cont);
-        if (lqr_page_done(L, lp))
-            return 1;
+        switch (lp->phase) {
+        case LQR_P_CHECK:
+            lqr_null_compile(L, u, &lp->s, lp->check);
+            lp->phase = LQR_P_CHECKED;
+            lq_emit_k(L, u, &lp->s, ORM_LUA_VALUE, 0, lp->waiting, slot,
+                      lqr_page_k);
+            continue;
+        case LQR_P_CHECKED:
+            got = lqr_null_read(L);
+            if (lp->refuse)
+                lqr_null_refuse(L, got, lp->check);
+            else if (got == 0)
+                p->key = lp->check;
+            lp->phase = LQR_P_PAGE;
+            continue;
+        case LQR_P_PAGE:
+            lim = p->key ? lqr_keyed_compile(L, u, &lp->s, p)
+                         : lqr_chunk_compile(L, u, &lp->s, p->n, lp->page);
+            if (lim <= 0)
+                break;
+            lp->lim = lim;
+            lp->phase = LQR_P_ROWS;
+            lq_emit_k(L, u, &lp->s, ORM_LUA_ROWS, p->hyd, lp->waiting, slot,
+                      lqr_page_k);
+            continue;
+        case LQR_P_ROWS:
+            got = (lua_Integer)lua_rawlen(L, -1);
+            if (got == 0)
+                break;
+            p->seen += got;
+            if (p->key)
+                lqr_keep_last_key(L, p, got);
+            lp->got = got;
+            lua_pushvalue(L, p->fn);
+            lua_insert(L, -2);
+            lua_pushinteger(L, lp->page);
+            lp->phase = LQR_P_FN;
+            lua_callk(L, 2, 1, (lua_KContext)slot, lqr_page_k);
+            continue;
+        default: /* LQR_P_FN */
+            lp->phase = LQR_P_PAGE;
+            if (lqr_page_done(L, lp))
+                return 1;
+            continue;
+        }
+        break;
     }
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* The loop after fn yielded and was resumed. */
-static int lqr_page_cont(lua_State *L, int status, lua_KContext ctx)
+/* The loop after fn or a statement yielded and was resumed. */
+static int lqr_page_k(lua_State *L, int status, lua_KContext ctx)
 {
-    lqr_loop *lp = lua_touserdata(L, (int)ctx);
     (void)status;
-    if (lqr_page_done(L, lp))
-        return 1;
-    return lqr_page_run(L, lp, (int)ctx);
+    return lqr_page_run(L, lua_touserdata(L, (int)ctx), (int)ctx);
 }
 
-/* Starts the paging loop of p on the target of s. */
-static int lqr_page_loop(lua_State *L, query_ud *u, lq_sink *s, lqr_pager *p)
+/* Starts the paging loop of p on the target of s, first counting the rows
+ * with a NULL `check` key when not NULL (refuse: see lqr_loop). */
+static int lqr_page_loop(lua_State *L, lq_sink *s, lqr_pager *p,
+                         const char *check, int refuse)
 {
     lqr_loop *lp = lua_newuserdatauv(L, sizeof *lp, 0);
-    (void)u;
     lp->p = *p;
     lp->s = *s;
     lp->page = 1;
     lp->lim = lp->got = 0;
+    lp->waiting = lq_waiting(L, s);
+    lp->check = check;
+    lp->refuse = refuse;
+    lp->phase = check != NULL ? LQR_P_CHECK : LQR_P_PAGE;
     return lqr_page_run(L, lp, lua_gettop(L));
 }
 
@@ -509,6 +634,7 @@ static void lqr_pager_args(lua_State *L, lqr_pager *p, int a, int collect,
 static int lqr_chunk(lua_State *L, query_ud *u, lq_sink *s, int a)
 {
     lqr_pager p;
+    const char *check = NULL;
     lqr_pager_args(L, &p, a, s->tidx == 0, "chunk");
     if (s->tidx == 0) {
         lqr_chunk_compile(L, u, s, p.n, lq_int(L, a + 1, "chunk", "page", 1, 1));
@@ -519,21 +645,20 @@ static int lqr_chunk(lua_State *L, query_ud *u, lq_sink *s, int a)
         p.key = lq_str(L, a + 3, "chunk", "key", NULL);
         if (!lqr_keyset_ok(u, p.key, 0))
             p.key = NULL;
-    } else if (lqr_keyset_ok(u, "id", 1) && lqr_null_keys(L, u, s, "id") == 0) {
-        p.key = "id"; /* a plain table ordered by id, which holds no NULL */
+    } else if (lqr_keyset_ok(u, "id", 1)) {
+        check = "id"; /* a plain table ordered by id, when it holds no NULL */
     }
     lua_pushnil(L);
     p.last = lua_gettop(L);
-    return lqr_page_loop(L, u, s, &p);
+    return lqr_page_loop(L, s, &p, check, 0);
 }
 
-/* The rows the query selects that hold NULL in `key`, which paging by
- * key (key > last) would never reach: one COUNT. */
-static lua_Integer lqr_null_keys(lua_State *L, query_ud *u, lq_sink *s,
-                                 const char *key)
+/* Compiles the count of the rows the query selects that hold NULL in
+ * `key`, which paging by key (key > last) would never reach. */
+static void lqr_null_compile(lua_State *L, query_ud *u, lq_sink *s,
+                             const char *key)
 {
     orm_compile_opts o;
-    lua_Integer n;
     memset(&o, 0, sizeof o);
     o.agg = ORM_AGG_COUNT;
     o.key_col = key;
@@ -541,18 +666,21 @@ static lua_Integer lqr_null_keys(lua_State *L, query_ud *u, lq_sink *s,
     o.set_window = 1;
     o.limit = o.offset = -1;
     lqr_compile(L, u, s->d, &o);
-    lq_emit(L, u, s, ORM_LUA_VALUE, 0);
+}
+
+/* Pops that count's result. */
+static lua_Integer lqr_null_read(lua_State *L)
+{
+    lua_Integer n;
     lqr_numeric(L, 1);
     n = lua_tointeger(L, -1);
     lua_pop(L, 1);
     return n;
 }
 
-/* Raises when rows the query selects hold NULL in `key`. */
-static void lqr_refuse_null_keys(lua_State *L, query_ud *u, lq_sink *s,
-                                 const char *key)
+/* Raises when n rows the query selects hold NULL in `key`. */
+static void lqr_null_refuse(lua_State *L, lua_Integer n, const char *key)
 {
-    lua_Integer n = lqr_null_keys(L, u, s, key);
     if (n > 0)
         orm_lua_argerror(L, "chunk_by_id: %lld rows hold NULL in '%s', which "
                             "paging by that column would skip; page by a "
@@ -579,10 +707,9 @@ static int lqr_chunk_by_id(lua_State *L, query_ud *u, lq_sink *s, int a)
     if (u->q.joins.n == 0 && !lqr_rows_have_key(u, p.key))
         return orm_lua_argerror(L, "chunk_by_id: the query does not select "
                                    "the key column '%s' it pages by", p.key);
-    lqr_refuse_null_keys(L, u, s, p.key);
     lua_pushnil(L);
     p.last = lua_gettop(L);
-    return lqr_page_loop(L, u, s, &p);
+    return lqr_page_loop(L, s, &p, p.key, 1);
 }
 
 /* Appends `col = value` for every key of the table at t, sorted. */
@@ -658,7 +785,7 @@ static int lqr_write_last(lua_State *L, query_ud *u, lq_sink *s)
     case 0:
         return 0;
     }
-    lqr_absorb(L, s);
+    lq_absorb(L, s);
     return 0;
 }
 

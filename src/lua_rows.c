@@ -3,7 +3,8 @@
  * straight from Lua tables into batches of the dialect's best statement
  * size, a new statement when the columns change, the whole list all or
  * nothing (one transaction or savepoint), and, where the dialect has it,
- * a bulk load (COPY) instead of multi-row INSERTs.
+ * a bulk load (COPY) instead of multi-row INSERTs; the list's steps form a
+ * state machine, so that with a waiter each statement may yield.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -213,9 +214,9 @@ static int lqw_row_fast(lua_State *L, lqw_rows *x, int r)
     return j == x->ncols;
 }
 
-/* Starts a bulk load of the payload's columns on the group's connection. */
-static void lqw_copy_begin(lua_State *L, query_ud *u, lq_sink *s,
-                           lqw_rows *x)
+/* The texts of a bulk load of the payload's columns: its COPY statement
+ * goes in x->copysql and its probe is pushed. */
+static void lqw_copy_sql(lua_State *L, query_ud *u, lq_sink *s, lqw_rows *x)
 {
     orm_buf copy, probe;
     orm_error err;
@@ -232,86 +233,6 @@ static void lqw_copy_begin(lua_State *L, query_ud *u, lq_sink *s,
     orm_buf_free(&probe);
     if (rc != ORM_OK)
         lq_raise(L, &err);
-    x->t0 = orm_lua_copy_begin(L, s->tidx, lua_tostring(L, -1),
-                               lua_tostring(L, x->copysql), x->ncols);
-    lua_pop(L, 1);
-}
-
-/* Finishes the open bulk load, if any. */
-static void lqw_copy_end(lua_State *L, lq_sink *s, lqw_rows *x)
-{
-    if (!x->copy || lua_isnil(L, x->copysql))
-        return;
-    s->affected += (lua_Integer)orm_lua_copy_end(L, s->tidx,
-                                                 lua_tostring(L, x->copysql),
-                                                 x->t0);
-    lua_pushnil(L);
-    lua_replace(L, x->copysql);
-}
-
-/* Sends the payload through the open bulk load (opening it first). */
-static void lqw_copy_send(lua_State *L, query_ud *u, lq_sink *s, lqw_rows *x)
-{
-    if (lua_isnil(L, x->copysql))
-        lqw_copy_begin(L, u, s, x);
-    orm_lua_copy_rows(L, s->tidx, lua_tostring(L, x->copysql), x->t0,
-                      u->q.write.vals, u->q.write.nrows);
-}
-
-/* Sends the payload. When rows remain after it (more), the statements of
- * the list run as one group, all or nothing: in a transaction, or a
- * savepoint when the target is already one. */
-static void lqw_rows_flush(lua_State *L, query_ud *u, lq_sink *s,
-                           lqw_rows *x, int more)
-{
-    if (x->pending == 0)
-        return;
-    if ((more || x->copy) && x->cidx != 0 && s->tidx != x->cidx) {
-        orm_lua_atomic_begin(L, x->cidx, x->tidx);
-        s->tidx = x->cidx;
-    }
-    if (x->copy && x->ncols > 0)
-        lqw_copy_send(L, u, s, x);
-    else
-        lq_write_emit(L, u, s);
-    orm_query_write_rows_reset(&u->q);
-    x->pending = 0;
-}
-
-/* Adds the row at r to the payload, flushing first when the columns
- * change or the batch is full. */
-static void lqw_rows_add(lua_State *L, query_ud *u, lq_sink *s, lqw_rows *x,
-                         int r, int i)
-{
-    orm_error err;
-    if (!lua_istable(L, r))
-        orm_lua_argerror(L, "%s: row %d must be a table, got %s", x->fname, i,
-                         luaL_typename(L, r));
-    /* A full batch goes out before this row is read: sending it runs the
-     * listeners, which may change the rows still to come. */
-    if (x->pending >= x->per_stmt)
-        lqw_rows_flush(L, u, s, x, 1);
-    if (lqw_row_fast(L, x, r)) {
-        /* read in the learned key order */
-    } else if (!lqw_row_fits(L, x, r)) {
-        lqw_rows_flush(L, u, s, x, 1);
-        lqw_copy_end(L, s, x);
-        lqw_rows_begin(L, u, x, r, s->d->insert_batch < s->d->max_params
-                                       ? s->d->insert_batch
-                                       : s->d->max_params);
-        if (!lqw_row_fits(L, x, r))
-            orm_lua_argerror(L, "%s: row %d has a non-string key", x->fname, i);
-        lqw_row_learn(L, x, r);
-    } else
-        lqw_row_learn(L, x, r);
-    /* The row's strings are borrowed: the list of rows (on the stack)
-     * keeps them, and no Lua code runs until the batch is sent (a flush
-     * above re-reads this row after the listeners ran). */
-    if (orm_query_write_values_ref(&u->q, x->tmp, x->ncols, &err) != ORM_OK)
-        lq_raise(L, &err);
-    if (orm_query_write_end_row(&u->q, &err) != ORM_OK)
-        lq_raise(L, &err);
-    x->pending++;
 }
 
 /* 1 when a list of n rows (at a) takes more than one INSERT, judged by
@@ -339,52 +260,241 @@ static int lqw_has_keys(lua_State *L, int t)
     return 1;
 }
 
-/* Sends one row or a list of rows (the table at a; a table with a
- * non-empty array part is a list). */
-static void lqw_rows_send(lua_State *L, query_ud *u, lq_sink *s,
-                          lqw_rows *x, int a)
+int lq_waiting(lua_State *L, const lq_sink *s)
 {
-    int i, n;
-    if (!lua_istable(L, a))
-        orm_lua_argerror(L, "%s: expected a row or a list of rows, got %s",
-                         x->fname, luaL_typename(L, a));
-    lua_pushnil(L);
-    x->cols = lua_gettop(L);
-    lua_pushnil(L);
-    x->tmpslot = lua_gettop(L);
-    x->nordered = 0;
-    x->ncols = -1;
-    x->pending = 0;
-    lua_pushnil(L);
-    x->copysql = lua_gettop(L);
-    n = (int)lua_rawlen(L, a);
-    x->tidx = s->tidx;
-    x->cidx = n > 1 && s->tidx != 0 ? orm_lua_atomic_new(L) : 0;
-    x->copy = x->cidx != 0 && x->kind == ORM_QW_INSERT &&
-              s->d->copy_from_stdin && lqw_copy_pays(L, s->d, a, n);
-    if (n == 0 && lqw_has_keys(L, a)) {
-        lqw_rows_add(L, u, s, x, a, 1);
-    }
-    for (i = 1; i <= n; i++) {
-        lua_rawgeti(L, a, i);
-        lqw_rows_add(L, u, s, x, lua_gettop(L), i);
-        lua_pop(L, 1);
-    }
-    lqw_rows_flush(L, u, s, x, 0);
-    lqw_copy_end(L, s, x);
-    if (x->cidx != 0)
-        orm_lua_atomic_commit(L, x->cidx);
+    if (s->tidx == 0 || !orm_lua_waiter(L))
+        return 0;
+    lua_pop(L, 1);
+    return 1;
 }
 
-int lq_insert(lua_State *L, query_ud *u, lq_sink *s, int a)
-{
+/* A list of rows being sent: on the C stack, or (with a waiter) in a
+ * userdata on the method's stack (slot), so a statement may yield in
+ * between and lqw_k goes on. */
+typedef struct lqw_job {
     lqw_rows x;
-    memset(&x, 0, sizeof x);
-    x.kind = ORM_QW_INSERT;
-    x.fname = "insert";
-    lqw_rows_send(L, u, s, &x, a);
+    lq_sink s;
+    int a;          /* the row or list */
+    int single;     /* the table at a is the only row */
+    int i, n;       /* next row, rows */
+    int row;        /* stack slot: the row being added */
+    int phase;      /* LQW_*: what comes next */
+    int resume;     /* ... after the payload is sent (LQW_FLUSH) */
+    int more;       /* rows remain after that payload */
+    int waiting, slot;
+} lqw_job;
+
+enum {
+    LQW_NEXT,    /* take the next row */
+    LQW_READ,    /* read it into the payload's columns */
+    LQW_NEWCOLS, /* its columns differ: a new payload */
+    LQW_PUT,     /* add it to the payload */
+    LQW_FLUSH,   /* send the payload (then `resume`)... */
+    LQW_OPENED,  /* ... in the group, once it has begun */
+    LQW_SEND,
+    LQW_SENT,    /* its result on top */
+    LQW_END,     /* the rows are sent: end the load, */
+    LQW_COMMIT,  /* commit the group */
+    LQW_DONE,    /* and push the result */
+    LQW_BEGINCOLS,   /* a new payload's columns, once a load is ended */
+    LQW_COPY_OPENED, /* a load began: the probe and its clock on top */
+    LQW_COPY_ROWS,   /* send the payload through it */
+    LQW_COPY_ENDED   /* the rows it loaded on top (then `resume`) */
+};
+
+static int lqw_k(lua_State *L, int status, lua_KContext ctx);
+
+static void lqw_flush(lqw_job *j, int more, int resume)
+{
+    j->more = more;
+    j->resume = resume;
+    j->phase = LQW_FLUSH;
+}
+
+/* Ends the open bulk load, if any (its rows then on top, LQW_COPY_ENDED),
+ * then `next`. */
+static void lqw_copy_close(lua_State *L, lqw_job *j, int next)
+{
+    lqw_rows *x = &j->x;
+    if (!x->copy || lua_isnil(L, x->copysql)) {
+        j->phase = next;
+        return;
+    }
+    j->resume = next;
+    j->phase = LQW_COPY_ENDED;
+    if (j->waiting)
+        orm_lua_copy_k(L, j->s.tidx, ORM_LUA_COPY_END, NULL,
+                       lua_tostring(L, x->copysql), x->t0, NULL, 0,
+                       (lua_KContext)j->slot, lqw_k);
+    else
+        lua_pushinteger(L, (lua_Integer)orm_lua_copy_end(
+                               L, j->s.tidx, lua_tostring(L, x->copysql), x->t0));
+}
+
+/* Sends the rows from j->phase on; pushes insert's or upsert's result
+ * (returns 1) or, collecting, nothing (returns 0). When rows remain after
+ * a payload, the statements of the list run as one group, all or
+ * nothing: in a transaction, or a savepoint when the target is already
+ * one. With j->waiting, the group's checkout, BEGIN, statements and
+ * COMMIT go through the waiter. */
+static int lqw_steps(lua_State *L, lqw_job *j)
+{
+    query_ud *u = lq_check(L, 1);
+    lqw_rows *x = &j->x;
+    lq_sink *s = &j->s;
+    orm_error err;
+    for (;;) {
+        switch (j->phase) {
+        case LQW_NEXT:
+            if (j->i > j->n) {
+                lqw_flush(j, 0, LQW_END);
+                continue;
+            }
+            if (j->single)
+                lua_pushvalue(L, j->a);
+            else
+                lua_rawgeti(L, j->a, j->i);
+            lua_replace(L, j->row);
+            if (!lua_istable(L, j->row))
+                orm_lua_argerror(L, "%s: row %d must be a table, got %s",
+                                 x->fname, j->i, luaL_typename(L, j->row));
+            /* A full batch goes out before this row is read: sending it
+             * runs the listeners, which may change the rows to come. */
+            if (x->pending >= x->per_stmt)
+                lqw_flush(j, 1, LQW_READ);
+            else
+                j->phase = LQW_READ;
+            continue;
+        case LQW_READ:
+            if (lqw_row_fast(L, x, j->row)) {
+                j->phase = LQW_PUT; /* read in the learned key order */
+            } else if (!lqw_row_fits(L, x, j->row)) {
+                lqw_flush(j, 1, LQW_NEWCOLS);
+            } else {
+                lqw_row_learn(L, x, j->row);
+                j->phase = LQW_PUT;
+            }
+            continue;
+        case LQW_NEWCOLS:
+            lqw_copy_close(L, j, LQW_BEGINCOLS);
+            continue;
+        case LQW_BEGINCOLS:
+            lqw_rows_begin(L, u, x, j->row,
+                           s->d->insert_batch < s->d->max_params
+                               ? s->d->insert_batch : s->d->max_params);
+            if (!lqw_row_fits(L, x, j->row))
+                orm_lua_argerror(L, "%s: row %d has a non-string key",
+                                 x->fname, j->i);
+            lqw_row_learn(L, x, j->row);
+            j->phase = LQW_PUT;
+            continue;
+        case LQW_PUT:
+            /* The row's strings are borrowed: the list of rows (on the
+             * stack) keeps them, and no Lua code runs until the batch is
+             * sent (a flush above re-reads this row after the listeners
+             * ran). */
+            if (orm_query_write_values_ref(&u->q, x->tmp, x->ncols, &err) !=
+                    ORM_OK ||
+                orm_query_write_end_row(&u->q, &err) != ORM_OK)
+                lq_raise(L, &err);
+            x->pending++;
+            j->i++;
+            j->phase = LQW_NEXT;
+            continue;
+        case LQW_FLUSH:
+            if (x->pending == 0) {
+                j->phase = j->resume;
+                continue;
+            }
+            j->phase = LQW_SEND;
+            if ((j->more || x->copy) && x->cidx != 0 && s->tidx != x->cidx) {
+                j->phase = LQW_OPENED;
+                if (j->waiting)
+                    orm_lua_atomic_begin_k(L, x->cidx, x->tidx,
+                                           (lua_KContext)j->slot, lqw_k);
+            }
+            continue;
+        case LQW_OPENED:
+            orm_lua_atomic_begin(L, x->cidx, x->tidx);
+            s->tidx = x->cidx;
+            j->phase = LQW_SEND;
+            continue;
+        case LQW_SEND:
+            j->phase = LQW_SENT;
+            if (x->copy && x->ncols > 0) {
+                j->phase = LQW_COPY_ROWS;
+                if (!lua_isnil(L, x->copysql))
+                    continue;
+                lqw_copy_sql(L, u, s, x); /* the probe on top */
+                j->phase = LQW_COPY_OPENED;
+                if (j->waiting)
+                    orm_lua_copy_k(L, s->tidx, ORM_LUA_COPY_BEGIN,
+                                   lua_tostring(L, -1),
+                                   lua_tostring(L, x->copysql), 0, NULL,
+                                   x->ncols, (lua_KContext)j->slot, lqw_k);
+                else
+                    lua_pushnumber(L, orm_lua_copy_begin(
+                                          L, s->tidx, lua_tostring(L, -1),
+                                          lua_tostring(L, x->copysql),
+                                          x->ncols));
+                continue;
+            }
+            lq_compile_write(L, u, s->d);
+            lq_emit_k(L, u, s, ORM_LUA_EXEC, 0, j->waiting,
+                      (lua_KContext)j->slot, lqw_k);
+            continue;
+        case LQW_SENT:
+            if (!(x->copy && x->ncols > 0) && s->tidx != 0)
+                lq_absorb(L, s);
+            orm_query_write_rows_reset(&u->q);
+            x->pending = 0;
+            j->phase = j->resume;
+            continue;
+        case LQW_COPY_OPENED:
+            x->t0 = lua_tonumber(L, -1);
+            lua_pop(L, 2); /* the clock, the probe */
+            j->phase = LQW_COPY_ROWS;
+            continue;
+        case LQW_COPY_ROWS:
+            j->phase = LQW_SENT;
+            if (j->waiting)
+                orm_lua_copy_k(L, s->tidx, ORM_LUA_COPY_ROWS, NULL,
+                               lua_tostring(L, x->copysql), x->t0,
+                               u->q.write.vals, u->q.write.nrows,
+                               (lua_KContext)j->slot, lqw_k);
+            else
+                orm_lua_copy_rows(L, s->tidx, lua_tostring(L, x->copysql),
+                                  x->t0, u->q.write.vals, u->q.write.nrows);
+            continue;
+        case LQW_COPY_ENDED:
+            s->affected += lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            lua_pushnil(L);
+            lua_replace(L, x->copysql);
+            j->phase = j->resume;
+            continue;
+        case LQW_END:
+            lqw_copy_close(L, j, LQW_COMMIT);
+            continue;
+        case LQW_COMMIT:
+            j->phase = LQW_DONE;
+            if (x->cidx != 0 && j->waiting)
+                orm_lua_atomic_commit_k(L, x->cidx, (lua_KContext)j->slot,
+                                        lqw_k);
+            continue;
+        default: /* LQW_DONE */
+            break;
+        }
+        break;
+    }
+    if (x->cidx != 0)
+        orm_lua_atomic_commit(L, x->cidx);
     if (s->tidx == 0)
         return 0;
+    if (x->kind == ORM_QW_UPSERT) {
+        lua_pushinteger(L, s->affected);
+        return 1;
+    }
     lua_createtable(L, 0, 2);
     lua_pushinteger(L, s->affected);
     lua_setfield(L, -2, "affected_rows");
@@ -395,10 +505,74 @@ int lq_insert(lua_State *L, query_ud *u, lq_sink *s, int a)
     return 1;
 }
 
+static int lqw_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    return lqw_steps(L, lua_touserdata(L, (int)ctx));
+}
+
+/* Sends one row or a list of rows (the table at a; a table with a
+ * non-empty array part is a list), as x0 (its kind and names) says, and
+ * pushes the method's result (returns 1) or collects (returns 0). */
+static int lqw_rows_send(lua_State *L, lq_sink *s, const lqw_rows *x0,
+                         int a)
+{
+    lqw_job local, *j = &local;
+    lqw_rows *x;
+    int n;
+    if (!lua_istable(L, a))
+        orm_lua_argerror(L, "%s: expected a row or a list of rows, got %s",
+                         x0->fname, luaL_typename(L, a));
+    if (lq_waiting(L, s)) {
+        j = lua_newuserdatauv(L, sizeof *j, 0);
+        j->slot = lua_gettop(L);
+        j->waiting = 1;
+    } else {
+        j->slot = 0;
+        j->waiting = 0;
+    }
+    j->x = *x0;
+    j->s = *s;
+    x = &j->x;
+    j->a = a;
+    lua_pushnil(L);
+    x->cols = lua_gettop(L);
+    lua_pushnil(L);
+    x->tmpslot = lua_gettop(L);
+    x->nordered = 0;
+    x->ncols = -1;
+    x->pending = 0;
+    lua_pushnil(L);
+    x->copysql = lua_gettop(L);
+    lua_pushnil(L);
+    j->row = lua_gettop(L);
+    n = (int)lua_rawlen(L, a);
+    x->tidx = s->tidx;
+    x->cidx = n > 1 && s->tidx != 0 ? orm_lua_atomic_new(L) : 0;
+    x->copy = x->cidx != 0 && x->kind == ORM_QW_INSERT &&
+              s->d->copy_from_stdin && lqw_copy_pays(L, s->d, a, n);
+    j->single = n == 0 && lqw_has_keys(L, a);
+    j->n = j->single ? 1 : n;
+    j->i = 1;
+    j->phase = LQW_NEXT;
+    return lqw_steps(L, j);
+}
+
+int lq_insert(lua_State *L, query_ud *u, lq_sink *s, int a)
+{
+    lqw_rows x;
+    (void)u;
+    memset(&x, 0, sizeof x);
+    x.kind = ORM_QW_INSERT;
+    x.fname = "insert";
+    return lqw_rows_send(L, s, &x, a);
+}
+
 /* upsert(rows, unique_by, update_columns?) */
 int lq_upsert(lua_State *L, query_ud *u, lq_sink *s, int a)
 {
     lqw_rows x;
+    (void)u;
     memset(&x, 0, sizeof x);
     x.kind = ORM_QW_UPSERT;
     x.fname = "upsert";
@@ -409,9 +583,5 @@ int lq_upsert(lua_State *L, query_ud *u, lq_sink *s, int a)
                                    "or a non-empty list of them");
     if (!lua_isnoneornil(L, x.update) && lq_list_len(L, x.update) < 0)
         return orm_lua_argerror(L, "upsert: update_columns must be a list");
-    lqw_rows_send(L, u, s, &x, a);
-    if (s->tidx == 0)
-        return 0;
-    lua_pushinteger(L, s->affected);
-    return 1;
+    return lqw_rows_send(L, s, &x, a);
 }

@@ -189,12 +189,7 @@ void orm_lua_notify(lua_State *L, int tidx, const char *sql, size_t len,
     lua_pop(L, 3);
 }
 
-/* A statement on a pool target failed to reach its server: when the pool's
- * info table has a `failover` function (a read replica's, set by
- * lua/ormed/replicas.lua), calls it with the error kind and message; when
- * it returns another pool, puts that pool in the target's stack slot and
- * returns 1 (run the statement again there), else 0. */
-static int run_failover(lua_State *L, int tidx, const orm_error *err)
+int orm_lua_failover(lua_State *L, int tidx, const orm_error *err)
 {
     if (err->kind != ORM_E_CONNECTION_FAILED && err->kind != ORM_E_CONNECTION_LOST)
         return 0;
@@ -216,14 +211,9 @@ static int run_failover(lua_State *L, int tidx, const orm_error *err)
     return 1;
 }
 
-/* Ends a statement: checks the server's transaction state agrees with
- * ormed's (orm_conn_check_tx), returns a connection it checked out,
- * counts the statement and tells listeners. 1 when it succeeded (its
- * result on top), 0 when it failed (nil on top); raises a Lua error the
- * collector caught. */
-static int run_finish(lua_State *L, int tidx, orm_pool *pool, int acquired,
-                      orm_lua_runctx *x, const char *sql, size_t len,
-                      const orm_value *binds, int n, double t0)
+int orm_lua_run_finish(lua_State *L, int tidx, orm_pool *pool, int acquired,
+                       orm_lua_runctx *x, const char *sql, size_t len,
+                       const orm_value *binds, int n, double t0)
 {
     int ok = x->rc >= 0;
     double ms, now;
@@ -242,16 +232,6 @@ static int run_finish(lua_State *L, int tidx, orm_pool *pool, int acquired,
         lua_pushnil(L);
     orm_lua_notify(L, tidx, sql, len, binds, n, ms, x->rows, &x->err);
     return ok;
-}
-
-int orm_lua_run_end(lua_State *L, int tidx, orm_pool *pool, int acquired,
-                    orm_lua_runctx *x, const char *sql, size_t len,
-                    const orm_value *binds, int n, double t0)
-{
-    if (run_finish(L, tidx, pool, acquired, x, sql, len, binds, n, t0))
-        return 1;
-    lua_pushlstring(L, sql, len); /* sql may not be NUL-terminated */
-    return orm_lua_raise(L, &x->err, orm_lua_target_name(L, tidx), lua_tostring(L, -1));
 }
 
 int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
@@ -273,7 +253,7 @@ again:
     pool = orm_lua_target_pool(L, tidx, &x.conn);
     acquired = x.conn == NULL;
     if (acquired && orm_pool_acquire(pool, &x.conn, &x.err) != ORM_OK) {
-        if (run_failover(L, tidx, &x.err))
+        if (orm_lua_failover(L, tidx, &x.err))
             goto again;
         return orm_lua_raise(L, &x.err, orm_lua_target_name(L, tidx), NULL);
     }
@@ -290,9 +270,9 @@ again:
         orm_conn_finish(x.conn, x.stmt);
     } else
         x.rc = -1;
-    if (run_finish(L, tidx, pool, acquired, &x, sql, len, binds, n, t0))
+    if (orm_lua_run_finish(L, tidx, pool, acquired, &x, sql, len, binds, n, t0))
         return 1;
-    if (acquired && run_failover(L, tidx, &x.err)) {
+    if (acquired && orm_lua_failover(L, tidx, &x.err)) {
         lua_settop(L, top);
         goto again;
     }

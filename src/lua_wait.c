@@ -9,7 +9,10 @@
  * the waiter may yield the caller's coroutine to the host's event loop:
  * the job's state lives in a to-be-closed userdata on the Lua stack, and a
  * job abandoned in flight (the waiter raised, the coroutine was closed)
- * marks its connection broken and gives it back.
+ * marks its connection broken and gives it back. The same for the health
+ * check of an idle connection, pool:ping(), a read replica's failover,
+ * transaction statements, a new pool's min connections and the steps of a
+ * bulk load.
  */
 #include <string.h>
 
@@ -21,15 +24,17 @@
 typedef enum wait_phase {
     WAIT_ACQUIRE,  /* check a connection out of the pool */
     WAIT_CONNECT,  /* opening a new one (x.conn), until `deadline` */
+    WAIT_CHECK,    /* the health-check ping of an idle one is in flight */
     WAIT_NOCONN,   /* no connection: x.err filled, raised as is */
     WAIT_START,    /* prepare (or take from the cache) next */
     WAIT_PREPARE,  /* a prepare is in flight */
     WAIT_BIND,     /* bind and send next */
     WAIT_EXEC,     /* the statement is running */
+    WAIT_PING,     /* pool:ping()'s ping is in flight */
     WAIT_COLLECT,  /* its rows are in memory */
     WAIT_SYNC,     /* a driver without non-blocking calls: run it as usual */
     WAIT_FAILED,   /* over, x.err filled */
-    WAIT_DONE      /* handed to orm_lua_run_end: nothing left to undo */
+    WAIT_DONE      /* handed to orm_lua_run_finish: nothing left to undo */
 } wait_phase;
 
 typedef struct wait_job {
@@ -38,6 +43,7 @@ typedef struct wait_job {
     int acquired;          /* x.conn came from the pool for this job */
     orm_pool_wait *pw;     /* a queued wait for a pooled connection */
     int acquire_only;      /* pool:acquire(): stop once connected */
+    int ping_only;         /* pool:ping(): ping once connected */
     int sync;              /* the driver only blocks (SQLite, MySQL) */
     int cidx;              /* ... and the conn userdata to fill */
     double deadline;       /* WAIT_CONNECT: connect_timeout */
@@ -66,7 +72,8 @@ static int wait_job_close(lua_State *L)
         j->x.conn = NULL;
     }
     if (j->phase != WAIT_DONE && j->x.conn != NULL) {
-        if (j->phase == WAIT_PREPARE || j->phase == WAIT_EXEC)
+        if (j->phase == WAIT_PREPARE || j->phase == WAIT_EXEC ||
+            j->phase == WAIT_CHECK || j->phase == WAIT_PING)
             orm_conn_set_broken(j->x.conn); /* an answer is still coming */
         if (j->x.stmt != NULL)
             orm_conn_finish(j->x.conn, j->x.stmt);
@@ -88,6 +95,7 @@ static int wait_job_close(lua_State *L)
 static int wait_advance(wait_job *j)
 {
     int w = ORM_WAIT_NONE, pending, slot, rc;
+    orm_error e;
     for (;;) {
         orm_conn *c = j->x.conn;
         j->fd = c != NULL && orm_conn_can_poll(c) ? orm_conn_socket(c) : -1;
@@ -103,7 +111,7 @@ static int wait_advance(wait_job *j)
                 j->phase = WAIT_NOCONN;
                 return ORM_WAIT_NONE;
             }
-            if (slot) { /* room for a new connection: open it */
+            if (slot == ORM_POOL_SLOT_OPEN) { /* room: open one */
                 j->pw = NULL;
                 if (orm_pool_open_start(j->pool, &j->x.conn, &j->x.err) !=
                     ORM_OK) {
@@ -120,6 +128,31 @@ static int wait_advance(wait_job *j)
                 return ORM_WAIT_READ;
             }
             j->pw = NULL;
+            if (slot == ORM_POOL_SLOT_CHECK) { /* rested: ping it first */
+                j->phase = WAIT_CHECK;
+                if (orm_conn_ping_start(j->x.conn, &e) == ORM_OK)
+                    continue;
+                orm_conn_set_broken(j->x.conn);
+            }
+            if (orm_conn_broken(j->x.conn)) { /* unfit: close it, again */
+                orm_pool_release(j->pool, j->x.conn);
+                j->x.conn = NULL;
+                j->phase = WAIT_ACQUIRE;
+                continue;
+            }
+            j->t0 = orm_clock();
+            j->phase = WAIT_START;
+            continue;
+        case WAIT_CHECK:
+            if (orm_conn_poll(c, &w, &e) != ORM_OK) {
+                orm_conn_set_broken(c);
+                j->phase = WAIT_ACQUIRE;
+                orm_pool_release(j->pool, c);
+                j->x.conn = NULL;
+                continue;
+            }
+            if (w != ORM_WAIT_NONE)
+                return w;
             j->t0 = orm_clock();
             j->phase = WAIT_START;
             continue;
@@ -151,6 +184,12 @@ static int wait_advance(wait_job *j)
                 j->phase = WAIT_SYNC;
                 return ORM_WAIT_NONE;
             }
+            if (j->ping_only) {
+                if (orm_conn_ping_start(c, &j->x.err) != ORM_OK)
+                    break;
+                j->phase = WAIT_PING;
+                continue;
+            }
             if (orm_conn_prepare_start(c, j->sql, j->len, j->n, &j->x.stmt,
                                        &pending, &j->x.err) != ORM_OK)
                 break;
@@ -171,6 +210,13 @@ static int wait_advance(wait_job *j)
             j->phase = WAIT_EXEC;
             continue;
         case WAIT_EXEC:
+            if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
+                break;
+            if (w != ORM_WAIT_NONE)
+                return w;
+            j->phase = WAIT_COLLECT;
+            return ORM_WAIT_NONE;
+        case WAIT_PING:
             if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
                 break;
             if (w != ORM_WAIT_NONE)
@@ -219,11 +265,39 @@ static void wait_post(lua_State *L, orm_lua_post post)
     }
 }
 
-/* The job is over: reads the rows, then the common end of a run. */
+/* pool:ping()'s job is over (WAIT_COLLECT, WAIT_FAILED, or WAIT_SYNC for
+ * a driver without ping_start): as pool_ping, gives the connection back
+ * and pushes true, or raises connection_lost. */
+static int wait_pinged(lua_State *L, wait_job *j)
+{
+    int rc = j->phase == WAIT_COLLECT ? ORM_OK : -1;
+    if (j->phase == WAIT_SYNC)
+        rc = orm_conn_ping(j->x.conn, &j->x.err);
+    else if (rc != ORM_OK) { /* what the blocking ping makes of a failure */
+        j->x.err.kind = ORM_E_CONNECTION_LOST;
+        orm_conn_set_broken(j->x.conn);
+    }
+    orm_pool_release(j->pool, j->x.conn);
+    j->x.conn = NULL;
+    j->phase = WAIT_DONE;
+    if (rc != ORM_OK)
+        return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
+                             NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* The job is over: reads the rows, then the common end of a run; returns
+ * 1 with the result on top, or, when the statement could not reach a read
+ * replica and runs again on the pool the replica's failover gave
+ * (orm_lua_failover, as orm_lua_run does), -1. */
 static int wait_finish(lua_State *L, wait_job *j)
 {
     if (j->phase == WAIT_NOCONN) {
         j->phase = WAIT_DONE;
+        if (j->acquired && !j->acquire_only && !j->ping_only &&
+            orm_lua_failover(L, j->tidx, &j->x.err))
+            return -1;
         return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
                              NULL);
     }
@@ -234,6 +308,8 @@ static int wait_finish(lua_State *L, wait_job *j)
         lua_pushvalue(L, j->cidx);
         return 1;
     }
+    if (j->ping_only)
+        return wait_pinged(L, j);
     if (j->phase == WAIT_SYNC) {
         j->x.rc = -1;
         if (orm_conn_start(j->x.conn, j->sql, j->len, j->binds, j->n,
@@ -256,10 +332,37 @@ static int wait_finish(lua_State *L, wait_job *j)
         orm_conn_finish(j->x.conn, j->x.stmt);
     j->x.stmt = NULL;
     j->phase = WAIT_DONE;
-    orm_lua_run_end(L, j->tidx, j->pool, j->acquired, &j->x, j->sql, j->len,
-                    j->binds, j->n, j->t0);
+    if (!orm_lua_run_finish(L, j->tidx, j->pool, j->acquired, &j->x, j->sql,
+                            j->len, j->binds, j->n, j->t0)) {
+        if (j->acquired && orm_lua_failover(L, j->tidx, &j->x.err))
+            return -1;
+        lua_pushlstring(L, j->sql, j->len); /* may not be NUL-terminated */
+        return orm_lua_raise(L, &j->x.err, orm_lua_target_name(L, j->tidx),
+                             lua_tostring(L, -1));
+    }
     wait_post(L, j->post);
     return 1;
+}
+
+/* Starts the job again on the pool now at its target's slot (a replica's
+ * failover), from the checkout. */
+static void wait_restart(lua_State *L, wait_job *j, int jidx)
+{
+    orm_conn *held;
+    orm_pool *pool;
+    lua_settop(L, jidx);
+    pool = orm_lua_target_pool(L, j->tidx, &held);
+    orm_pool_ref(pool);
+    orm_pool_unref(j->pool);
+    j->pool = pool;
+    j->sync = orm_pool_driver(pool)->poll == NULL;
+    j->x.conn = NULL;
+    j->x.stmt = NULL;
+    j->x.rc = 0;
+    j->x.rows = 0;
+    orm_error_clear(&j->x.err);
+    j->phase = WAIT_ACQUIRE;
+    j->t0 = orm_clock();
 }
 
 /* Calls the waiter at widx with (fd, mode, timeout or nil); k continues
@@ -281,12 +384,15 @@ static void wait_call(lua_State *L, int widx, int fd, int w, double timeout,
 static int wait_k(lua_State *L, int status, lua_KContext ctx)
 {
     wait_job *j = lua_touserdata(L, (int)ctx);
-    int w;
+    int w, r;
     (void)status;
-    while ((w = wait_advance(j)) != ORM_WAIT_NONE) {
-        wait_call(L, j->widx, j->fd, w, j->timeout, ctx, wait_k);
+    for (;;) {
+        while ((w = wait_advance(j)) != ORM_WAIT_NONE)
+            wait_call(L, j->widx, j->fd, w, j->timeout, ctx, wait_k);
+        if ((r = wait_finish(L, j)) >= 0)
+            return r;
+        wait_restart(L, j, (int)ctx);
     }
-    return wait_finish(L, j);
 }
 
 /* Pushes a new job for `pool` (nbinds bound values of room), in a
@@ -353,6 +459,22 @@ int orm_lua_acquire_wait(lua_State *L, int pidx, int cidx)
     return wait_k(L, LUA_OK, (lua_KContext)jidx);
 }
 
+/* {==== pool:ping() with a waiter ====} */
+
+int orm_lua_ping_wait(lua_State *L, int pidx)
+{
+    int widx = lua_gettop(L), jidx;
+    orm_conn *held;
+    orm_pool *pool = orm_lua_target_pool(L, pidx, &held);
+    wait_job *j = wait_job_new(L, pool, 0, widx, &jidx);
+    j->tidx = pidx;
+    j->ping_only = 1;
+    j->acquired = 1;
+    j->sync = orm_pool_driver(pool)->ping_start == NULL;
+    j->phase = WAIT_ACQUIRE;
+    return wait_k(L, LUA_OK, (lua_KContext)jidx);
+}
+
 /* {==== conn:begin() / commit() / rollback() with a waiter ====} */
 
 #define WAIT_TX "ormed.wait_tx"
@@ -414,6 +536,182 @@ int orm_lua_tx_wait(lua_State *L, int cidx, orm_tx_op op)
     return orm_lua_tx_end(L, cidx, rc, &t->err, t->t0);
 }
 
+/* {==== a new pool's min connections, opened through the waiter ====} */
+
+#define WAIT_FILL "ormed.pool_fill"
+
+/* orm_lua_fill_wait's guard (to-be-closed): user value 1 the pool, 2 the
+ * connections checked out so far; gives them back, and closes the pool
+ * unless it is `done`. */
+typedef struct wait_fill {
+    int done;
+    int got, want;  /* connections checked out, to check out */
+} wait_fill;
+
+static int wait_fill_close(lua_State *L)
+{
+    wait_fill *f = luaL_checkudata(L, 1, WAIT_FILL);
+    int i, n;
+    lua_settop(L, 1);
+    lua_getiuservalue(L, 1, 2);
+    n = lua_istable(L, 2) ? (int)lua_rawlen(L, 2) : 0;
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i);
+        lua_getfield(L, -1, "release");
+        lua_insert(L, -2);
+        lua_pcall(L, 1, 0, 0);
+    }
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 2);
+    if (!f->done) {
+        f->done = 1;
+        lua_getiuservalue(L, 1, 1);
+        lua_getfield(L, -1, "close");
+        lua_insert(L, -2);
+        lua_pcall(L, 1, 0, 0);
+    }
+    return 0;
+}
+
+/* The stack while filling: ctx the pool, ctx + 1 the guard, ctx + 2 the
+ * connections checked out (the last one on top when resumed). */
+static int wait_fill_k(lua_State *L, int status, lua_KContext ctx)
+{
+    int pidx = (int)ctx;
+    wait_fill *f = lua_touserdata(L, pidx + 1);
+    if (status == LUA_YIELD) /* the checkout yielded: its conn on top */
+        lua_rawseti(L, pidx + 2, ++f->got);
+    while (f->got < f->want) {
+        lua_getfield(L, pidx, "acquire"); /* a new one: none is idle */
+        lua_pushvalue(L, pidx);
+        lua_callk(L, 1, 1, ctx, wait_fill_k);
+        lua_rawseti(L, pidx + 2, ++f->got);
+    }
+    f->done = 1;
+    lua_closeslot(L, pidx + 1); /* back in the pool, idle */
+    lua_pushvalue(L, pidx);
+    return 1;
+}
+
+int orm_lua_fill_wait(lua_State *L, int pidx, int min)
+{
+    wait_fill *f;
+    pidx = lua_absindex(L, pidx);
+    lua_settop(L, pidx);
+    f = lua_newuserdatauv(L, sizeof *f, 2);
+    f->done = 0;
+    f->got = 0;
+    f->want = min;
+    luaL_setmetatable(L, WAIT_FILL);
+    lua_pushvalue(L, pidx);
+    lua_setiuservalue(L, pidx + 1, 1);
+    lua_toclose(L, pidx + 1);
+    lua_createtable(L, min, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, pidx + 1, 2);
+    return wait_fill_k(L, LUA_OK, (lua_KContext)pidx);
+}
+
+/* {==== a bulk load's steps with a waiter ====} */
+
+#define WAIT_COPY "ormed.wait_copy"
+
+typedef struct wait_copy {
+    orm_conn *conn;   /* NULL once nothing is in flight */
+    double t0;
+    int64_t rows;     /* the end's answer */
+    orm_error err;
+} wait_copy;
+
+/* __close and __gc: a step abandoned in flight leaves the connection
+ * unusable. */
+static int wait_copy_close(lua_State *L)
+{
+    wait_copy *t = luaL_checkudata(L, 1, WAIT_COPY);
+    if (t->conn != NULL) {
+        orm_conn_set_broken(t->conn);
+        orm_conn_copy_nonblocking(t->conn, 0);
+    }
+    t->conn = NULL;
+    return 0;
+}
+
+/* The stack of wait_copy_fn: 1 the conn target, 2 the step, 3 the COPY
+ * statement, 4 the load's clock, 5 the probe or the rows, 6 n, 7 the
+ * waiter, 8 the state (ctx). */
+static int wait_copy_k(lua_State *L, int status, lua_KContext ctx)
+{
+    wait_copy *t = lua_touserdata(L, (int)ctx);
+    orm_conn *c = t->conn;
+    int w = ORM_WAIT_NONE, rc = ORM_OK, op = (int)lua_tointeger(L, 2);
+    (void)status;
+    if (c != NULL) {
+        while ((rc = orm_conn_poll(c, &w, &t->err)) == ORM_OK &&
+               w != ORM_WAIT_NONE)
+            wait_call(L, 7, orm_conn_socket(c), w, -1, ctx, wait_copy_k);
+        t->conn = NULL;
+        orm_conn_copy_nonblocking(c, 0);
+    }
+    if (rc != ORM_OK || t->err.kind != ORM_OK)
+        return orm_lua_copy_fail(L, 1, lua_tostring(L, 3), t->t0, &t->err);
+    if (op == ORM_LUA_COPY_BEGIN) {
+        lua_pushnumber(L, t->t0);
+        return 1;
+    }
+    if (op == ORM_LUA_COPY_ROWS)
+        return 0;
+    orm_lua_copy_ended(L, 1, lua_tostring(L, 3), t->t0, t->rows);
+    lua_pushinteger(L, (lua_Integer)t->rows);
+    return 1;
+}
+
+/* (conn, step, copy, t0, probe | rows, n): see orm_lua_copy_k. */
+static int wait_copy_fn(lua_State *L)
+{
+    orm_conn *c = orm_lua_conn_of(L, 1);
+    int op = (int)lua_tointeger(L, 2), n = (int)lua_tointeger(L, 6), rc, nb;
+    wait_copy *t;
+    lua_settop(L, 6);
+    if (!orm_lua_waiter(L))
+        lua_pushnil(L); /* cannot yield here: the waits block */
+    t = lua_newuserdatauv(L, sizeof *t, 0);
+    memset(t, 0, sizeof *t);
+    luaL_setmetatable(L, WAIT_COPY);
+    lua_toclose(L, 8);
+    orm_error_clear(&t->err);
+    t->t0 = op == ORM_LUA_COPY_BEGIN ? orm_clock() : lua_tonumber(L, 4);
+    nb = !lua_isnil(L, 7) && orm_conn_copy_nonblocking(c, 1);
+    if (op == ORM_LUA_COPY_BEGIN)
+        rc = orm_conn_copy_begin(c, lua_tostring(L, 5), lua_tostring(L, 3), n,
+                                 &t->err);
+    else if (op == ORM_LUA_COPY_ROWS)
+        rc = orm_conn_copy_rows(c, lua_touserdata(L, 5), n, &t->err);
+    else
+        rc = orm_conn_copy_end(c, &t->rows, &t->err);
+    if (rc == ORM_OK && nb)
+        t->conn = c; /* wait_copy_k polls it to its end */
+    else if (nb)
+        orm_conn_copy_nonblocking(c, 0);
+    return wait_copy_k(L, LUA_OK, 8);
+}
+
+void orm_lua_copy_k(lua_State *L, int cidx, int op, const char *probe,
+                    const char *copy, double t0, const orm_value *vals, int n,
+                    lua_KContext ctx, lua_KFunction k)
+{
+    lua_pushcfunction(L, wait_copy_fn);
+    lua_pushvalue(L, cidx);
+    lua_pushinteger(L, op);
+    lua_pushstring(L, copy);
+    lua_pushnumber(L, t0);
+    if (op == ORM_LUA_COPY_BEGIN)
+        lua_pushstring(L, probe);
+    else
+        lua_pushlightuserdata(L, (void *)vals);
+    lua_pushinteger(L, n);
+    lua_callk(L, 6, op == ORM_LUA_COPY_ROWS ? 0 : 1, ctx, k);
+}
+
 int orm_lua_waiter(lua_State *L)
 {
     if (!lua_isyieldable(L)) /* the main thread, or under a C call */
@@ -452,6 +750,8 @@ void orm_lua_open_wait(lua_State *L)
     lua_pushcfunction(L, wait_tx_close);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
+    orm_lua_newclass(L, WAIT_FILL, NULL, wait_fill_close);
+    orm_lua_newclass(L, WAIT_COPY, NULL, wait_copy_close);
     luaL_newmetatable(L, WAIT_JOB);
     lua_pushcfunction(L, wait_job_close);
     lua_setfield(L, -2, "__close");

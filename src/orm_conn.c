@@ -467,6 +467,14 @@ int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err)
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
+int orm_conn_copy_nonblocking(orm_conn *c, int on)
+{
+    if (c->d->copy_nonblocking == NULL)
+        return 0;
+    c->d->copy_nonblocking(c->h, on);
+    return 1;
+}
+
 int orm_conn_check_tx(orm_conn *c, orm_error *err)
 {
     orm_error e2;
@@ -594,6 +602,16 @@ int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,
     int rc = c->d->bind(stmt, binds, n, err);
     if (rc == ORM_OK)
         rc = c->d->exec_start(stmt, err);
+    return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
+}
+
+int orm_conn_ping_start(orm_conn *c, orm_error *err)
+{
+    int rc;
+    if (c->broken)
+        return orm_error_set(err, ORM_E_CONNECTION_LOST,
+                             "connection was lost");
+    rc = c->d->ping_start(c->h, err);
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 

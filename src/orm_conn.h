@@ -86,6 +86,11 @@ int orm_conn_copy_rows(orm_conn *c, const orm_value *vals, int nrows,
                        orm_error *err);
 int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err);
 
+/* Turns the driver's bulk load without blocking on or off (see
+ * copy_nonblocking in orm_driver.h: orm_conn_poll ends each step); 0 when
+ * the driver has none. */
+int orm_conn_copy_nonblocking(orm_conn *c, int on);
+
 /* After a statement: checks that the server's transaction state is the
  * one ormed keeps (a raw BEGIN, COMMIT or, on MySQL, DDL can change it
  * behind its back). A transaction opened outside ds:transaction is rolled
@@ -138,6 +143,10 @@ int orm_conn_poll(orm_conn *c, int *wait, orm_error *err);
 /* Begins SQL with no parameters and no rows (as orm_conn_exec); poll
  * until ORM_WAIT_NONE for its outcome. */
 int orm_conn_command_start(orm_conn *c, const char *sql, orm_error *err);
+/* Begins a ping (drivers with ping_start); poll until ORM_WAIT_NONE for
+ * its outcome. A failed ping is the caller's to turn into connection_lost
+ * (and the connection broken), as orm_conn_ping does. */
+int orm_conn_ping_start(orm_conn *c, orm_error *err);
 void orm_conn_set_broken(orm_conn *c);
 
 /* Monotonic clock in seconds. */

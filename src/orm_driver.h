@@ -283,6 +283,15 @@ typedef struct orm_driver {
     /* 1 when the server has a transaction open on the connection, 0 when
      * not, -1 when it cannot tell (no call to the server). */
     int (*in_transaction)(void *conn);
+    /* Begins a ping without blocking, as ping (with poll; NULL where the
+     * driver only blocks). */
+    int (*ping_start)(void *conn, orm_error *err);
+    /* Bulk load without blocking (drivers with poll and copy_*; NULL
+     * elsewhere): while on, copy_begin, copy_rows and copy_end only begin
+     * their round trips (ORM_OK), and poll ends them (ORM_WAIT_NONE, or
+     * the error kind, the load then over); copy_end's *rows is filled then,
+     * so it must stay valid until. */
+    void (*copy_nonblocking)(void *conn, int on);
 } orm_driver;
 
 /* Redacts p's password from err's message where it stands as a password

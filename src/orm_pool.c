@@ -171,6 +171,13 @@ int orm_pool_new(const orm_driver *d, const orm_params *params,
     return ORM_OK;
 }
 
+void orm_pool_set_min(orm_pool *p, int min)
+{
+    pthread_mutex_lock(&p->mu);
+    p->opts.min = min < 0 ? 0 : min > p->opts.max ? p->opts.max : min;
+    pthread_mutex_unlock(&p->mu);
+}
+
 void orm_pool_ref(orm_pool *p)
 {
     pthread_mutex_lock(&p->mu);
@@ -228,10 +235,10 @@ static void pool_deadline(struct timespec *ts, double secs)
     }
 }
 
-/* Pings a connection taken from the idle stack when it has rested a while.
- * Returns 0 when it is fit to hand out, -1 when broken, -2 when past its
- * max_lifetime. */
-static int pool_healthy(orm_conn *c, double now, double after)
+/* Pings a connection taken from the idle stack when it has rested a while
+ * (with defer, leaves that ping to the caller: 1). Returns 0 when it is
+ * fit to hand out, -1 when broken, -2 when past its max_lifetime. */
+static int pool_healthy(orm_conn *c, double now, double after, int defer)
 {
     orm_error e;
     if (orm_conn_broken(c))
@@ -240,6 +247,8 @@ static int pool_healthy(orm_conn *c, double now, double after)
         return -2;
     if (after > 0 && now - orm_conn_last_used(c) < after)
         return 0;
+    if (defer)
+        return 1;
     return orm_conn_ping(c, &e) == ORM_OK ? 0 : -1;
 }
 
@@ -290,7 +299,10 @@ static int pool_open_slot(orm_pool *p, orm_conn **out, orm_error *err)
     return rc;
 }
 
-int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
+/* orm_pool_acquire; with check, an idle connection due for its health
+ * check is handed out unpinged, *check set. */
+static int pool_acquire(orm_pool *p, orm_conn **out, orm_error *err,
+                        int *check)
 {
     struct timespec deadline;
     int waited = 0;
@@ -308,8 +320,10 @@ int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
             int fit;
             p->in_use++;
             pthread_mutex_unlock(&p->mu);
-            fit = pool_healthy(c, now, p->opts.health_check);
-            if (fit == 0) {
+            fit = pool_healthy(c, now, p->opts.health_check, check != NULL);
+            if (fit >= 0) {
+                if (check != NULL)
+                    *check = fit;
                 *out = c;
                 return ORM_OK;
             }
@@ -341,6 +355,11 @@ int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
                                  p->opts.acquire_timeout, p->opts.max);
         }
     }
+}
+
+int orm_pool_acquire(orm_pool *p, orm_conn **out, orm_error *err)
+{
+    return pool_acquire(p, out, err, NULL);
 }
 
 void orm_pool_release(orm_pool *p, orm_conn *c)
@@ -485,6 +504,7 @@ int orm_pool_acquire_start(orm_pool *p, orm_conn **out, orm_pool_wait **wp,
                            int *slot, orm_error *err)
 {
     orm_pool_wait *w;
+    int check = 0, rc;
     *out = NULL;
     *wp = NULL;
     *slot = 0;
@@ -494,13 +514,16 @@ int orm_pool_acquire_start(orm_pool *p, orm_conn **out, orm_pool_wait **wp,
         p->open++; /* room: the caller opens it (orm_pool_open_start) */
         p->in_use++;
         pthread_mutex_unlock(&p->mu);
-        *slot = 1;
+        *slot = ORM_POOL_SLOT_OPEN;
         return ORM_OK;
     }
     if (p->closed || (p->qhead == NULL &&
                       (p->nidle > 0 || p->open < p->opts.max))) {
         pthread_mutex_unlock(&p->mu); /* no wait: the usual checkout */
-        return orm_pool_acquire(p, out, err);
+        rc = pool_acquire(p, out, err, p->d->ping_start ? &check : NULL);
+        if (check)
+            *slot = ORM_POOL_SLOT_CHECK;
+        return rc;
     }
     w = calloc(1, sizeof *w);
     if (w != NULL)
@@ -558,7 +581,7 @@ int orm_pool_acquire_poll(orm_pool *p, orm_pool_wait *w, orm_conn **out,
             return ORM_OK;
         }
         if (p->d->open_start != NULL) {
-            *slot = 1;
+            *slot = ORM_POOL_SLOT_OPEN;
             return ORM_OK;
         }
         return pool_open_slot(p, out, err);

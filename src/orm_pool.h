@@ -43,6 +43,11 @@ typedef struct orm_pool_stats {
 int orm_pool_new(const orm_driver *d, const orm_params *p,
                  const orm_pool_opts *opts, orm_pool **out, orm_error *err);
 
+/* Sets the connections the pool keeps open (clamped to 0..max), for a
+ * pool made with min 0 whose caller opens them itself (without blocking:
+ * checking them out and back in). */
+void orm_pool_set_min(orm_pool *p, int min);
+
 /* Reference counting, so several Lua states / threads can share one pool;
  * the last orm_pool_unref closes and frees it. NULL is fine. */
 void orm_pool_ref(orm_pool *p);
@@ -74,12 +79,20 @@ double orm_pool_wait_left(const orm_pool_wait *w);
 int orm_pool_acquire_poll(orm_pool *p, orm_pool_wait *w, orm_conn **out,
                           int *slot, orm_error *err);
 
-/* *slot = 1 from the two above (drivers with open_start): room for a new
- * connection was reserved for the caller, who opens it without blocking:
+/* *slot = ORM_POOL_SLOT_OPEN from the two above (drivers with open_start):
+ * room for a new connection was reserved for the caller, who opens it
+ * without blocking:
  * orm_pool_open_start (a failure frees the room), orm_conn_poll until
  * ORM_WAIT_NONE or orm_pool_connect_timeout seconds, then
  * orm_pool_open_done with the outcome (a failure closes c, frees the room
  * and redacts err; err may be NULL). */
+#define ORM_POOL_SLOT_OPEN 1
+/* *slot = ORM_POOL_SLOT_CHECK (drivers with ping_start): *out is an idle
+ * connection due for its health check, which the caller makes without
+ * blocking (orm_conn_ping_start); one that fails it is marked broken and
+ * released (orm_pool_release closes it), and the caller checks out
+ * again. */
+#define ORM_POOL_SLOT_CHECK 2
 int orm_pool_open_start(orm_pool *p, orm_conn **out, orm_error *err);
 void orm_pool_open_done(orm_pool *p, orm_conn *c, int rc, orm_error *err);
 double orm_pool_connect_timeout(const orm_pool *p);
