@@ -629,8 +629,6 @@ function Model:all(opts)
   return self:query(opts):get()
 end
 
--- The SQL of find(id) on `source`, compiled once by the C builder, when
--- no scope with bindings of its own applies (else nil).
 local SOFT_DELETES = ModelQuery.SOFT_DELETES
 local registry_scopes = ModelQuery.registry_scopes
 local tx_active = require("ormed.datasource")._active -- open transactions, by coroutine
