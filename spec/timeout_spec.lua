@@ -227,6 +227,80 @@ helper.each_driver(function(drv)
       end
     end)
 
+    describe("a network stall (a TCP relay whose connections are frozen)", function()
+      local relay, ds = {}, nil
+
+      -- socat relays a loopback port to the server, one child process per
+      -- connection; freeze() stops the children relaying now (the data
+      -- source's connection), so its statement and the answer never pass,
+      -- while new connections (the cancel, a new pooled one) still do. The
+      -- frozen ones resume 6 s later, so code without a client deadline
+      -- fails instead of hanging.
+      setup(function()
+        local socket = require("socket")
+        local probe = assert(socket.bind("127.0.0.1", 0))
+        local _, port = probe:getsockname()
+        probe:close()
+        local params = {}
+        for k, v in pairs(drv.adapter().params) do params[k] = v end
+        relay.proc = assert(io.popen(string.format("echo $$; exec socat "
+          .. "TCP-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr TCP:%s:%d 2>/dev/null",
+          port, params.host or "127.0.0.1", params.port)))
+        relay.pid = assert(tonumber(relay.proc:read("l")))
+        local t0 = core.clock()
+        while not socket.connect("127.0.0.1", port) do
+          assert(core.clock() - t0 < 5, "socat does not listen")
+          socket.sleep(0.05)
+        end
+        params.host, params.port, params.socket = "127.0.0.1", tonumber(port), nil
+        ds = orm.DataSource({ name = drv.name .. "_stall", driver = { params = params },
+          pool = { max = 1, min = 1 }, statement_timeout = 0.5 }):init()
+      end)
+
+      teardown(function()
+        if ds then ds:dispose() end
+        if relay.pid then -- socat reaps its children, this process socat
+          os.execute("kill -KILL $(pgrep -P " .. relay.pid .. ") 2>/dev/null; sleep 0.1; kill "
+            .. relay.pid)
+          relay.proc:close()
+        end
+      end)
+
+      -- Freezes the relayed connections, and returns a function that
+      -- resumes them (called by itself after 6 s).
+      local function freeze()
+        local p = io.popen("pgrep -P " .. relay.pid)
+        local pids = p:read("a"):gsub("%s+", " ")
+        p:close()
+        assert(pids:match("%d"), "no relayed connection")
+        assert(os.execute("kill -STOP " .. pids))
+        local waker = io.popen("{ sleep 6 & echo $!; wait $!; kill -CONT " .. pids .. "; } 2>/dev/null")
+        local sleeper = waker:read("l")
+        return function()
+          os.execute("kill " .. sleeper .. " 2>/dev/null")
+          waker:close()
+        end
+      end
+
+      for _, mode in ipairs(MODES) do
+        it("gives the connection up when nothing answers the cancel, " .. mode, function()
+          assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+          local resume = freeze()
+          local ok, err = pcall(run, mode, function()
+            local e, took = timed_error(ds.select, ds, "SELECT 1 AS one")
+            assert.are.equal("query_timeout", e.kind, tostring(e))
+            assert.matches("did not answer its cancel", e.message, 1, true)
+            assert.is_true(took >= 2.3 and took < 4, "took " .. took .. " s")
+            -- a new connection (the frozen one was closed) answers
+            assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+            assert.are.equal(1, ds:stats().open)
+          end)
+          resume()
+          assert(ok, err)
+        end)
+      end
+    end)
+
     describe("a row lock held by a suspended coroutine of this thread", function()
       local ds
 
