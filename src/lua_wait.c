@@ -5,7 +5,9 @@
  * is prepared and run without blocking on a driver with non-blocking calls
  * (as usual on the others), and every wait (the connection's socket, a
  * pool wait's eventfd) calls the waiter (fd, "r" | "w" | "rw", timeout)
- * through lua_callk, so
+ * through lua_callk, with the time left before the wait's deadline
+ * (connect_timeout, acquire_timeout, statement_timeout: past the last one
+ * the statement is cancelled, orm_conn_deadline_left), so
  * the waiter may yield the caller's coroutine to the host's event loop:
  * the job's state lives in a to-be-closed userdata on the Lua stack, and a
  * job abandoned in flight (the waiter raised, the coroutine was closed)

@@ -292,9 +292,10 @@ typedef struct orm_driver {
      * with query_timeout, or as usual when it was over already. ORM_OK
      * when the server took the request; otherwise the kind, err filled
      * (no password). NULL where the driver bounds statements itself
-     * (SQLite). The blocking calls of a driver with cancel bound every
-     * round trip by params->statement_timeout themselves (see
-     * ORM_CANCEL_GRACE). */
+     * (SQLite). A driver with cancel bounds the round trips of its own
+     * blocking prepare, step and exec by params->statement_timeout the
+     * same way (see ORM_CANCEL_GRACE); the engine bounds the non-blocking
+     * ones (orm_conn_deadline_left). */
     int (*cancel)(void *conn, orm_error *err);
 } orm_driver;
 
