@@ -201,6 +201,31 @@ helper.each_driver(function(drv)
           assert.are.equal(2, other:select("SELECT v FROM client_items")[1].v)
         end)
 
+        if mode == MODES[2] then
+          it("gives the waiter the time left before the deadline", function()
+            local timeouts = {}
+            local cq = require("ormed.io.cqueues")
+            orm.set_waiter(function(fd, wmode, timeout)
+              timeouts[#timeouts + 1] = timeout or "none"
+              return cq(fd, wmode, timeout)
+            end)
+            local loop = cqueues.new()
+            loop:wrap(function()
+              local err = timed_error(ds.select, ds, slow_sql(drv, 3))
+              assert.are.equal("query_timeout", err.kind, tostring(err))
+            end)
+            local ok, err = loop:loop()
+            orm.set_waiter(nil)
+            assert(ok, err)
+            assert.is_true(#timeouts >= 2, "the waiter was called " .. #timeouts .. " times")
+            for _, t in ipairs(timeouts) do
+              assert.are.equal("number", type(t), "a wait without a timeout")
+              assert.is_true(t > 0 and t <= 2, "timeout " .. t)
+            end
+            assert.is_true(timeouts[1] <= 0.5, "first wait " .. timeouts[1])
+          end)
+        end
+
         it("ends no other connection's statement, " .. mode, function()
           local done
           if mode == MODES[1] then
