@@ -5,10 +5,11 @@
  * Connector/C's non-blocking calls, waiting on mysql_get_socket with
  * poll() until the deadline; past it the statement is cancelled (KILL
  * QUERY from a short-lived second connection opened with the same
- * parameters) and its answer read; no answer ORM_CANCEL_GRACE seconds
- * later gives the connection up. Without a timeout the plain blocking calls
- * run, as fast as ever. Also the driver's cancel, and the error of a
- * cancelled statement.
+ * parameters, whose connect, read and write time out after
+ * ORM_CANCEL_GRACE seconds) and its answer read; no answer ORM_CANCEL_GRACE
+ * seconds after the deadline gives the connection up. Without a timeout
+ * the plain blocking calls run, as fast as ever. Also the driver's cancel,
+ * and the error of a cancelled statement.
  */
 #include <errno.h>
 #include <poll.h>
@@ -121,9 +122,9 @@ int my_deadline_wait(my_conn *c, my_deadline *d, int status)
             c->broken = c->expired = 1;
             return -1;
         }
-        if (left <= 0) {
-            my_cancel(c, &ignored); /* its outcome is the statement's */
+        if (left <= 0) { /* the grace counts from the deadline */
             d->at = myw_now() + ORM_CANCEL_GRACE;
+            my_cancel(c, &ignored); /* its outcome is the statement's */
             continue;
         }
         ms = (int)(left * 1000.0) + 1;

@@ -3,14 +3,18 @@
  * PostgreSQL. With a timeout, each blocking round trip is sent with
  * PQsend* and its answer awaited on PQsocket with poll() until the
  * deadline; past it the statement is cancelled (PQcancel, which PgBouncer
- * forwards to the server connection running it) and its results drained;
- * no answer ORM_CANCEL_GRACE seconds later gives the connection up.
+ * forwards to the server connection running it; on a thread of its own,
+ * waited for ORM_CANCEL_GRACE seconds at most) and its results drained;
+ * no answer ORM_CANCEL_GRACE seconds after the deadline gives the
+ * connection up.
  * Without a timeout the plain blocking libpq calls run, as fast as ever.
  * Also the driver's cancel, and the error of a cancelled statement.
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -23,24 +27,113 @@ static double pgw_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A PQcancel running on a thread of its own, so the caller waits for it
+ * ORM_CANCEL_GRACE seconds at most (libpq 15's PQcancel has no timeout: a
+ * stalled network would hold it forever). Whoever of the two is left
+ * frees it. */
+typedef struct pgw_cancel {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    PGcancel *cn;
+    int done;               /* PQcancel returned */
+    int abandoned;          /* the caller stopped waiting */
+    int ok;                 /* what PQcancel returned */
+    char msg[256];          /* its error */
+} pgw_cancel;
+
+static void pgw_cancel_free(pgw_cancel *k)
+{
+    PQfreeCancel(k->cn);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+    free(k);
+}
+
+static void *pgw_cancel_run(void *arg)
+{
+    pgw_cancel *k = arg;
+    int ok = PQcancel(k->cn, k->msg, sizeof k->msg), left;
+    pthread_mutex_lock(&k->mu);
+    k->ok = ok;
+    k->done = 1;
+    left = k->abandoned;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    if (left)
+        pgw_cancel_free(k);
+    return NULL;
+}
+
+/* Waits for k until `until` (monotonic seconds): 1 when PQcancel
+ * returned (k is the caller's to free), 0 when it did not (k is left to
+ * its thread). */
+static int pgw_cancel_wait(pgw_cancel *k, double until)
+{
+    struct timespec ts;
+    int done;
+    ts.tv_sec = (time_t)until;
+    ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+    pthread_mutex_lock(&k->mu);
+    while (!k->done && pthread_cond_timedwait(&k->cv, &k->mu, &ts) == 0)
+        ;
+    done = k->done;
+    k->abandoned = !done;
+    pthread_mutex_unlock(&k->mu);
+    return done;
+}
+
+/* A new cancel of c's statement, its condition on the monotonic clock. */
+static pgw_cancel *pgw_cancel_new(pg_conn *c)
+{
+    pthread_condattr_t ca;
+    pgw_cancel *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    k->cn = PQgetCancel(c->pg);
+    if (k->cn == NULL) {
+        free(k);
+        return NULL;
+    }
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&k->mu, NULL);
+    return k;
+}
+
 /* The driver's cancel: PQcancel (a new connection to the server, or to
- * the pooler, carrying the session's cancel key). */
+ * the pooler, carrying the session's cancel key), given ORM_CANCEL_GRACE
+ * seconds. */
 int pg_cancel(void *conn, orm_error *err)
 {
     pg_conn *c = conn;
-    PGcancel *cn = PQgetCancel(c->pg);
-    char msg[256] = "";
-    int ok;
+    pgw_cancel *k;
+    pthread_attr_t ta;
+    pthread_t th;
+    int rc;
     c->cancelled = 1;
-    if (cn == NULL)
+    k = pgw_cancel_new(c);
+    if (k == NULL)
         return pg_lost(err);
-    ok = PQcancel(cn, msg, sizeof msg);
-    PQfreeCancel(cn);
-    if (ok)
-        return ORM_OK;
-    msg[strcspn(msg, "\r\n")] = '\0';
-    return orm_error_set(err, ORM_E_QUERY_TIMEOUT,
-                         "could not cancel the statement: %s", msg);
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&th, &ta, pgw_cancel_run, k);
+    pthread_attr_destroy(&ta);
+    if (rc != 0) {
+        pgw_cancel_free(k);
+        return orm_error_set(err, ORM_E_QUERY_TIMEOUT,
+                             "could not cancel the statement: no thread");
+    }
+    if (!pgw_cancel_wait(k, pgw_now() + ORM_CANCEL_GRACE))
+        return orm_error_set(err, ORM_E_QUERY_TIMEOUT,
+                             "could not cancel the statement: no answer");
+    rc = k->ok ? ORM_OK
+               : orm_error_set(err, ORM_E_QUERY_TIMEOUT,
+                               "could not cancel the statement: %.*s",
+                               (int)strcspn(k->msg, "\r\n"), k->msg);
+    pgw_cancel_free(k);
+    return rc;
 }
 
 void pg_deadline_start(pg_conn *c, pg_deadline *d)
@@ -62,9 +155,9 @@ int pg_deadline_wait(pg_conn *c, pg_deadline *d)
             c->broken = c->expired = 1;
             return -1;
         }
-        if (left <= 0) {
-            pg_cancel(c, &ignored); /* its outcome is the statement's */
+        if (left <= 0) { /* the grace counts from the deadline */
             d->at = pgw_now() + ORM_CANCEL_GRACE;
+            pg_cancel(c, &ignored); /* its outcome is the statement's */
             continue;
         }
         pfd.fd = PQsocket(c->pg);

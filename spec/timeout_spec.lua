@@ -292,13 +292,15 @@ helper.each_driver(function(drv)
         end
       end)
 
-      -- Freezes the relayed connections, and returns a function that
+      -- Freezes the relayed connections (and with `all` the relay itself:
+      -- new connections wait unanswered too), and returns a function that
       -- resumes them (called by itself after 6 s).
-      local function freeze()
+      local function freeze(all)
         local p = io.popen("env -u LD_PRELOAD pgrep -P " .. relay.pid)
         local pids = p:read("a"):gsub("%s+", " ")
         p:close()
         assert(pids:match("%d"), "no relayed connection")
+        if all then pids = pids .. " " .. relay.pid end
         assert(os.execute("kill -STOP " .. pids))
         local waker = io.popen("{ sleep 6 & echo $!; wait $!; kill -CONT " .. pids .. "; } 2>/dev/null")
         local sleeper = waker:read("l")
@@ -323,6 +325,20 @@ helper.each_driver(function(drv)
           end)
           resume()
           assert(ok, err)
+        end)
+
+        it("gives up a cancel that cannot get through either, " .. mode, function()
+          assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+          local resume = freeze(true)
+          local ok, err = pcall(run, mode, function()
+            local e, took = timed_error(ds.select, ds, "SELECT 1 AS one")
+            assert.are.equal("query_timeout", e.kind, tostring(e))
+            assert.matches("did not answer its cancel", e.message, 1, true)
+            assert.is_true(took >= 2.3 and took < 4, "took " .. took .. " s")
+          end)
+          resume()
+          assert(ok, err)
+          assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
         end)
       end
     end)

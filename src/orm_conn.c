@@ -547,7 +547,14 @@ int orm_conn_deadline_left(orm_conn *c, double *left, orm_error *err)
     *left = -1;
     if (c->deadline <= 0)
         return ORM_OK;
-    if (now >= c->deadline && c->cancelled) { /* no answer to the cancel */
+    if (now >= c->deadline && !c->cancelled) { /* the grace counts from the
+                                                  deadline */
+        c->cancelled = 1;
+        c->deadline = now + ORM_CANCEL_GRACE;
+        c->d->cancel(c->h, &ignored); /* the statement's answer tells */
+        now = orm_clock();
+    }
+    if (now >= c->deadline) { /* no answer to the cancel */
         c->broken = 1;
         c->deadline = 0;
         orm_error_set(err, ORM_E_QUERY_TIMEOUT,
@@ -555,12 +562,6 @@ int orm_conn_deadline_left(orm_conn *c, double *left, orm_error *err)
                       "not answer its cancel within %gs: the connection is "
                       "closed", c->timeout, ORM_CANCEL_GRACE);
         return conn_fail_err(c, ORM_E_QUERY_TIMEOUT, err);
-    }
-    if (now >= c->deadline) {
-        c->cancelled = 1;
-        c->d->cancel(c->h, &ignored); /* the statement's answer tells */
-        now = orm_clock();
-        c->deadline = now + ORM_CANCEL_GRACE;
     }
     *left = c->deadline - now;
     return ORM_OK;
