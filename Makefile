@@ -16,7 +16,7 @@ DEBS      = lua5.4 liblua5.4-dev lua-busted libsqlite3-dev libpq-dev \
             default-libmysqlclient-dev postgresql mariadb-server pkg-config \
             lua-sql-sqlite3 lua-sql-postgres lua-sql-mysql lua-check pgbouncer \
             luarocks lua-cjson lua-ldoc lua-discount lua-dbi-sqlite3 lua-cqueues lua-luv \
-            lua-socket
+            lua-socket socat
 
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror

@@ -56,6 +56,7 @@ static orm_kind my_kind(unsigned int code)
         return ORM_E_CONNECTION_LOST;
     case 2008: /* CR_OUT_OF_MEMORY */
         return ORM_E_NOMEM;
+    case 1317: /* ER_QUERY_INTERRUPTED (KILL QUERY, the client's cancel) */
     case 1969: /* ER_STATEMENT_TIMEOUT (MariaDB max_statement_time) */
     case 3024: /* ER_QUERY_TIMEOUT (MySQL max_execution_time) */
         return ORM_E_QUERY_TIMEOUT;
@@ -75,7 +76,7 @@ static int my_fail(my_conn *c, unsigned int code, const char *state,
     orm_error_set_sqlstate(err, state);
     if (k == ORM_E_CONNECTION_LOST && c != NULL)
         c->broken = 1;
-    return k;
+    return my_timeout_note(c, k, err);
 }
 
 int my_conn_fail(my_conn *c, orm_error *err)
@@ -127,15 +128,16 @@ int my_set_options(MYSQL *db, const orm_params *p)
            mysql_options(db, MYSQL_REPORT_DATA_TRUNCATION, &on);
 }
 
-/* statement_timeout, enforced by the server: MariaDB's max_statement_time
- * (every statement, lock waits included) or MySQL's max_execution_time
- * (read-only SELECTs only). Nonzero on failure. */
+/* The server's timer, a backstop ORM_SERVER_TIMER_MARGIN past the
+ * client's deadline: MariaDB's max_statement_time (every statement, lock
+ * waits included) or MySQL's max_execution_time (read-only SELECTs). */
 int my_timeout_sql(MYSQL *db, double seconds, char *sql, size_t size)
 {
     const char *info = mysql_get_server_info(db);
     sql[0] = '\0';
     if (seconds <= 0)
         return 0;
+    seconds += ORM_SERVER_TIMER_MARGIN;
     if (info != NULL && strstr(info, "MariaDB") != NULL)
         snprintf(sql, size, "SET SESSION max_statement_time = %.6f", seconds);
     else
@@ -169,7 +171,7 @@ static int my_open(const orm_params *p, void **out, orm_error *err)
         rc = my_nomem(err);
         goto cleanup;
     }
-    if (my_set_options(c->db, p) != 0) {
+    if (my_set_options(c->db, p) != 0 || my_cancel_keep(c, p) != 0) {
         rc = orm_error_set(err, ORM_E_CONNECTION_FAILED,
                            "mysql: cannot set connection options");
         goto cleanup;
@@ -204,8 +206,10 @@ cleanup:
                      (const char *const[]){p->user, host, p->database,
                                            p->socket},
                      4);
-    if (c != NULL)
+    if (c != NULL) {
+        my_cancel_free(c);
         mysql_close(c->db);
+    }
     free(c);
     return rc;
 }
@@ -217,6 +221,7 @@ static void my_close(void *conn)
     my_conn *c = conn;
     if (c == NULL)
         return;
+    my_cancel_free(c);
     while (c->stmts != NULL)
         my_stmt_free(c->stmts);
     mysql_close(c->db);
@@ -261,7 +266,7 @@ static int my_exec(void *conn, const char *sql, orm_error *err)
     my_conn *c = conn;
     if (c->broken)
         return my_lost(err);
-    if (mysql_real_query(c->db, sql, (unsigned long)strlen(sql)) != 0)
+    if (my_q_query(c, sql, strlen(sql)) != 0)
         return my_conn_fail(c, err);
     return my_drain(c, err);
 }
@@ -393,7 +398,7 @@ int my_prepare(void *conn, const char *sql, size_t len, void **out,
     *out = NULL;
     if (rc != ORM_OK)
         return rc;
-    if (mysql_stmt_prepare(s->st, sql, (unsigned long)len) != 0)
+    if (my_q_prepare(s, sql, len) != 0)
         rc = my_stmt_fail(s, err);
     else
         rc = my_prepare_end(s, err);
@@ -644,7 +649,7 @@ int my_bind_result(my_stmt *s, orm_error *err)
 {
     MYSQL_FIELD *fields;
     int i, n;
-    if (mysql_stmt_store_result(s->st) != 0)
+    if (my_q_store(s) != 0)
         return my_stmt_fail(s, err);
     n = (int)mysql_num_fields(s->meta);
     fields = mysql_fetch_fields(s->meta);
@@ -736,7 +741,7 @@ static int my_execute(my_stmt *s, orm_error *err)
     if (s->conn->broken)
         return my_lost(err);
 again:
-    if (mysql_stmt_execute(s->st) != 0) {
+    if (my_q_execute(s) != 0) {
         if (mysql_stmt_errno(s->st) != MY_NEW_STMT_METADATA || tries++ > 0)
             return my_stmt_fail(s, err);
         if (!my_reads_only(s)) { /* it ran: raise, prepare at the next run */
@@ -974,4 +979,5 @@ const orm_driver orm_mysql_driver = {
     my_sockfd,  my_prepare_start, my_exec_start, my_poll,
     my_command_start, my_open_start,
     my_in_transaction, my_ping_start, NULL, /* no bulk load */
+    my_cancel,
 };

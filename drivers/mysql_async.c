@@ -36,6 +36,7 @@ int my_prepare_start(void *conn, const char *sql, size_t len, void **out,
     if (rc != ORM_OK)
         return rc;
     *out = s;
+    c->cancelled = 0;
     c->aop = MY_AOP_PREPARE;
     c->ast = s;
     c->astatus = mysql_stmt_prepare_start(&ret, s->st, s->sql,
@@ -87,8 +88,8 @@ int my_open_start(const orm_params *p, void **out, orm_error *err)
     c->ahost = p->host != NULL ? p->host
                : p->socket != NULL ? "localhost" : MY_DEFAULT_HOST;
     c->aport = p->port > 0 ? (unsigned int)p->port : MY_DEFAULT_PORT;
-    c->atimeout = p->statement_timeout;
-    if (my_set_options(c->db, p) != 0) {
+    if (my_set_options(c->db, p) != 0 || my_cancel_keep(c, p) != 0) {
+        my_cancel_free(c);
         mysql_close(c->db);
         free(c);
         return orm_error_set(err, ORM_E_CONNECTION_FAILED,
@@ -150,6 +151,7 @@ int my_exec_start(void *stmt, orm_error *err)
         return my_lost(err);
     }
     s->started = 1;
+    c->cancelled = 0;
     c->aop = MY_AOP_EXEC;
     c->ast = s;
     c->atries = 0;
@@ -169,6 +171,7 @@ int my_command_start(void *conn, const char *sql, orm_error *err)
         return my_lost(err);
     }
     c->aop = MY_AOP_QUERY;
+    c->cancelled = 0;
     c->astatus = mysql_real_query_start(&ret, c->db, sql,
                                         (unsigned long)strlen(sql));
     if (c->astatus == 0 && ret != 0)
@@ -293,6 +296,8 @@ int my_poll(void *conn, int *wait, orm_error *err)
             rc = mya_executed(c, s, ret != 0, err);
             if (rc != ORM_OK) {
                 s->done = 1;
+                if (rc == ORM_E_QUERY_TIMEOUT)
+                    s->unprepared = 1; /* see my_step */
                 return rc;
             }
             continue;
@@ -304,7 +309,9 @@ int my_poll(void *conn, int *wait, orm_error *err)
                     break;
                 if (ret != 0) {
                     s->done = 1;
-                    return mya_end(c, my_stmt_fail(s, err));
+                    if (my_stmt_fail(s, err) == ORM_E_QUERY_TIMEOUT)
+                        s->unprepared = 1; /* see my_step */
+                    return mya_end(c, err->kind);
                 }
             }
             return mya_end(c, ORM_OK);

@@ -41,7 +41,18 @@ typedef struct my_conn {
     char asql[96];          /* the statement_timeout statement in flight */
     const char *ahost;      /* for the error message */
     unsigned int aport;
+    int cancelled;          /* the round trip in flight was cancelled */
+    int expired;            /* ... and gave no answer: given up (broken) */
+    struct {
+        char *host, *user, *password, *socket;
+        unsigned int port;
+    } kill;                 /* where KILL QUERY connects (with a timeout) */
 } my_conn;
+
+/* The deadline of a blocking round trip (mysql_wait.c). */
+typedef struct my_deadline {
+    double at;              /* monotonic seconds; 0 = none */
+} my_deadline;
 
 #define MY_AOP_NONE 0
 #define MY_AOP_EXEC 1       /* mysql_stmt_execute_start / _cont */
@@ -159,5 +170,32 @@ int my_poll(void *conn, int *wait, orm_error *err);
 int my_command_start(void *conn, const char *sql, orm_error *err);
 int my_open_start(const orm_params *p, void **out, orm_error *err);
 int my_ping_start(void *conn, orm_error *err);
+
+/* mysql_wait.c: statement_timeout on the blocking calls, and the driver's
+ * cancel (see orm_driver.h). */
+int my_cancel(void *conn, orm_error *err);
+/* Keeps p's statement_timeout, and where KILL QUERY connects when there is
+ * one (nonzero: no memory); my_cancel_free frees that (at close). */
+int my_cancel_keep(my_conn *c, const orm_params *p);
+void my_cancel_free(my_conn *c);
+/* Starts the deadline of a round trip (none without a timeout): the
+ * grace left after a cancel when the statement was cancelled already
+ * (its rows are read after it), else statement_timeout. A new statement
+ * clears c->cancelled first. */
+void my_deadline_start(my_conn *c, my_deadline *d);
+/* Waits for what status (a _start / _cont result) asks, cancelling the
+ * statement at the deadline: the status for _cont, or -1 when the
+ * connection was given up (broken, expired). */
+int my_deadline_wait(my_conn *c, my_deadline *d, int status);
+/* mysql_stmt_execute, mysql_stmt_store_result, mysql_stmt_prepare and
+ * mysql_real_query, bounded by the connection's statement_timeout when it
+ * has one: 0 on success, nonzero on failure (read the error as usual). */
+int my_q_execute(my_stmt *s);
+int my_q_store(my_stmt *s);
+int my_q_prepare(my_stmt *s, const char *sql, size_t len);
+int my_q_query(my_conn *c, const char *sql, size_t len);
+/* The end of my_fail: a cancelled or given-up round trip's error says
+ * statement_timeout. Returns the kind. */
+int my_timeout_note(my_conn *c, int k, orm_error *err);
 
 #endif

@@ -32,10 +32,6 @@
 #define PG_TIMESTAMPTZOID 1184
 #define PG_NUMERICOID 1700
 
-
-
-
-
 /* {====================================================================
  * Errors
  * ===================================================================== */
@@ -87,7 +83,7 @@ int pg_fail(pg_conn *c, const PGresult *res, orm_error *err)
         k = ORM_E_QUERY;
     pg_set_line(err, k, msg);
     orm_error_set_sqlstate(err, state);
-    return k;
+    return pg_timeout_note(c, k, err);
 }
 
 int pg_lost(orm_error *err)
@@ -140,19 +136,19 @@ static void pg_kv(const char **keys, const char **vals, int *n,
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "            \
     "SET extra_float_digits = 3"
 
-/* The session settings, with statement_timeout when one is given: the
- * server itself cancels a longer statement (SQLSTATE 57014), waits for
- * locks included, and the session stays usable. */
+/* The session settings, with the server's statement_timeout as a backstop
+ * (ORM_SERVER_TIMER_MARGIN past the client's deadline, for what the client
+ * does not watch) when one is given, except with unnamed statements: a
+ * pooler in transaction mode would leak a session SET to other clients. */
 void pg_session_sql(const orm_params *p, char *sql, size_t size)
 {
-    long ms = p->statement_timeout > 0
-                  ? (long)(p->statement_timeout * 1000.0 + 0.5) : 0;
-    if (p->statement_timeout <= 0) {
+    long ms = (long)((p->statement_timeout + ORM_SERVER_TIMER_MARGIN) *
+                     1000.0 + 0.5);
+    if (p->statement_timeout <= 0 || p->unnamed) {
         snprintf(sql, size, "%s", PG_SESSION_SQL);
         return;
     }
-    snprintf(sql, size, "%s; SET statement_timeout = %ld", PG_SESSION_SQL,
-             ms < 1 ? 1 : ms);
+    snprintf(sql, size, "%s; SET statement_timeout = %ld", PG_SESSION_SQL, ms);
 }
 
 /* Fills the conninfo arrays (NULL-terminated) for p; port and timeout are
@@ -213,6 +209,7 @@ static int pg_open(const orm_params *p, void **out, orm_error *err)
     PQclear(res);
     c->pg = pg;
     c->unnamed = p->unnamed;
+    c->timeout = p->statement_timeout;
     *out = c;
     return ORM_OK;
 
@@ -273,7 +270,7 @@ static void pg_deallocate(pg_conn *c, unsigned long id)
 {
     char sql[48];
     snprintf(sql, sizeof sql, "DEALLOCATE orm_s%lu", id);
-    PQclear(PQexec(c->pg, sql));
+    PQclear(pg_q_exec(c, sql));
 }
 
 /* Deallocates the statements whose finalize had to wait, when it can. */
@@ -311,7 +308,7 @@ static int pg_exec(void *conn, const char *sql, orm_error *err)
     pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
-    res = PQexec(c->pg, sql);
+    res = pg_q_exec(c, sql);
     if (!pg_ok(res))
         rc = pg_fail(c, res, err);
     else if (strcmp(sql, "COMMIT") == 0 &&
@@ -456,6 +453,7 @@ static int pg_unnamed_describe(pg_conn *c, pg_stmt *st, orm_error *err)
 {
     PGresult *res, *desc = NULL, *bad = NULL;
     int n = pg_count_params(st->sql), k = 0, nulls = 0, synced = 0, i, rc;
+    pg_deadline d;
     if (n > PG_MAX_PARAMS) {
         st->typed = 0;
         return pg_alloc_params(st, n) == 0 ? ORM_OK : pg_nomem(err);
@@ -468,7 +466,8 @@ static int pg_unnamed_describe(pg_conn *c, pg_stmt *st, orm_error *err)
         PQexitPipelineMode(c->pg);
         return rc;
     }
-    while (!synced) {
+    pg_deadline_start(c, &d);
+    while (!synced && pg_deadline_wait(c, &d) == 0) {
         res = PQgetResult(c->pg);
         if (res == NULL) {
             if (PQstatus(c->pg) == CONNECTION_BAD || ++nulls > 2)
@@ -568,14 +567,14 @@ static int pg_prepare(void *conn, const char *sql, size_t len, void **out,
     }
     st->id = ++c->next_id;
     snprintf(st->name, sizeof st->name, "orm_s%lu", st->id);
-    res = PQprepare(c->pg, st->name, sql, 0, NULL);
+    res = pg_q_prepare(c, st->name, sql, 0, NULL);
     if (!pg_ok(res)) {
         rc = pg_fail(c, res, err);
         goto fail;
     }
     st->prepared = 1;
     PQclear(res);
-    res = PQdescribePrepared(c->pg, st->name);
+    res = pg_q_describe(c, st->name);
     if (!pg_ok(res)) {
         rc = pg_fail(c, res, err);
         goto fail;
@@ -820,7 +819,7 @@ static int pg_reprepare(pg_stmt *st, int gone, orm_error *err)
     st->prepared = 0;
     st->id = ++c->next_id;
     snprintf(st->name, sizeof st->name, "orm_s%lu", st->id);
-    res = PQprepare(c->pg, st->name, st->sql, st->nparams, st->ptypes);
+    res = pg_q_prepare(c, st->name, st->sql, st->nparams, st->ptypes);
     if (pg_ok(res))
         st->prepared = 1;
     else
@@ -842,12 +841,7 @@ static int pg_execute(pg_stmt *st, orm_error *err)
     if (pg_broken(c))
         return pg_lost(err);
     for (;;) {
-        if (c->unnamed) /* types inferred anew: DDL may have changed them */
-            res = PQexecParams(c->pg, st->sql, st->nparams, NULL, st->pvals,
-                               st->plens, st->pfmts, 0);
-        else
-            res = PQexecPrepared(c->pg, st->name, st->nparams, st->pvals,
-                                 st->plens, st->pfmts, 0);
+        res = pg_q_run(c, st);
         if (pg_ok(res))
             return pg_take_result(st, res, err);
         if (c->unnamed || tries++ > 0 || res == NULL || !pg_stale(res, &gone) ||
@@ -992,4 +986,5 @@ const orm_driver orm_postgres_driver = {
     pg_socket,  pg_prepare_start, pg_exec_start, pg_poll,
     pg_command_start, pg_open_start,
     pg_in_transaction, pg_ping_start, pg_copy_nonblocking,
+    pg_cancel,
 };

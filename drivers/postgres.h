@@ -115,7 +115,15 @@ struct pg_conn {
                                statement's DEALLOCATE waits in `stale`
                                for the next prepare to send it along */
     int askip;              /* that prepare's syncs before its own */
+    double timeout;         /* statement_timeout (seconds), 0 = none */
+    int cancelled;          /* the round trip in flight was cancelled */
+    int expired;            /* ... and gave no answer: given up (broken) */
 };
+
+/* The deadline of a blocking round trip (postgres_wait.c). */
+typedef struct pg_deadline {
+    double at;              /* monotonic seconds; 0 = none */
+} pg_deadline;
 
 #define PG_AOP_NONE 0
 #define PG_AOP_PREPARE 1    /* prepare and describe, in a pipeline */
@@ -171,6 +179,27 @@ int pg_open_start(const orm_params *p, void **out, orm_error *err);
 int pg_ping_start(void *conn, orm_error *err);
 /* Drops what an operation left (at close). */
 void pg_async_free(pg_conn *c);
+
+/* postgres_wait.c: statement_timeout on the blocking calls, and the
+ * driver's cancel (see orm_driver.h). */
+int pg_cancel(void *conn, orm_error *err);
+/* Starts the deadline of a round trip (none without a timeout). */
+void pg_deadline_start(pg_conn *c, pg_deadline *d);
+/* Waits until a result can be read without blocking, cancelling the
+ * statement at the deadline; 0, or -1 when the connection was given up
+ * (broken, expired). */
+int pg_deadline_wait(pg_conn *c, pg_deadline *d);
+/* PQexec, PQprepare, PQdescribePrepared, and PQexecPrepared (or
+ * PQexecParams for an unnamed connection) of st, bounded by the
+ * connection's statement_timeout when it has one. */
+PGresult *pg_q_exec(pg_conn *c, const char *sql);
+PGresult *pg_q_prepare(pg_conn *c, const char *name, const char *sql, int n,
+                       const Oid *types);
+PGresult *pg_q_describe(pg_conn *c, const char *name);
+PGresult *pg_q_run(pg_conn *c, const pg_stmt *st);
+/* The end of pg_fail: a cancelled or given-up round trip's error says
+ * statement_timeout. Returns the kind. */
+int pg_timeout_note(pg_conn *c, int k, orm_error *err);
 
 /* postgres_copy.c: the driver's copy_begin / copy_rows / copy_end (see
  * orm_driver.h). */

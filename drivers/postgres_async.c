@@ -46,6 +46,7 @@ int pg_open_start(const orm_params *p, void **out, orm_error *err)
     }
     PQsetNoticeProcessor(c->pg, pga_ignore_notice, NULL);
     c->unnamed = p->unnamed;
+    c->timeout = p->statement_timeout;
     c->aop = PG_AOP_CONNECT;
     pg_session_sql(p, c->asession, sizeof c->asession);
     *out = c;
@@ -99,6 +100,7 @@ int pg_async_ready(pg_conn *c, orm_error *err)
     if (PQsetnonblocking(c->pg, 1) != 0)
         return pg_fail(c, NULL, err);
     c->anonblock = 1;
+    c->cancelled = 0;
     return ORM_OK;
 }
 

@@ -436,4 +436,5 @@ const orm_driver orm_sqlite_driver = {
     NULL,       NULL,        NULL,       NULL,
     NULL,       NULL, /* blocking calls only */
     sq_in_transaction, NULL,     NULL,
+    NULL, /* statements bounded by the progress handler */
 };

@@ -5,7 +5,9 @@
  * is prepared and run without blocking on a driver with non-blocking calls
  * (as usual on the others), and every wait (the connection's socket, a
  * pool wait's eventfd) calls the waiter (fd, "r" | "w" | "rw", timeout)
- * through lua_callk, so
+ * through lua_callk, with the time left before the wait's deadline
+ * (connect_timeout, acquire_timeout, statement_timeout: past the last one
+ * the statement is cancelled, orm_conn_deadline_left), so
  * the waiter may yield the caller's coroutine to the host's event loop:
  * the job's state lives in a to-be-closed userdata on the Lua stack, and a
  * job abandoned in flight (the waiter raised, the coroutine was closed)
@@ -198,8 +200,11 @@ static int wait_advance(wait_job *j)
         case WAIT_PREPARE:
             if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
                 break;
-            if (w != ORM_WAIT_NONE)
+            if (w != ORM_WAIT_NONE) {
+                if (orm_conn_deadline_left(c, &j->timeout, &j->x.err) != ORM_OK)
+                    break;
                 return w;
+            }
             orm_conn_prepared(c, j->sql, j->len, j->x.stmt);
             j->phase = WAIT_BIND;
             continue;
@@ -212,8 +217,11 @@ static int wait_advance(wait_job *j)
         case WAIT_EXEC:
             if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
                 break;
-            if (w != ORM_WAIT_NONE)
+            if (w != ORM_WAIT_NONE) {
+                if (orm_conn_deadline_left(c, &j->timeout, &j->x.err) != ORM_OK)
+                    break;
                 return w;
+            }
             j->phase = WAIT_COLLECT;
             return ORM_WAIT_NONE;
         case WAIT_PING:
@@ -373,7 +381,8 @@ static void wait_call(lua_State *L, int widx, int fd, int w, double timeout,
     lua_pushvalue(L, widx);
     lua_pushinteger(L, fd);
     lua_pushstring(L, w == ORM_WAIT_READ ? "r" : w == ORM_WAIT_WRITE ? "w" : "rw");
-    if (timeout >= 0) /* a statement's limit is statement_timeout, the server's */
+    if (timeout >= 0) /* a deadline: connect_timeout, acquire_timeout or
+                         statement_timeout (orm_conn_deadline_left) */
         lua_pushnumber(L, timeout);
     else
         lua_pushnil(L);
@@ -501,10 +510,12 @@ static int wait_tx_k(lua_State *L, int status, lua_KContext ctx)
     wait_tx *t = lua_touserdata(L, (int)ctx);
     int w = ORM_WAIT_NONE, rc;
     orm_conn *c = t->conn;
+    double left;
     (void)status;
     while ((rc = orm_conn_poll(c, &w, &t->err)) == ORM_OK &&
-           w != ORM_WAIT_NONE)
-        wait_call(L, t->widx, orm_conn_socket(c), w, -1, ctx, wait_tx_k);
+           w != ORM_WAIT_NONE &&
+           (rc = orm_conn_deadline_left(c, &left, &t->err)) == ORM_OK)
+        wait_call(L, t->widx, orm_conn_socket(c), w, left, ctx, wait_tx_k);
     t->conn = NULL;
     rc = orm_conn_tx_done(c, t->op, rc, &t->err);
     return orm_lua_tx_end(L, t->cidx, rc, &t->err, t->t0);

@@ -39,6 +39,11 @@ struct orm_conn {
     int64_t prepares;
     double last_used;
     double expires;                 /* max_lifetime deadline, 0 = none */
+    double timeout;                 /* statement_timeout the client keeps
+                                       (a driver with cancel), 0 = none */
+    double deadline;                /* of the non-blocking round trip in
+                                       flight, 0 = none */
+    int cancelled;                  /* ... which was cancelled */
 };
 
 double orm_clock(void)
@@ -97,6 +102,7 @@ static int conn_open_with(const orm_driver *d, const orm_params *p,
         return rc;
     }
     c->last_used = orm_clock();
+    c->timeout = d->cancel != NULL ? p->statement_timeout : 0;
     *out = c;
     return ORM_OK;
 }
@@ -541,6 +547,40 @@ void orm_conn_touch(orm_conn *c, double now)
 
 /* {==== without blocking (orm_driver.h: socket, prepare_start, ...) ====} */
 
+/* A non-blocking round trip begins: its deadline, statement_timeout. */
+static void conn_deadline_start(orm_conn *c)
+{
+    c->cancelled = 0;
+    c->deadline = c->timeout > 0 ? orm_clock() + c->timeout : 0;
+}
+
+int orm_conn_deadline_left(orm_conn *c, double *left, orm_error *err)
+{
+    orm_error ignored;
+    double now = orm_clock();
+    *left = -1;
+    if (c->deadline <= 0)
+        return ORM_OK;
+    if (now >= c->deadline && !c->cancelled) { /* the grace counts from the
+                                                  deadline */
+        c->cancelled = 1;
+        c->deadline = now + ORM_CANCEL_GRACE;
+        c->d->cancel(c->h, &ignored); /* the statement's answer tells */
+        now = orm_clock();
+    }
+    if (now >= c->deadline) { /* no answer to the cancel */
+        c->broken = 1;
+        c->deadline = 0;
+        orm_error_set(err, ORM_E_QUERY_TIMEOUT,
+                      "statement_timeout (%gs) passed and the server did "
+                      "not answer its cancel within %gs: the connection is "
+                      "closed", c->timeout, ORM_CANCEL_GRACE);
+        return conn_fail_err(c, ORM_E_QUERY_TIMEOUT, err);
+    }
+    *left = c->deadline - now;
+    return ORM_OK;
+}
+
 int orm_conn_can_poll(const orm_conn *c)
 {
     return c->d->poll != NULL;
@@ -575,6 +615,7 @@ int orm_conn_prepare_start(orm_conn *c, const char *sql, size_t len, int n,
         return conn_fail_err(c, rc, err);
     }
     *pending = 1;
+    conn_deadline_start(c);
     return ORM_OK;
 }
 
@@ -593,6 +634,7 @@ int orm_conn_command_start(orm_conn *c, const char *sql, orm_error *err)
         return orm_error_set(err, ORM_E_CONNECTION_LOST,
                              "connection was lost");
     rc = c->d->command_start(c->h, sql, err);
+    conn_deadline_start(c);
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
@@ -602,6 +644,7 @@ int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,
     int rc = c->d->bind(stmt, binds, n, err);
     if (rc == ORM_OK)
         rc = c->d->exec_start(stmt, err);
+    conn_deadline_start(c);
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 

@@ -140,6 +140,14 @@ void orm_conn_prepared(orm_conn *c, const char *sql, size_t len, void *stmt);
 int orm_conn_exec_start(orm_conn *c, void *stmt, const orm_value *binds,
                         int n, orm_error *err);
 int orm_conn_poll(orm_conn *c, int *wait, orm_error *err);
+/* After orm_conn_poll asked to wait: *left receives how long the wait may
+ * last (seconds; -1 = no limit: no statement_timeout, or a driver without
+ * cancel). Each round trip the calls above begin has statement_timeout;
+ * at its deadline the statement is cancelled (the driver's cancel, once;
+ * its poll then ends with query_timeout) and ORM_CANCEL_GRACE more is
+ * allowed; past that the connection is marked broken and query_timeout
+ * returned, err filled. ORM_OK otherwise. */
+int orm_conn_deadline_left(orm_conn *c, double *left, orm_error *err);
 /* Begins SQL with no parameters and no rows (as orm_conn_exec); poll
  * until ORM_WAIT_NONE for its outcome. */
 int orm_conn_command_start(orm_conn *c, const char *sql, orm_error *err);

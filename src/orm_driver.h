@@ -31,8 +31,9 @@ typedef struct orm_params {
     int memory;           /* sqlite: 1 = private in-memory database */
     int timeout;          /* connect timeout in seconds, 0 = driver default
                              (SQLite: the busy timeout) */
-    double statement_timeout; /* seconds a statement may run before the
-                             server cancels it (query_timeout); 0 = none */
+    double statement_timeout; /* seconds each round trip of a statement
+                             may take before the client cancels it
+                             (query_timeout); 0 = none */
     int unnamed;          /* postgres: 1 = no named prepared statements (every
                              statement goes unnamed, nothing stays on the
                              server between statements: for PgBouncer in
@@ -292,7 +293,30 @@ typedef struct orm_driver {
      * the error kind, the load then over); copy_end's *rows is filled then,
      * so it must stay valid until. */
     void (*copy_nonblocking)(void *conn, int on);
+
+    /* Asks the server, from another connection, to cancel what runs on
+     * conn (PostgreSQL: PQcancel; MySQL / MariaDB: KILL QUERY from a
+     * short-lived second connection opened with the same parameters).
+     * The call that waits for the statement (step, exec, poll) then ends
+     * with query_timeout, or as usual when it was over already. ORM_OK
+     * when the server took the request; otherwise the kind, err filled
+     * (no password). NULL where the driver bounds statements itself
+     * (SQLite). A driver with cancel bounds the round trips of its own
+     * blocking prepare, step and exec by params->statement_timeout the
+     * same way (see ORM_CANCEL_GRACE); the engine bounds the non-blocking
+     * ones (orm_conn_deadline_left). */
+    int (*cancel)(void *conn, orm_error *err);
 } orm_driver;
+
+/* A statement cancelled at its deadline (statement_timeout) has this many
+ * seconds more to answer; after that its connection is given up (marked
+ * broken, query_timeout raised): a network stall is bounded too. */
+#define ORM_CANCEL_GRACE 2.0
+
+/* Where the server's own per-session timer is kept as a backstop (for
+ * what the client does not watch), it runs this many seconds past
+ * statement_timeout, so the client's cancel normally comes first. */
+#define ORM_SERVER_TIMER_MARGIN 1.0
 
 /* Redacts p's password from err's message where it stands as a password
  * (orm_error_redact), telling it which values the message may show as
