@@ -71,9 +71,9 @@ static uint64_t conn_hash_bytes(uint64_t h, const char *p, size_t n)
     return h ^ (h >> 32);
 }
 
-/* A word-wise FNV-1a of the SQL text; long texts (multi-row inserts run to hundreds
- * of kilobytes) hash their length and both ends only: equal hashes are
- * always confirmed by comparing the whole text. */
+/* A word-wise FNV-1a of the SQL text; long texts (multi-row inserts run
+ * to hundreds of kilobytes) hash their length and both ends only: equal
+ * hashes are always confirmed by comparing the whole text. */
 static uint64_t conn_hash(const char *p, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;
