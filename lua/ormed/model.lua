@@ -56,6 +56,17 @@ local function resolve(model, conn, role)
   return src
 end
 
+-- The data source of a model given no connection: its own, else the
+-- manager's default (found as ConnectionManager:connection() finds it,
+-- without the method calls: every query started from the class asks).
+local function model_source(model)
+  local conn = rawget(model, "connection") -- rawget: no method lookup
+  if conn ~= nil then return resolve_source(model, conn) end
+  local mgr = ConnectionManager.instance
+  local e = mgr._entries[mgr._default]
+  return e and e.instance or mgr:connection()
+end
+
 resolve_source = function(model, conn)
   if conn == nil then
     conn = rawget(model, "connection") -- rawget: no method lookup
@@ -650,14 +661,7 @@ function Model:find(id, opts)
   -- the hot path of the ORM: written out, with no call it can spare
   local src
   if opts == nil then
-    src = rawget(self, "connection")
-    if src == nil then -- the default connection, as ConnectionManager:connection() finds it
-      local mgr = ConnectionManager.instance
-      local e = mgr._entries[mgr._default]
-      src = e and e.instance or mgr:connection()
-    else
-      src = resolve_source(self, src)
-    end
+    src = model_source(self)
   else
     src = resolve(self, opts.connection, opts.role)
   end
@@ -815,7 +819,7 @@ end
 -- One closure per shortcut name, shared by every model.
 local shortcut_fns = setmetatable({}, { __index = function(t, k)
   local f = function(self, ...)
-    local q = ModelQuery.new(self, resolve_source(self, nil))
+    local q = ModelQuery.new(self, model_source(self))
     return q[k](q, ...)
   end
   t[k] = f

@@ -228,6 +228,12 @@ end
 -- operation: orm_query_scope_begin / _end).
 function ModelQuery:_compiled()
   local model = self._model
+  if model._global_scopes[1] == nil and rawget(self, "_only_trashed") == nil then
+    local ctx = self._source.context -- the usual case first: no scope at all
+    local reg = ctx and ctx.scope_registry
+    local by = reg and reg._by_model
+    if reg == nil or by and by[model] == nil then return self._q end
+  end
   local removed = rawget(self, "_removed") -- rawget: a field, not a method lookup
   local trashed = rawget(self, "_only_trashed")
   local own, reg = model._global_scopes, nil
