@@ -28,6 +28,35 @@ local function with_waiter(waiter, fn)
   return calls
 end
 
+-- Runs fn() in a coroutine with server process pid stopped (SIGSTOP)
+-- except while the engine waits through the waiter, which resumes it
+-- (SIGCONT) and stops it again once the wait is over: a round trip made
+-- outside the waiter would hang until a rescuer resumes the server (after
+-- 2 s). Returns fn's result and the time it took. A wait still not over
+-- after 5 s raises (the engine waits for an answer that cannot come).
+local function stopped_between_waits(pid, fn)
+  local sh = assert(io.popen(string.format("(while kill -0 %d; do sleep 2; kill -CONT %d; done) "
+    .. ">/dev/null 2>&1 & echo $!", pid, pid)))
+  local rescuer = sh:read("n")
+  sh:close()
+  local t0
+  orm.set_waiter(function(fd, mode, timeout)
+    uv.kill(pid, "sigcont")
+    require("ormed.io.cqueues")(fd, mode, math.min(timeout or 1, 1))
+    if core.clock() - t0 > 5 then error("stuck: a wait of over 5 s", 0) end
+    uv.kill(pid, "sigstop")
+  end)
+  t0 = core.clock()
+  uv.kill(pid, "sigstop")
+  local ok, got = pcall(coroutine.wrap(fn))
+  local took = core.clock() - t0
+  orm.set_waiter(nil)
+  uv.kill(pid, "sigcont")
+  os.execute("kill " .. rescuer)
+  assert(ok, got)
+  return got, took
+end
+
 describe("orm.set_waiter", function()
   it("takes a function, a callable table or nil, and refuses anything else", function()
     orm.set_waiter(require("ormed.io.cqueues"))
@@ -523,6 +552,26 @@ helper.each_driver(function(drv)
       assert.is_true(core.clock() - t0 < 1.0, "took " .. (core.clock() - t0) .. " s")
     end)
 
+    it("MariaDB: a statement prepared again after query_timeout makes no round trip outside the waiter", function()
+      local one = orm.DataSource({ name = "mysql_waiter_reprepare", driver = drv.adapter(),
+        pool = { max = 1, min = 1 }, statement_timeout = 0.3 }):init()
+      local sql = "SELECT SLEEP(?) AS s, ? AS i"
+      local err = helper.error_of(function()
+        with_waiter(require("ormed.io.cqueues"), function() one:select(sql, { 2, 0 }) end)
+      end)
+      assert.are.equal("query_timeout", err.kind)
+      local pid = assert(io.open(ds:select("SELECT @@pid_file AS f")[1].f)):read("n")
+      local got, took = stopped_between_waits(pid, function()
+        return one:select(sql, { 0, 7 })[1].i -- prepared again first
+      end)
+      assert.are.equal(7, got)
+      assert.is_true(took < 1.5, "took " .. took .. " s")
+      -- and without a waiter, as before
+      assert.are.equal("query_timeout", helper.error_of(one.select, one, sql, { 2, 0 }).kind)
+      assert.are.equal(8, one:select(sql, { 0, 8 })[1].i)
+      one:dispose()
+    end)
+
     it("MariaDB: the writer of a locked row yields; the suspended holder finishes", function()
       ds:execute("INSERT INTO waiter_items (v) VALUES (0)")
       local cq, order = cqueues.new(), {}
@@ -595,32 +644,6 @@ helper.each_driver(function(drv)
     assert.are.equal("transaction_aborted", err.kind, tostring(err))
     assert.are.equal(0, ds:stats().in_use)
   end)
-
-  -- Runs fn() in a coroutine with server process pid stopped (SIGSTOP)
-  -- except while the engine waits through the waiter, which resumes it
-  -- (SIGCONT) and stops it again once the wait is over: a round trip made
-  -- outside the waiter would hang until a rescuer resumes the server (after
-  -- 2 s). Returns fn's result and the time it took.
-  local function stopped_between_waits(pid, fn)
-    local sh = assert(io.popen(string.format("(while kill -0 %d; do sleep 2; kill -CONT %d; done) "
-      .. ">/dev/null 2>&1 & echo $!", pid, pid)))
-    local rescuer = sh:read("n")
-    sh:close()
-    orm.set_waiter(function(fd, mode, timeout)
-      uv.kill(pid, "sigcont")
-      require("ormed.io.cqueues")(fd, mode, timeout)
-      uv.kill(pid, "sigstop")
-    end)
-    local t0 = core.clock()
-    uv.kill(pid, "sigstop")
-    local ok, got = pcall(coroutine.wrap(fn))
-    local took = core.clock() - t0
-    orm.set_waiter(nil)
-    uv.kill(pid, "sigcont")
-    os.execute("kill " .. rescuer)
-    assert(ok, got)
-    return got, took
-  end
 
   it("the DEALLOCATE of a statement evicted from the cache makes no round trip outside the waiter", function()
     local one = orm.DataSource({ name = "pg_waiter_evict", driver = drv.adapter(),
