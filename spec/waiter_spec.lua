@@ -289,6 +289,31 @@ helper.each_driver(function(drv)
       assert.are.equal(5, page.total)
     end)
 
+    it("luv: paginate in several coroutines waits at the same time", function()
+      for i = 1, 3 do ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i }) end
+      local function job()
+        local page = ds:table("waiter_items"):where_raw(slow(0.1)):order_by("v")
+          :paginate({ page = 1, per_page = 2 })
+        return { page.total, page.items[1].v, page.items[2].v }
+      end
+      local t0 = core.clock()
+      local want = job()
+      local alone = core.clock() - t0
+      local got = {}
+      t0 = core.clock()
+      with_waiter(require("ormed.io.luv"), function()
+        for i = 1, 2 do
+          local co = coroutine.create(function() got[i] = job() end)
+          uv.new_timer():start(0, 0, function() assert(coroutine.resume(co)) end)
+        end
+        uv.run()
+      end)
+      local took = core.clock() - t0
+      assert.are.same({ want, want }, got)
+      assert.are.same({ 3, 1, 2 }, want)
+      assert.is_true(took < alone * 1.5, string.format("%.2f s for two, %.2f s for one", took, alone))
+    end)
+
     it("chunk and chunk_by_id read their pages through the waiter", function()
       for i = 1, 3 do ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i }) end
       for _, method in ipairs({ "chunk", "chunk_by_id" }) do
