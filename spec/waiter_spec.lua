@@ -544,6 +544,25 @@ helper.each_driver(function(drv)
         assert.are.same({ count = n, sum = want, big = 1000 }, stored())
       end)
 
+      it("a list that fails midway rolls back through the waiter, and raises the same error", function()
+        local n = drv.name == "mysql" and 8200 or 2100 -- more than one batch of 2 columns
+        local rows = uniq_rows(n)
+        rows[#rows + 1] = { k = 1000, v = 0 } -- a duplicate in the last batch
+        local one = orm.DataSource({ name = drv.name .. "_waiter_list_fail", driver = drv.adapter(),
+          pool = { max = 1, min = 1 } }):init()
+        local want = helper.error_of(function() one:table("waiter_uniq"):insert(rows) end)
+        assert.are.equal("unique_violation", want.kind)
+        local got, took = stopped_between_waits(server_pid(one), function()
+          local ok, err = pcall(function() one:table("waiter_uniq"):insert(rows) end)
+          return not ok and err
+        end)
+        assert.is_true(took < 1.5, "took " .. took .. " s")
+        assert.are.same({ want.kind, want.sqlstate }, { got.kind, got.sqlstate })
+        assert.are.equal(0, one:table("waiter_uniq"):count())
+        assert.are.same({ 1, 0 }, { one:stats().open, one:stats().in_use })
+        one:dispose()
+      end)
+
       it("an upsert of several batches waits through the waiter", function()
         local n = drv.name == "mysql" and 5500 or 1400 -- more than one batch of 3 columns
         local rows = uniq_rows(n)
