@@ -460,7 +460,7 @@ static int my_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
     int i;
     if (s->started)
         my_reset(s);
-    if (s->unprepared && my_reprepare(s, err) != ORM_OK)
+    if (s->unprepared && !s->conn->anonblock && my_reprepare(s, err) != ORM_OK)
         return err->kind;
     if (n != s->nparams)
         return orm_error_set(err, ORM_E_INVALID_ARGUMENT,
@@ -477,6 +477,8 @@ static int my_bind(void *stmt, const orm_value *vals, int n, orm_error *err)
                                  "binding %d is too long for mysql", i + 1);
         my_bind_one(&s->pbind[i], &s->pval[i], &s->plen[i], &vals[i]);
     }
+    if (s->unprepared) /* bound once the run prepares it again */
+        return ORM_OK;
     if (mysql_stmt_bind_param(s->st, s->pbind) != 0) {
         my_stmt_fail(s, err);
         err->kind = ORM_E_INVALID_ARGUMENT;
@@ -647,10 +649,15 @@ static int my_cols_reserve(my_stmt *s, int n)
  * and binds one result buffer per column. */
 int my_bind_result(my_stmt *s, orm_error *err)
 {
-    MYSQL_FIELD *fields;
-    int i, n;
     if (my_q_store(s) != 0)
         return my_stmt_fail(s, err);
+    return my_bind_columns(s, err);
+}
+
+int my_bind_columns(my_stmt *s, orm_error *err)
+{
+    MYSQL_FIELD *fields;
+    int i, n;
     n = (int)mysql_num_fields(s->meta);
     fields = mysql_fetch_fields(s->meta);
     if (my_cols_reserve(s, n) != 0)
@@ -740,6 +747,8 @@ static int my_execute(my_stmt *s, orm_error *err)
     int tries = 0;
     if (s->conn->broken)
         return my_lost(err);
+    if (s->unprepared && my_reprepare(s, err) != ORM_OK)
+        return err->kind; /* my_bind left it to the run */
 again:
     if (my_q_execute(s) != 0) {
         if (mysql_stmt_errno(s->st) != MY_NEW_STMT_METADATA || tries++ > 0)

@@ -139,6 +139,50 @@ static int mya_connect_failed(my_conn *c, orm_error *err)
                          c->ahost, c->aport, mysql_error(c->db));
 }
 
+/* The new handle of a statement prepared again is prepared (ret its
+ * outcome): its parameters are bound, as my_reprepare does, and the run
+ * begins. */
+static int mya_reprepared(my_conn *c, my_stmt *s, int ret, orm_error *err)
+{
+    int r = 0;
+    if (ret != 0)
+        return mya_end(c, my_stmt_fail(s, err));
+    if ((int)mysql_stmt_param_count(s->st) != s->nparams)
+        return mya_end(c, orm_error_set(err, ORM_E_QUERY, "statement changed "
+                                                          "its parameters"));
+    if (s->nparams > 0 && mysql_stmt_bind_param(s->st, s->pbind) != 0)
+        return mya_end(c, my_stmt_fail(s, err));
+    s->unprepared = 0;
+    c->aop = MY_AOP_EXEC;
+    c->astatus = mysql_stmt_execute_start(&r, s->st);
+    (void)r; /* read again when the operation is over */
+    return ORM_OK;
+}
+
+/* my_reprepare without blocking: a new handle, prepared with
+ * mysql_stmt_prepare_start / _cont (my_poll), then run. */
+static int mya_reprepare_start(my_conn *c, my_stmt *s, orm_error *err)
+{
+    MYSQL_STMT *st = mysql_stmt_init(c->db);
+    my_bool on = 1;
+    int ret = 0;
+    s->unprepared = 1;
+    if (st == NULL) /* the old handle stays, unprepared is retried */
+        return mya_end(c, orm_error_set(err, ORM_E_NOMEM, "out of memory"));
+    if (s->meta != NULL) {
+        mysql_free_result(s->meta);
+        s->meta = NULL;
+    }
+    mysql_stmt_close(s->st);
+    s->st = st;
+    mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &on);
+    c->aop = MY_AOP_REPREPARE;
+    c->ast = s;
+    c->astatus = mysql_stmt_prepare_start(&ret, st, s->sql,
+                                          (unsigned long)s->sqllen);
+    return c->astatus == 0 ? mya_reprepared(c, s, ret, err) : ORM_OK;
+}
+
 int my_exec_start(void *stmt, orm_error *err)
 {
     my_stmt *s = stmt;
@@ -152,9 +196,12 @@ int my_exec_start(void *stmt, orm_error *err)
     }
     s->started = 1;
     c->cancelled = 0;
+    c->anonblock = 1;
     c->aop = MY_AOP_EXEC;
     c->ast = s;
     c->atries = 0;
+    if (s->unprepared) /* my_bind left it to the run */
+        return mya_reprepare_start(c, s, err);
     c->astatus = mysql_stmt_execute_start(&ret, s->st);
     (void)ret; /* read again when the operation is over */
     return ORM_OK;
@@ -205,6 +252,20 @@ int my_ping_start(void *conn, orm_error *err)
     return ORM_OK;
 }
 
+/* The rows are buffered (ret the outcome of mysql_stmt_store_result):
+ * the result columns are bound, or the failure is the run's (one the
+ * server interrupted, statement_timeout, is prepared again at its next
+ * run, as my_step does). */
+static int mya_stored(my_conn *c, my_stmt *s, int ret, orm_error *err)
+{
+    if (ret == 0)
+        return mya_end(c, my_bind_columns(s, err));
+    s->done = 1;
+    if (my_stmt_fail(s, err) == ORM_E_QUERY_TIMEOUT)
+        s->unprepared = 1;
+    return mya_end(c, err->kind);
+}
+
 /* The statement ran (mysql_stmt_execute gave 0, or rc its failure): what
  * my_execute does next, without blocking for the rows. Returns ORM_OK with
  * the next operation started (or none left), or the error kind. */
@@ -235,21 +296,16 @@ static int mya_executed(my_conn *c, my_stmt *s, int failed, orm_error *err)
     }
     s->changes = 0;
     s->last_id = 0;
-    if (my_bind_result(s, err) != ORM_OK)
-        return mya_end(c, err->kind);
-    if (s->st->state != MYSQL_STMT_WAITING_USE_OR_STORE)
-        return mya_end(c, ORM_OK); /* the rows came with the execution */
+    if (s->st->state != MYSQL_STMT_WAITING_USE_OR_STORE) /* came along */
+        return mya_end(c, my_bind_columns(s, err));
     c->aop = MY_AOP_STORE;
     c->astatus = mysql_stmt_store_result_start(&ret, s->st);
-    if (c->astatus == 0 && ret != 0)
-        return mya_end(c, my_stmt_fail(s, err));
+    if (c->astatus == 0)
+        return mya_stored(c, s, ret, err);
     return ORM_OK;
 
 again:
-    if (my_reprepare(s, err) != ORM_OK) /* blocks: rare (after DDL) */
-        return mya_end(c, err->kind);
-    c->astatus = mysql_stmt_execute_start(&ret, s->st);
-    return ORM_OK;
+    return mya_reprepare_start(c, s, err);
 
 fail:
     if (mysql_stmt_errno(s->st) == MY_NEW_STMT_METADATA)
@@ -302,19 +358,11 @@ int my_poll(void *conn, int *wait, orm_error *err)
             }
             continue;
         case MY_AOP_STORE:
-            if (c->astatus != 0) {
-                c->astatus = mysql_stmt_store_result_cont(&ret, s->st,
-                                                          mya_ready(c));
-                if (c->astatus != 0)
-                    break;
-                if (ret != 0) {
-                    s->done = 1;
-                    if (my_stmt_fail(s, err) == ORM_E_QUERY_TIMEOUT)
-                        s->unprepared = 1; /* see my_step */
-                    return mya_end(c, err->kind);
-                }
-            }
-            return mya_end(c, ORM_OK);
+            c->astatus = mysql_stmt_store_result_cont(&ret, s->st,
+                                                      mya_ready(c));
+            if (c->astatus != 0)
+                break;
+            return mya_stored(c, s, ret, err);
         case MY_AOP_PREPARE:
             c->astatus = mysql_stmt_prepare_cont(&ret, s->st, mya_ready(c));
             if (c->astatus != 0)
@@ -337,6 +385,16 @@ int my_poll(void *conn, int *wait, orm_error *err)
                 return mya_end(c, rc);
             if (rc != ORM_OK || mya_session(c, err) != ORM_OK)
                 return mya_connect_failed(c, err);
+            continue;
+        case MY_AOP_REPREPARE:
+            c->astatus = mysql_stmt_prepare_cont(&ret, s->st, mya_ready(c));
+            if (c->astatus != 0)
+                break;
+            rc = mya_reprepared(c, s, ret, err);
+            if (rc != ORM_OK) {
+                s->done = 1;
+                return rc;
+            }
             continue;
         case MY_AOP_PING:
             if (c->astatus != 0) {

@@ -47,6 +47,9 @@ typedef struct my_conn {
         char *host, *user, *password, *socket;
         unsigned int port;
     } kill;                 /* where KILL QUERY connects (with a timeout) */
+    int anonblock;          /* 1 once a statement ran without blocking: one
+                               to prepare again (unprepared) is prepared
+                               by the next run, without blocking there */
 } my_conn;
 
 /* The deadline of a blocking round trip (mysql_wait.c). */
@@ -61,6 +64,8 @@ typedef struct my_deadline {
 #define MY_AOP_PREPARE 4    /* mysql_stmt_prepare_start / _cont */
 #define MY_AOP_CONNECT 5    /* mysql_real_connect_start / _cont */
 #define MY_AOP_PING 6       /* mysql_ping_start / _cont */
+#define MY_AOP_REPREPARE 7  /* mysql_stmt_prepare_start / _cont of a new
+                               handle, then the run */
 
 #define MY_NEW_STMT_METADATA 2057 /* CR_NEW_STMT_METADATA */
 
@@ -142,8 +147,11 @@ int my_stmt_fail(my_stmt *s, orm_error *err);
 int my_lost(orm_error *err);
 /* Reads and drops every result the last query produced. */
 int my_drain(my_conn *c, orm_error *err);
-/* Binds the result buffers for the statement's result columns. */
+/* Buffers the rows of the statement's result (mysql_stmt_store_result),
+ * then binds the result buffers for its columns (my_bind_columns, once the
+ * rows are buffered). */
 int my_bind_result(my_stmt *s, orm_error *err);
+int my_bind_columns(my_stmt *s, orm_error *err);
 /* 1 when the statement only reads (it may run twice). */
 int my_reads_only(const my_stmt *s);
 /* 1 when DDL changed the result column names since it was prepared. */

@@ -139,6 +139,35 @@ local function with_waiter(waiter, fn)
   if not ok then error(err, 0) end
 end
 
+-- Runs fn() in a coroutine with server process pid stopped (SIGSTOP)
+-- except while the engine waits through the waiter, which resumes it
+-- (SIGCONT) and stops it again once the wait is over: a round trip made
+-- outside the waiter would hang until a rescuer resumes the server (after
+-- 2 s). Returns fn's result and the time it took. A wait still not over
+-- after 5 s raises (the engine waits for an answer that cannot come).
+local function stopped_between_waits(pid, fn)
+  local sh = assert(io.popen(string.format("(while kill -0 %d; do sleep 2; kill -CONT %d; done) "
+    .. ">/dev/null 2>&1 & echo $!", pid, pid)))
+  local rescuer = sh:read("n")
+  sh:close()
+  local t0
+  orm.set_waiter(function(fd, mode, timeout)
+    uv.kill(pid, "sigcont")
+    require("ormed.io.cqueues")(fd, mode, math.min(timeout or 1, 1))
+    if core.clock() - t0 > 5 then error("stuck: a wait of over 5 s", 0) end
+    uv.kill(pid, "sigstop")
+  end)
+  t0 = core.clock()
+  uv.kill(pid, "sigstop")
+  local ok, got = pcall(coroutine.wrap(fn))
+  local took = core.clock() - t0
+  orm.set_waiter(nil)
+  uv.kill(pid, "sigcont")
+  os.execute("kill " .. rescuer)
+  assert(ok, got)
+  return got, took
+end
+
 describe("orm.set_waiter", function()
   it("takes a function, a callable table or nil, and refuses anything else", function()
     orm.set_waiter(require("ormed.io.cqueues"))
@@ -355,6 +384,31 @@ helper.each_driver(function(drv)
       end, "paginate")
       assert.are.same({ 3, 4 }, { page.items[1].v, page.items[2].v })
       assert.are.equal(5, page.total)
+    end)
+
+    it("luv: paginate in several coroutines waits at the same time", function()
+      for i = 1, 3 do ds:execute("INSERT INTO waiter_items (v) VALUES (?)", { i }) end
+      local function job()
+        local page = ds:table("waiter_items"):where_raw(slow(0.1)):order_by("v")
+          :paginate({ page = 1, per_page = 2 })
+        return { page.total, page.items[1].v, page.items[2].v }
+      end
+      local t0 = core.clock()
+      local want = job()
+      local alone = core.clock() - t0
+      local got = {}
+      t0 = core.clock()
+      with_waiter(require("ormed.io.luv"), function()
+        for i = 1, 2 do
+          local co = coroutine.create(function() got[i] = job() end)
+          uv.new_timer():start(0, 0, function() assert(coroutine.resume(co)) end)
+        end
+        uv.run()
+      end)
+      local took = core.clock() - t0
+      assert.are.same({ want, want }, got)
+      assert.are.same({ 3, 1, 2 }, want)
+      assert.is_true(took < alone * 1.5, string.format("%.2f s for two, %.2f s for one", took, alone))
     end)
 
     it("chunk and chunk_by_id read their pages through the waiter", function()
@@ -586,6 +640,25 @@ helper.each_driver(function(drv)
         assert.are.same({ count = n, sum = want, big = 1000 }, stored())
       end)
 
+      it("a list that fails midway rolls back through the waiter, and raises the same error", function()
+        local n = drv.name == "mysql" and 8200 or 2100 -- more than one batch of 2 columns
+        local rows = uniq_rows(n)
+        rows[#rows + 1] = { k = 1000, v = 0 } -- a duplicate in the last batch
+        local one = orm.DataSource({ name = drv.name .. "_waiter_list_fail", driver = drv.adapter(),
+          pool = { max = 1, min = 1 } }):init()
+        local want = helper.error_of(function() one:table("waiter_uniq"):insert(rows) end)
+        assert.are.equal("unique_violation", want.kind)
+        local got, took = stopped_between_waits(server_pid(one), function()
+          local ok, err = pcall(function() one:table("waiter_uniq"):insert(rows) end)
+          return not ok and err
+        end)
+        assert.is_true(took < 1.5, "took " .. took .. " s")
+        assert.are.same({ want.kind, want.sqlstate }, { got.kind, got.sqlstate })
+        assert.are.equal(0, one:table("waiter_uniq"):count())
+        assert.are.same({ 1, 0 }, { one:stats().open, one:stats().in_use })
+        one:dispose()
+      end)
+
       it("an upsert of several batches waits through the waiter", function()
         local n = drv.name == "mysql" and 5500 or 1400 -- more than one batch of 3 columns
         local rows = uniq_rows(n)
@@ -602,6 +675,26 @@ helper.each_driver(function(drv)
   end
 
   if drv.name == "mysql" then
+    it("MariaDB: a statement prepared again after query_timeout makes no round trip outside the waiter", function()
+      local one = orm.DataSource({ name = "mysql_waiter_reprepare", driver = drv.adapter(),
+        pool = { max = 1, min = 1 }, statement_timeout = 0.3 }):init()
+      local sql = "SELECT SLEEP(?) AS s, ? AS i"
+      local err = helper.error_of(function()
+        with_waiter(require("ormed.io.cqueues"), function() one:select(sql, { 2, 0 }) end)
+      end)
+      assert.are.equal("query_timeout", err.kind)
+      local pid = assert(io.open(ds:select("SELECT @@pid_file AS f")[1].f)):read("n")
+      local got, took = stopped_between_waits(pid, function()
+        return one:select(sql, { 0, 7 })[1].i -- prepared again first
+      end)
+      assert.are.equal(7, got)
+      assert.is_true(took < 1.5, "took " .. took .. " s")
+      -- and without a waiter, as before
+      assert.are.equal("query_timeout", helper.error_of(one.select, one, sql, { 2, 0 }).kind)
+      assert.are.equal(8, one:select(sql, { 0, 8 })[1].i)
+      one:dispose()
+    end)
+
     it("MariaDB: the writer of a locked row yields; the suspended holder finishes", function()
       ds:execute("INSERT INTO waiter_items (v) VALUES (0)")
       local order = {}
@@ -666,32 +759,6 @@ helper.each_driver(function(drv)
     assert.are.equal("transaction_aborted", err.kind, tostring(err))
     assert.are.equal(0, ds:stats().in_use)
   end)
-
-  -- Runs fn() in a coroutine with server process pid stopped (SIGSTOP)
-  -- except while the engine waits through the waiter, which resumes it
-  -- (SIGCONT) and stops it again once the wait is over: a round trip made
-  -- outside the waiter would hang until a rescuer resumes the server (after
-  -- 2 s). Returns fn's result and the time it took.
-  local function stopped_between_waits(pid, fn)
-    local sh = assert(io.popen(string.format("(while kill -0 %d; do sleep 2; kill -CONT %d; done) "
-      .. ">/dev/null 2>&1 & echo $!", pid, pid)))
-    local rescuer = sh:read("n")
-    sh:close()
-    orm.set_waiter(function(fd, mode, timeout)
-      uv.kill(pid, "sigcont")
-      require("ormed.io.cqueues")(fd, mode, timeout)
-      uv.kill(pid, "sigstop")
-    end)
-    local t0 = core.clock()
-    uv.kill(pid, "sigstop")
-    local ok, got = pcall(coroutine.wrap(fn))
-    local took = core.clock() - t0
-    orm.set_waiter(nil)
-    uv.kill(pid, "sigcont")
-    os.execute("kill " .. rescuer)
-    assert(ok, got)
-    return got, took
-  end
 
   it("the DEALLOCATE of a statement evicted from the cache makes no round trip outside the waiter", function()
     local one = orm.DataSource({ name = "pg_waiter_evict", driver = drv.adapter(),

@@ -3,8 +3,8 @@
  * a guard in a to-be-closed slot that checks a connection out, begins a
  * transaction (or a savepoint on a connection already in one), commits,
  * and on any other exit rolls back and gives the connection back; the
- * begin and commit also as calls made with lua_callk, so that with a
- * waiter their statements may yield. The steps are the targets' own
+ * begin, commit and rollback also as calls for the caller to make with
+ * lua_callk, so that with a waiter their statements may yield. The steps are the targets' own
  * methods (acquire, begin, commit, rollback, release).
  */
 #include "lua_ormed.h"
@@ -120,13 +120,12 @@ static int atomic_begin_fn(lua_State *L)
     return atomic_begin_k(L, LUA_OK, 0);
 }
 
-void orm_lua_atomic_begin_k(lua_State *L, int cidx, int tidx,
-                            lua_KContext ctx, lua_KFunction k)
+int orm_lua_atomic_begin_push(lua_State *L, int cidx, int tidx)
 {
     lua_pushcfunction(L, atomic_begin_fn);
     lua_pushvalue(L, cidx - 1);
     lua_pushvalue(L, tidx);
-    lua_callk(L, 2, 0, ctx, k);
+    return 2;
 }
 
 static int atomic_commit_k(lua_State *L, int status, lua_KContext ctx)
@@ -151,12 +150,40 @@ static int atomic_commit_fn(lua_State *L)
     return atomic_commit_k(L, LUA_OK, 0);
 }
 
-void orm_lua_atomic_commit_k(lua_State *L, int cidx, lua_KContext ctx,
-                             lua_KFunction k)
+int orm_lua_atomic_commit_push(lua_State *L, int cidx)
 {
     lua_pushcfunction(L, atomic_commit_fn);
     lua_pushvalue(L, cidx - 1);
-    lua_callk(L, 1, 0, ctx, k);
+    return 1;
+}
+
+static int atomic_rollback_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)L;
+    (void)status; /* a failed ROLLBACK is ignored, as atomic_close does */
+    (void)ctx;
+    return 0;
+}
+
+/* (guard): rolls a begun group back, with lua_pcallk (see above). */
+static int atomic_rollback_fn(lua_State *L)
+{
+    atomic_ud *a = luaL_checkudata(L, 1, ORM_LUA_ATOMIC);
+    if (!a->open)
+        return 0;
+    a->open = 0;
+    lua_getiuservalue(L, 1, 1);
+    atomic_method(L, -1, "rollback");
+    lua_remove(L, -3);
+    lua_pcallk(L, 1, 0, 0, 0, atomic_rollback_k);
+    return 0;
+}
+
+int orm_lua_atomic_rollback_push(lua_State *L, int cidx)
+{
+    lua_pushcfunction(L, atomic_rollback_fn);
+    lua_pushvalue(L, cidx - 1);
+    return 1;
 }
 
 void orm_lua_atomic_commit(lua_State *L, int cidx)

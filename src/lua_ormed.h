@@ -209,15 +209,16 @@ int orm_lua_atomic_new(lua_State *L);
 void orm_lua_atomic_begin(lua_State *L, int cidx, int tidx);
 void orm_lua_atomic_commit(lua_State *L, int cidx);
 /* The same steps for a caller whose waits go through the waiter: each
- * sends its statements (the checkout, BEGIN or SAVEPOINT; COMMIT or
- * RELEASE) from a call made with lua_callk(ctx, k), so it may yield; the
- * caller then calls orm_lua_atomic_begin (which only puts the begun
- * group's connection in cidx) or orm_lua_atomic_commit (which only closes
- * the guard's slot). */
-void orm_lua_atomic_begin_k(lua_State *L, int cidx, int tidx,
-                            lua_KContext ctx, lua_KFunction k);
-void orm_lua_atomic_commit_k(lua_State *L, int cidx, lua_KContext ctx,
-                             lua_KFunction k);
+ * pushes a call (the function, then its arguments; returns their number)
+ * that sends its statements (the checkout, BEGIN or SAVEPOINT; COMMIT or
+ * RELEASE; ROLLBACK or ROLLBACK TO, whose failure it ignores), for the
+ * caller to make with lua_callk or lua_pcallk (no result), so it may
+ * yield; the caller then calls orm_lua_atomic_begin (which only puts the
+ * begun group's connection in cidx) or orm_lua_atomic_commit (which only
+ * closes the guard's slot). */
+int orm_lua_atomic_begin_push(lua_State *L, int cidx, int tidx);
+int orm_lua_atomic_commit_push(lua_State *L, int cidx);
+int orm_lua_atomic_rollback_push(lua_State *L, int cidx);
 
 /* Bulk load on the connection target at cidx (a dialect with
  * copy_from_stdin): begin runs the probe and starts `copy`, returning the
@@ -237,16 +238,18 @@ int orm_lua_copy_fail(lua_State *L, int cidx, const char *copy, double t0,
 void orm_lua_copy_ended(lua_State *L, int cidx, const char *copy, double t0,
                         int64_t rows);
 
-/* A step of a bulk load while a waiter is set (lua_wait.c), as a call made
- * with lua_callk(ctx, k), so that its round trips go through the waiter
- * and may yield (drivers with copy_nonblocking): ORM_LUA_COPY_BEGIN (probe,
- * ncols = n) leaves the clock at its start on top, ORM_LUA_COPY_ROWS (n
- * rows at vals, which stay valid until it is over) nothing, and
- * ORM_LUA_COPY_END the rows loaded. Failures as the steps above. */
+/* A step of a bulk load while a waiter is set (lua_wait.c), pushed as a
+ * call (the function, then its arguments; returns their number) for the
+ * caller to make with lua_callk or lua_pcallk, so that its round trips go
+ * through the waiter and may yield (drivers with copy_nonblocking):
+ * ORM_LUA_COPY_BEGIN (probe, ncols = n) returns the clock at its start,
+ * ORM_LUA_COPY_ROWS (n rows at vals, which stay valid until it is over)
+ * nothing, and ORM_LUA_COPY_END the rows loaded. Failures as the steps
+ * above. */
 enum { ORM_LUA_COPY_BEGIN, ORM_LUA_COPY_ROWS, ORM_LUA_COPY_END };
-void orm_lua_copy_k(lua_State *L, int cidx, int op, const char *probe,
-                    const char *copy, double t0, const orm_value *vals, int n,
-                    lua_KContext ctx, lua_KFunction k);
+int orm_lua_copy_push(lua_State *L, int cidx, int op, const char *probe,
+                      const char *copy, double t0, const orm_value *vals,
+                      int n);
 
 /* {==== registration: each file adds its functions to the module table
  * at the top of the stack ====} */

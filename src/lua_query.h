@@ -117,6 +117,11 @@ int lq_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
  * state where k finds it (ctx). Without, as lq_emit. */
 void lq_emit_k(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
                int hyd, int waiting, lua_KContext ctx, lua_KFunction k);
+/* The call lq_emit_k makes with a waiter, pushed (the function, then its
+ * arguments: the query at index 1 runs its compiled statement on s's
+ * target) for the caller to make (lua_callk or lua_pcallk, one result);
+ * returns the number of arguments. */
+int lq_emit_push(lua_State *L, lq_sink *s, orm_lua_mode mode, int hyd);
 
 /* Adds the { affected_rows, last_insert_id } on top to s and pops it. */
 void lq_absorb(lua_State *L, lq_sink *s);

@@ -132,6 +132,11 @@ void lq_emit_k(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
         lq_emit(L, u, s, mode, hyd);
         return;
     }
+    lua_callk(L, lq_emit_push(L, s, mode, hyd), 1, ctx, k);
+}
+
+int lq_emit_push(lua_State *L, lq_sink *s, orm_lua_mode mode, int hyd)
+{
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_pushcclosure(L, lqr_run_fn, 2);
@@ -142,7 +147,7 @@ void lq_emit_k(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
         lua_pushvalue(L, hyd);
     else
         lua_pushnil(L);
-    lua_callk(L, 4, 1, ctx, k);
+    return 4;
 }
 
 void lq_absorb(lua_State *L, lq_sink *s)

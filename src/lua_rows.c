@@ -282,6 +282,8 @@ typedef struct lqw_job {
     int resume;     /* ... after the payload is sent (LQW_FLUSH) */
     int more;       /* rows remain after that payload */
     int waiting, slot;
+    int errslot;    /* stack slot: a step's error, while the group rolls
+                       back (with a waiter) */
 } lqw_job;
 
 enum {
@@ -299,10 +301,22 @@ enum {
     LQW_BEGINCOLS,   /* a new payload's columns, once a load is ended */
     LQW_COPY_OPENED, /* a load began: the probe and its clock on top */
     LQW_COPY_ROWS,   /* send the payload through it */
-    LQW_COPY_ENDED   /* the rows it loaded on top (then `resume`) */
+    LQW_COPY_ENDED,  /* the rows it loaded on top (then `resume`) */
+    LQW_FAILED,      /* a step's error on top: roll the group back, */
+    LQW_RAISE        /* then raise it */
 };
 
 static int lqw_k(lua_State *L, int status, lua_KContext ctx);
+
+/* With a waiter: makes the call pushed (nargs arguments, nres results)
+ * with lua_pcallk, so that a failure rolls the group back through the
+ * waiter too (LQW_FAILED) before it is raised. */
+static void lqw_call(lua_State *L, lqw_job *j, int nargs, int nres)
+{
+    if (lua_pcallk(L, nargs, nres, 0, (lua_KContext)j->slot, lqw_k) !=
+        LUA_OK)
+        j->phase = LQW_FAILED;
+}
 
 static void lqw_flush(lqw_job *j, int more, int resume)
 {
@@ -323,9 +337,9 @@ static void lqw_copy_close(lua_State *L, lqw_job *j, int next)
     j->resume = next;
     j->phase = LQW_COPY_ENDED;
     if (j->waiting)
-        orm_lua_copy_k(L, j->s.tidx, ORM_LUA_COPY_END, NULL,
-                       lua_tostring(L, x->copysql), x->t0, NULL, 0,
-                       (lua_KContext)j->slot, lqw_k);
+        lqw_call(L, j, orm_lua_copy_push(L, j->s.tidx, ORM_LUA_COPY_END, NULL,
+                                         lua_tostring(L, x->copysql), x->t0,
+                                         NULL, 0), 1);
     else
         lua_pushinteger(L, (lua_Integer)orm_lua_copy_end(
                                L, j->s.tidx, lua_tostring(L, x->copysql), x->t0));
@@ -410,8 +424,8 @@ static int lqw_steps(lua_State *L, lqw_job *j)
             if ((j->more || x->copy) && x->cidx != 0 && s->tidx != x->cidx) {
                 j->phase = LQW_OPENED;
                 if (j->waiting)
-                    orm_lua_atomic_begin_k(L, x->cidx, x->tidx,
-                                           (lua_KContext)j->slot, lqw_k);
+                    lqw_call(L, j, orm_lua_atomic_begin_push(L, x->cidx,
+                                                             x->tidx), 0);
             }
             continue;
         case LQW_OPENED:
@@ -428,10 +442,11 @@ static int lqw_steps(lua_State *L, lqw_job *j)
                 lqw_copy_sql(L, u, s, x); /* the probe on top */
                 j->phase = LQW_COPY_OPENED;
                 if (j->waiting)
-                    orm_lua_copy_k(L, s->tidx, ORM_LUA_COPY_BEGIN,
-                                   lua_tostring(L, -1),
-                                   lua_tostring(L, x->copysql), 0, NULL,
-                                   x->ncols, (lua_KContext)j->slot, lqw_k);
+                    lqw_call(L, j, orm_lua_copy_push(
+                                       L, s->tidx, ORM_LUA_COPY_BEGIN,
+                                       lua_tostring(L, -1),
+                                       lua_tostring(L, x->copysql), 0, NULL,
+                                       x->ncols), 1);
                 else
                     lua_pushnumber(L, orm_lua_copy_begin(
                                           L, s->tidx, lua_tostring(L, -1),
@@ -440,8 +455,10 @@ static int lqw_steps(lua_State *L, lqw_job *j)
                 continue;
             }
             lq_compile_write(L, u, s->d);
-            lq_emit_k(L, u, s, ORM_LUA_EXEC, 0, j->waiting,
-                      (lua_KContext)j->slot, lqw_k);
+            if (j->waiting)
+                lqw_call(L, j, lq_emit_push(L, s, ORM_LUA_EXEC, 0), 1);
+            else
+                lq_emit(L, u, s, ORM_LUA_EXEC, 0);
             continue;
         case LQW_SENT:
             if (!(x->copy && x->ncols > 0) && s->tidx != 0)
@@ -458,10 +475,11 @@ static int lqw_steps(lua_State *L, lqw_job *j)
         case LQW_COPY_ROWS:
             j->phase = LQW_SENT;
             if (j->waiting)
-                orm_lua_copy_k(L, s->tidx, ORM_LUA_COPY_ROWS, NULL,
-                               lua_tostring(L, x->copysql), x->t0,
-                               u->q.write.vals, u->q.write.nrows,
-                               (lua_KContext)j->slot, lqw_k);
+                lqw_call(L, j, orm_lua_copy_push(L, s->tidx,
+                                                 ORM_LUA_COPY_ROWS, NULL,
+                                                 lua_tostring(L, x->copysql),
+                                                 x->t0, u->q.write.vals,
+                                                 u->q.write.nrows), 0);
             else
                 orm_lua_copy_rows(L, s->tidx, lua_tostring(L, x->copysql),
                                   x->t0, u->q.write.vals, u->q.write.nrows);
@@ -479,9 +497,18 @@ static int lqw_steps(lua_State *L, lqw_job *j)
         case LQW_COMMIT:
             j->phase = LQW_DONE;
             if (x->cidx != 0 && j->waiting)
-                orm_lua_atomic_commit_k(L, x->cidx, (lua_KContext)j->slot,
-                                        lqw_k);
+                lqw_call(L, j, orm_lua_atomic_commit_push(L, x->cidx), 0);
             continue;
+        case LQW_FAILED:
+            lua_replace(L, j->errslot);
+            j->phase = LQW_RAISE;
+            if (x->cidx != 0) /* its failure is ignored */
+                lua_callk(L, orm_lua_atomic_rollback_push(L, x->cidx), 0,
+                          (lua_KContext)j->slot, lqw_k);
+            continue;
+        case LQW_RAISE:
+            lua_pushvalue(L, j->errslot);
+            return lua_error(L);
         default: /* LQW_DONE */
             break;
         }
@@ -507,8 +534,10 @@ static int lqw_steps(lua_State *L, lqw_job *j)
 
 static int lqw_k(lua_State *L, int status, lua_KContext ctx)
 {
-    (void)status;
-    return lqw_steps(L, lua_touserdata(L, (int)ctx));
+    lqw_job *j = lua_touserdata(L, (int)ctx);
+    if (status != LUA_OK && status != LUA_YIELD) /* lqw_call's failed */
+        j->phase = LQW_FAILED;
+    return lqw_steps(L, j);
 }
 
 /* Sends one row or a list of rows (the table at a; a table with a
@@ -546,6 +575,8 @@ static int lqw_rows_send(lua_State *L, lq_sink *s, const lqw_rows *x0,
     x->copysql = lua_gettop(L);
     lua_pushnil(L);
     j->row = lua_gettop(L);
+    lua_pushnil(L);
+    j->errslot = lua_gettop(L);
     n = (int)lua_rawlen(L, a);
     x->tidx = s->tidx;
     x->cidx = n > 1 && s->tidx != 0 ? orm_lua_atomic_new(L) : 0;

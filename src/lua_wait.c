@@ -676,7 +676,7 @@ static int wait_copy_k(lua_State *L, int status, lua_KContext ctx)
     return 1;
 }
 
-/* (conn, step, copy, t0, probe | rows, n): see orm_lua_copy_k. */
+/* (conn, step, copy, t0, probe | rows, n): see orm_lua_copy_push. */
 static int wait_copy_fn(lua_State *L)
 {
     orm_conn *c = orm_lua_conn_of(L, 1);
@@ -706,9 +706,9 @@ static int wait_copy_fn(lua_State *L)
     return wait_copy_k(L, LUA_OK, 8);
 }
 
-void orm_lua_copy_k(lua_State *L, int cidx, int op, const char *probe,
-                    const char *copy, double t0, const orm_value *vals, int n,
-                    lua_KContext ctx, lua_KFunction k)
+int orm_lua_copy_push(lua_State *L, int cidx, int op, const char *probe,
+                      const char *copy, double t0, const orm_value *vals,
+                      int n)
 {
     lua_pushcfunction(L, wait_copy_fn);
     lua_pushvalue(L, cidx);
@@ -720,7 +720,7 @@ void orm_lua_copy_k(lua_State *L, int cidx, int op, const char *probe,
     else
         lua_pushlightuserdata(L, (void *)vals);
     lua_pushinteger(L, n);
-    lua_callk(L, 6, op == ORM_LUA_COPY_ROWS ? 0 : 1, ctx, k);
+    return 6;
 }
 
 int orm_lua_waiter(lua_State *L)
