@@ -112,7 +112,10 @@ int pg_async_ready(pg_conn *c, orm_error *err)
 static int pga_send_stale(pg_conn *c)
 {
     char sql[48];
-    while (c->nstale > 0 && PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+    /* asked once: in the pipeline libpq reports ACTIVE after the first */
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        return 0;
+    while (c->nstale > 0) {
         snprintf(sql, sizeof sql, "DEALLOCATE orm_s%lu", c->stale[--c->nstale]);
         if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0) ||
             !PQpipelineSync(c->pg))

@@ -781,6 +781,26 @@ helper.each_driver(function(drv)
     one:dispose()
   end)
 
+  it("statements evicted inside transactions are all deallocated after, as without a waiter", function()
+    local one = orm.DataSource({ name = "pg_waiter_evict_tx", driver = drv.adapter(),
+      pool = { max = 1, min = 1 } }):init()
+    local counts = {}
+    local function count() return one:select("SELECT count(*) AS n FROM pg_prepared_statements")[1].n end
+    run("cqueues", { function()
+      for round = 1, 3 do
+        one:transaction(function() -- evicted here: their DEALLOCATEs wait for the end
+          for i = 1, 160 do one:select("SELECT " .. (round * 1000 + i) .. " AS v") end
+        end)
+        for i = 1, 20 do one:select("SELECT 'x' || " .. (round * 1000 + i) .. " AS v") end
+        counts[round] = count()
+      end
+    end })
+    for round, n in ipairs(counts) do -- the cache holds 128; they piled up before
+      assert.is_true(n <= 130, "round " .. round .. ": " .. n .. " statements prepared")
+    end
+    one:dispose()
+  end)
+
   it("a bulk load (COPY) makes no round trip outside the waiter and reports as without one", function()
     local one = orm.DataSource({ name = "pg_waiter_copy", driver = drv.adapter(),
       pool = { max = 1, min = 1 } }):init()
