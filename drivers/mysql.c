@@ -233,7 +233,7 @@ static int my_ping(void *conn, orm_error *err)
     my_conn *c = conn;
     if (c->broken)
         return my_lost(err);
-    if (mysql_ping(c->db) == 0)
+    if (my_q_ping(c) == 0) /* within statement_timeout */
         return ORM_OK;
     my_conn_fail(c, err);
     err->kind = ORM_E_CONNECTION_LOST;

@@ -202,6 +202,8 @@ int my_q_execute(my_stmt *s);
 int my_q_store(my_stmt *s);
 int my_q_prepare(my_stmt *s, const char *sql, size_t len);
 int my_q_query(my_conn *c, const char *sql, size_t len);
+/* mysql_ping, within statement_timeout as my_q_query. */
+int my_q_ping(my_conn *c);
 /* The end of my_fail: a cancelled or given-up round trip's error says
  * statement_timeout. Returns the kind. */
 int my_timeout_note(my_conn *c, int k, orm_error *err);

@@ -208,23 +208,45 @@ int my_q_prepare(my_stmt *s, const char *sql, size_t len)
                         &ret, mysql_stmt_prepare_cont);
 }
 
+/* Finishes a connection-level call begun with status (its _start's),
+ * waiting for the socket until the deadline; what the call returned
+ * (0 = success), or -1 when it was given up. */
+static int myw_run_db(my_conn *c, my_deadline *d, int status, int *ret,
+                      myw_db_cont cont)
+{
+    while (status != 0) {
+        status = my_deadline_wait(c, d, status);
+        if (status < 0)
+            return -1;
+        status = cont(ret, c->db, status);
+    }
+    return *ret != 0;
+}
+
 int my_q_query(my_conn *c, const char *sql, size_t len)
 {
     my_deadline d;
-    int ret = 0, status;
-    myw_db_cont cont = mysql_real_query_cont;
+    int ret = 0;
     c->cancelled = 0; /* a new statement */
     if (c->atimeout <= 0)
         return mysql_real_query(c->db, sql, (unsigned long)len);
     my_deadline_start(c, &d);
-    status = mysql_real_query_start(&ret, c->db, sql, (unsigned long)len);
-    while (status != 0) {
-        status = my_deadline_wait(c, &d, status);
-        if (status < 0)
-            return -1;
-        status = cont(&ret, c->db, status);
-    }
-    return ret != 0;
+    return myw_run_db(c, &d,
+                      mysql_real_query_start(&ret, c->db, sql,
+                                             (unsigned long)len),
+                      &ret, mysql_real_query_cont);
+}
+
+int my_q_ping(my_conn *c)
+{
+    my_deadline d;
+    int ret = 0;
+    c->cancelled = 0;
+    if (c->atimeout <= 0)
+        return mysql_ping(c->db);
+    my_deadline_start(c, &d);
+    return myw_run_db(c, &d, mysql_ping_start(&ret, c->db), &ret,
+                      mysql_ping_cont);
 }
 
 int my_timeout_note(my_conn *c, int k, orm_error *err)

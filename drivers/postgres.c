@@ -290,7 +290,7 @@ static int pg_ping(void *conn, orm_error *err)
     pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
-    res = PQexec(c->pg, "");
+    res = pg_q_exec(c, ""); /* within statement_timeout */
     if (!pg_ok(res)) {
         pg_fail(c, res, err);
         c->broken = 1;

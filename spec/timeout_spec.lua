@@ -279,6 +279,7 @@ helper.each_driver(function(drv)
           socket.sleep(0.05)
         end
         params.host, params.port, params.socket = "127.0.0.1", tonumber(port), nil
+        relay.params = params
         ds = orm.DataSource({ name = drv.name .. "_stall", driver = { params = params },
           pool = { max = 1, min = 1 }, statement_timeout = 0.5 }):init()
       end)
@@ -325,6 +326,28 @@ helper.each_driver(function(drv)
           end)
           resume()
           assert(ok, err)
+        end)
+
+        it("gives up a ping and a health check as it gives up a statement, " .. mode, function()
+          local checked = orm.DataSource({ name = drv.name .. "_stall_checked",
+            driver = { params = relay.params }, statement_timeout = 0.5,
+            pool = { max = 1, min = 1, health_check = 0 } }):init() -- a ping at each checkout
+          assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+          local resume = freeze()
+          local ok, err = pcall(run, mode, function()
+            local e, took = timed_error(ds.ping, ds)
+            assert.is_true(e.kind == "connection_lost" or e.kind == "query_timeout", tostring(e))
+            assert.is_true(took < 4, "ping took " .. took .. " s")
+            -- the health check gives the frozen connection up and opens another
+            local t0 = core.clock()
+            assert.are.equal(1, checked:select("SELECT 1 AS one")[1].one)
+            took = core.clock() - t0
+            assert.is_true(took < 4, "the checkout took " .. took .. " s")
+          end)
+          resume()
+          checked:dispose()
+          assert(ok, err)
+          assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
         end)
 
         it("gives up a cancel that cannot get through either, " .. mode, function()

@@ -146,8 +146,10 @@ static int wait_advance(wait_job *j)
             j->phase = WAIT_START;
             continue;
         case WAIT_CHECK:
-            if (orm_conn_poll(c, &w, &e) != ORM_OK) {
-                orm_conn_set_broken(c);
+            if (orm_conn_poll(c, &w, &e) != ORM_OK ||
+                (w != ORM_WAIT_NONE &&
+                 orm_conn_deadline_left(c, &j->timeout, &e) != ORM_OK)) {
+                orm_conn_set_broken(c); /* failed, or past statement_timeout */
                 j->phase = WAIT_ACQUIRE;
                 orm_pool_release(j->pool, c);
                 j->x.conn = NULL;
@@ -227,8 +229,11 @@ static int wait_advance(wait_job *j)
         case WAIT_PING:
             if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
                 break;
-            if (w != ORM_WAIT_NONE)
+            if (w != ORM_WAIT_NONE) {
+                if (orm_conn_deadline_left(c, &j->timeout, &j->x.err) != ORM_OK)
+                    break;
                 return w;
+            }
             j->phase = WAIT_COLLECT;
             return ORM_WAIT_NONE;
         default:

@@ -517,7 +517,9 @@ int orm_conn_depth(const orm_conn *c)
 
 int orm_conn_broken(const orm_conn *c)
 {
-    return c->broken;
+    /* the driver's word too: a call whose result it ignores (a DEALLOCATE
+     * after COMMIT) may have given its connection up */
+    return c->broken || (c->d->broken != NULL && c->d->broken(c->h));
 }
 
 int64_t orm_conn_prepares(const orm_conn *c)
@@ -655,6 +657,7 @@ int orm_conn_ping_start(orm_conn *c, orm_error *err)
         return orm_error_set(err, ORM_E_CONNECTION_LOST,
                              "connection was lost");
     rc = c->d->ping_start(c->h, err);
+    conn_deadline_start(c); /* a ping waits no longer than a statement */
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
 
