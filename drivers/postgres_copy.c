@@ -213,7 +213,7 @@ int pg_copy_begin(void *conn, const char *probe, const char *copy, int ncols,
     pg_copy_abort(c);
     if (pg_broken(c))
         return pg_lost(err);
-    res = PQexec(c->pg, probe);
+    res = pg_q_exec(c, probe); /* within statement_timeout */
     if (!pg_ok(res) || PQnfields(res) != ncols) {
         rc = pg_ok(res) ? orm_error_set(err, ORM_E_QUERY, "COPY: the probe "
                                         "returned %d columns, not %d",
@@ -226,7 +226,7 @@ int pg_copy_begin(void *conn, const char *probe, const char *copy, int ncols,
     PQclear(res);
     if (rc != 0)
         return pg_nomem(err);
-    res = PQexec(c->pg, copy);
+    res = pg_q_exec(c, copy);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         rc = pg_fail(c, res, err);
         PQclear(res);
@@ -390,6 +390,7 @@ int pg_copy_rows(void *conn, const orm_value *vals, int nrows, orm_error *err)
 int pg_copy_end(void *conn, int64_t *rows, orm_error *err)
 {
     pg_conn *c = conn;
+    pg_deadline d;
     PGresult *res;
     int rc = ORM_OK;
     *rows = 0;
@@ -408,6 +409,9 @@ int pg_copy_end(void *conn, int64_t *rows, orm_error *err)
     }
     if (PQputCopyEnd(c->pg, NULL) != 1)
         return pg_fail(c, NULL, err);
+    pg_deadline_start(c, &d); /* the answer, within statement_timeout */
+    if (pg_deadline_wait(c, &d) != 0)
+        return pg_fail(c, NULL, err); /* given up: the connection too */
     res = PQgetResult(c->pg);
     if (!pg_ok(res))
         rc = pg_fail(c, res, err);

@@ -166,6 +166,32 @@ helper.each_driver(function(drv)
         ds:dispose()
       end)
 
+      for _, mode in ipairs(drv.name == "postgres" and MODES or {}) do
+        it("bounds a bulk load (COPY) that waits on a lock, " .. mode, function()
+          local rows = {}
+          for i = 1, 5000 do rows[i] = { v = i } end -- more than one INSERT: COPY
+          local before = other:table("client_items"):count()
+          local holder = coroutine.create(function() -- holds the lock, suspended
+            other:transaction(function()
+              other:execute("LOCK TABLE client_items IN ACCESS EXCLUSIVE MODE")
+              coroutine.yield()
+            end)
+          end)
+          assert(coroutine.resume(holder))
+          local ok, err = pcall(run, mode, function()
+            local q = ds:table("client_items")
+            local e, took = timed_error(q.insert, q, rows)
+            assert.are.equal("query_timeout", e.kind, tostring(e))
+            assert.matches("statement_timeout", e.message, 1, true)
+            assert.is_true(took < 1.5, "took " .. took .. " s")
+          end)
+          assert(coroutine.resume(holder)) -- commits: the lock goes
+          assert(ok, err)
+          assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+          assert.are.equal(before, other:table("client_items"):count()) -- none of the load
+        end)
+      end
+
       for _, mode in ipairs(MODES) do
         it("cancels the statement on the server at the deadline, " .. mode, function()
           run(mode, function()

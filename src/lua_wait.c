@@ -662,9 +662,11 @@ static int wait_copy_k(lua_State *L, int status, lua_KContext ctx)
     int w = ORM_WAIT_NONE, rc = ORM_OK, op = (int)lua_tointeger(L, 2);
     (void)status;
     if (c != NULL) {
+        double left;
         while ((rc = orm_conn_poll(c, &w, &t->err)) == ORM_OK &&
-               w != ORM_WAIT_NONE)
-            wait_call(L, 7, orm_conn_socket(c), w, -1, ctx, wait_copy_k);
+               w != ORM_WAIT_NONE &&
+               (rc = orm_conn_deadline_left(c, &left, &t->err)) == ORM_OK)
+            wait_call(L, 7, orm_conn_socket(c), w, left, ctx, wait_copy_k);
         t->conn = NULL;
         orm_conn_copy_nonblocking(c, 0);
     }

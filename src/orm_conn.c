@@ -442,6 +442,8 @@ static int conn_no_copy(orm_error *err)
                          "this driver has no bulk load");
 }
 
+static void conn_deadline_start(orm_conn *c);
+
 int orm_conn_copy_begin(orm_conn *c, const char *probe, const char *copy,
                         int ncols, orm_error *err)
 {
@@ -450,6 +452,7 @@ int orm_conn_copy_begin(orm_conn *c, const char *probe, const char *copy,
         return conn_no_copy(err);
     if (c->broken)
         return orm_error_set(err, ORM_E_CONNECTION_LOST, "connection was lost");
+    conn_deadline_start(c); /* each step of a load polled through a waiter */
     rc = c->d->copy_begin(c->h, probe, copy, ncols, err);
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
@@ -460,6 +463,7 @@ int orm_conn_copy_rows(orm_conn *c, const orm_value *vals, int nrows,
     int rc;
     if (c->d->copy_rows == NULL)
         return conn_no_copy(err);
+    conn_deadline_start(c);
     rc = c->d->copy_rows(c->h, vals, nrows, err);
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
@@ -469,6 +473,7 @@ int orm_conn_copy_end(orm_conn *c, int64_t *rows, orm_error *err)
     int rc;
     if (c->d->copy_end == NULL)
         return conn_no_copy(err);
+    conn_deadline_start(c);
     rc = c->d->copy_end(c->h, rows, err);
     return rc == ORM_OK ? rc : conn_fail_err(c, rc, err);
 }
