@@ -21,6 +21,19 @@ int my_sockfd(void *conn)
     return (int)mysql_get_socket(((my_conn *)conn)->db);
 }
 
+/* Whether c can begin an operation: my_lost when it is broken, or still in
+ * another one (abandoned: its state is unknown, so c is given up). */
+static int mya_free(my_conn *c, orm_error *err)
+{
+    if (c->broken)
+        return my_lost(err);
+    if (c->aop != MY_AOP_NONE) {
+        c->broken = 1;
+        return my_lost(err);
+    }
+    return ORM_OK;
+}
+
 int my_prepare_start(void *conn, const char *sql, size_t len, void **out,
                      orm_error *err)
 {
@@ -28,10 +41,8 @@ int my_prepare_start(void *conn, const char *sql, size_t len, void **out,
     my_stmt *s;
     int ret = 0, rc;
     *out = NULL;
-    if (c->aop != MY_AOP_NONE) {
-        c->broken = 1; /* an abandoned operation: state unknown */
-        return my_lost(err);
-    }
+    if (c->aop != MY_AOP_NONE)
+        return mya_free(c, err);
     rc = my_prepare_begin(c, sql, len, &s, err);
     if (rc != ORM_OK)
         return rc;
@@ -188,12 +199,8 @@ int my_exec_start(void *stmt, orm_error *err)
     my_stmt *s = stmt;
     my_conn *c = s->conn;
     int ret = 0;
-    if (c->broken)
-        return my_lost(err);
-    if (c->aop != MY_AOP_NONE) {
-        c->broken = 1; /* an abandoned operation: state unknown */
-        return my_lost(err);
-    }
+    if (mya_free(c, err) != ORM_OK)
+        return err->kind;
     s->started = 1;
     c->cancelled = 0;
     c->anonblock = 1;
@@ -211,12 +218,8 @@ int my_command_start(void *conn, const char *sql, orm_error *err)
 {
     my_conn *c = conn;
     int ret = 0;
-    if (c->broken)
-        return my_lost(err);
-    if (c->aop != MY_AOP_NONE) {
-        c->broken = 1;
-        return my_lost(err);
-    }
+    if (mya_free(c, err) != ORM_OK)
+        return err->kind;
     c->aop = MY_AOP_QUERY;
     c->cancelled = 0;
     c->astatus = mysql_real_query_start(&ret, c->db, sql,
@@ -239,12 +242,8 @@ int my_ping_start(void *conn, orm_error *err)
 {
     my_conn *c = conn;
     int ret = 0;
-    if (c->broken)
-        return my_lost(err);
-    if (c->aop != MY_AOP_NONE) {
-        c->broken = 1;
-        return my_lost(err);
-    }
+    if (mya_free(c, err) != ORM_OK)
+        return err->kind;
     c->aop = MY_AOP_PING;
     c->astatus = mysql_ping_start(&ret, c->db);
     if (c->astatus == 0 && ret != 0)

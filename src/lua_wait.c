@@ -217,15 +217,6 @@ static int wait_advance(wait_job *j)
             j->phase = WAIT_EXEC;
             continue;
         case WAIT_EXEC:
-            if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
-                break;
-            if (w != ORM_WAIT_NONE) {
-                if (orm_conn_deadline_left(c, &j->timeout, &j->x.err) != ORM_OK)
-                    break;
-                return w;
-            }
-            j->phase = WAIT_COLLECT;
-            return ORM_WAIT_NONE;
         case WAIT_PING:
             if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
                 break;
