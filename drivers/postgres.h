@@ -181,7 +181,9 @@ int pg_ping_start(void *conn, orm_error *err);
 void pg_async_free(pg_conn *c);
 
 /* postgres_wait.c: statement_timeout on the blocking calls, and the
- * driver's cancel (see orm_driver.h). */
+ * driver's cancel (see orm_driver.h; the engine calls it from a waiter's
+ * loop, so it waits 50 ms at most for PQcancel, which goes on on its own
+ * thread: the statement's grace runs through the waiter meanwhile). */
 int pg_cancel(void *conn, orm_error *err);
 /* Starts the deadline of a round trip (none without a timeout). */
 void pg_deadline_start(pg_conn *c, pg_deadline *d);

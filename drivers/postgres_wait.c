@@ -105,9 +105,16 @@ static pgw_cancel *pgw_cancel_new(pg_conn *c)
 /* The driver's cancel: PQcancel (a new connection to the server, or to
  * the pooler, carrying the session's cancel key), given ORM_CANCEL_GRACE
  * seconds. */
-int pg_cancel(void *conn, orm_error *err)
+/* How long the engine's cancel (a waiter's loop is held meanwhile) waits
+ * for PQcancel: on a reachable server it is done in a round trip; when it
+ * is not, the statement's grace runs through the waiter instead and the
+ * cancel finishes on its thread. */
+#define PGW_LOOP_CANCEL_WAIT 0.05
+
+/* Sends the cancel of c's statement from a thread of its own and waits
+ * `wait` seconds at most for PQcancel to return. */
+static int pgw_cancel_send(pg_conn *c, double wait, orm_error *err)
 {
-    pg_conn *c = conn;
     pgw_cancel *k;
     pthread_attr_t ta;
     pthread_t th;
@@ -125,7 +132,7 @@ int pg_cancel(void *conn, orm_error *err)
         return orm_error_set(err, ORM_E_QUERY_TIMEOUT,
                              "could not cancel the statement: no thread");
     }
-    if (!pgw_cancel_wait(k, pgw_now() + ORM_CANCEL_GRACE))
+    if (!pgw_cancel_wait(k, pgw_now() + wait))
         return orm_error_set(err, ORM_E_QUERY_TIMEOUT,
                              "could not cancel the statement: no answer");
     rc = k->ok ? ORM_OK
@@ -134,6 +141,11 @@ int pg_cancel(void *conn, orm_error *err)
                                (int)strcspn(k->msg, "\r\n"), k->msg);
     pgw_cancel_free(k);
     return rc;
+}
+
+int pg_cancel(void *conn, orm_error *err)
+{
+    return pgw_cancel_send(conn, PGW_LOOP_CANCEL_WAIT, err);
 }
 
 void pg_deadline_start(pg_conn *c, pg_deadline *d)
@@ -157,7 +169,8 @@ int pg_deadline_wait(pg_conn *c, pg_deadline *d)
         }
         if (left <= 0) { /* the grace counts from the deadline */
             d->at = pgw_now() + ORM_CANCEL_GRACE;
-            pg_cancel(c, &ignored); /* its outcome is the statement's */
+            pgw_cancel_send(c, ORM_CANCEL_GRACE, &ignored); /* its outcome is
+                                                         the statement's */
             continue;
         }
         pfd.fd = PQsocket(c->pg);

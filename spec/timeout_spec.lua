@@ -166,6 +166,43 @@ helper.each_driver(function(drv)
         ds:dispose()
       end)
 
+      if drv.name == "postgres" then
+        it("with a waiter, a cancel that cannot get through does not hold the loop", function()
+          local dir = other:select("SHOW data_directory")[1].data_directory
+          local f = assert(io.open(dir .. "/postmaster.pid"))
+          local postmaster = f:read("n") -- stopped: the cancel's connection waits
+          f:close()
+          local ticks, longest, done, e, took = 0, 0, false, nil, nil
+          os.execute(string.format("kill -STOP %d; (sleep 5; kill -CONT %d) >/dev/null 2>&1 &",
+            postmaster, postmaster))
+          local ok, err = pcall(function()
+            orm.set_waiter(require("ormed.io.cqueues"))
+            local loop = cqueues.new()
+            loop:wrap(function()
+              e, took = timed_error(ds.select, ds, slow_sql(drv, 3))
+              done = true
+            end)
+            loop:wrap(function()
+              local last = core.clock()
+              while not done do
+                cqueues.sleep(0.05)
+                local now = core.clock()
+                ticks, longest, last = ticks + 1, math.max(longest, now - last), now
+              end
+            end)
+            assert(loop:loop())
+          end)
+          orm.set_waiter(nil)
+          os.execute("kill -CONT " .. postmaster)
+          assert(ok, err)
+          assert.are.equal("query_timeout", e.kind, tostring(e))
+          assert.is_true(took < 4, "took " .. took .. " s")
+          assert.is_true(longest < 0.5, string.format("the loop stood still %.2f s", longest))
+          assert.is_true(ticks >= 20, ticks .. " ticks")
+          assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
+        end)
+      end
+
       for _, mode in ipairs(drv.name == "postgres" and MODES or {}) do
         it("bounds a bulk load (COPY) that waits on a lock, " .. mode, function()
           local rows = {}
