@@ -146,9 +146,7 @@ static int wait_advance(wait_job *j)
             j->phase = WAIT_START;
             continue;
         case WAIT_CHECK:
-            if (orm_conn_poll(c, &w, &e) != ORM_OK ||
-                (w != ORM_WAIT_NONE &&
-                 orm_conn_deadline_left(c, &j->timeout, &e) != ORM_OK)) {
+            if (orm_conn_poll_left(c, &w, &j->timeout, &e) != ORM_OK) {
                 orm_conn_set_broken(c); /* failed, or past statement_timeout */
                 j->phase = WAIT_ACQUIRE;
                 orm_pool_release(j->pool, c);
@@ -200,13 +198,10 @@ static int wait_advance(wait_job *j)
             j->phase = pending ? WAIT_PREPARE : WAIT_BIND;
             continue;
         case WAIT_PREPARE:
-            if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
+            if (orm_conn_poll_left(c, &w, &j->timeout, &j->x.err) != ORM_OK)
                 break;
-            if (w != ORM_WAIT_NONE) {
-                if (orm_conn_deadline_left(c, &j->timeout, &j->x.err) != ORM_OK)
-                    break;
+            if (w != ORM_WAIT_NONE)
                 return w;
-            }
             orm_conn_prepared(c, j->sql, j->len, j->x.stmt);
             j->phase = WAIT_BIND;
             continue;
@@ -218,13 +213,10 @@ static int wait_advance(wait_job *j)
             continue;
         case WAIT_EXEC:
         case WAIT_PING:
-            if (orm_conn_poll(c, &w, &j->x.err) != ORM_OK)
+            if (orm_conn_poll_left(c, &w, &j->timeout, &j->x.err) != ORM_OK)
                 break;
-            if (w != ORM_WAIT_NONE) {
-                if (orm_conn_deadline_left(c, &j->timeout, &j->x.err) != ORM_OK)
-                    break;
+            if (w != ORM_WAIT_NONE)
                 return w;
-            }
             j->phase = WAIT_COLLECT;
             return ORM_WAIT_NONE;
         default:
@@ -508,9 +500,8 @@ static int wait_tx_k(lua_State *L, int status, lua_KContext ctx)
     orm_conn *c = t->conn;
     double left;
     (void)status;
-    while ((rc = orm_conn_poll(c, &w, &t->err)) == ORM_OK &&
-           w != ORM_WAIT_NONE &&
-           (rc = orm_conn_deadline_left(c, &left, &t->err)) == ORM_OK)
+    while ((rc = orm_conn_poll_left(c, &w, &left, &t->err)) == ORM_OK &&
+           w != ORM_WAIT_NONE)
         wait_call(L, t->widx, orm_conn_socket(c), w, left, ctx, wait_tx_k);
     t->conn = NULL;
     rc = orm_conn_tx_done(c, t->op, rc, &t->err);
@@ -654,9 +645,8 @@ static int wait_copy_k(lua_State *L, int status, lua_KContext ctx)
     (void)status;
     if (c != NULL) {
         double left;
-        while ((rc = orm_conn_poll(c, &w, &t->err)) == ORM_OK &&
-               w != ORM_WAIT_NONE &&
-               (rc = orm_conn_deadline_left(c, &left, &t->err)) == ORM_OK)
+        while ((rc = orm_conn_poll_left(c, &w, &left, &t->err)) == ORM_OK &&
+               w != ORM_WAIT_NONE)
             wait_call(L, 7, orm_conn_socket(c), w, left, ctx, wait_copy_k);
         t->conn = NULL;
         orm_conn_copy_nonblocking(c, 0);

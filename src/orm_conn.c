@@ -588,6 +588,16 @@ int orm_conn_deadline_left(orm_conn *c, double *left, orm_error *err)
     return ORM_OK;
 }
 
+int orm_conn_poll_left(orm_conn *c, int *wait, double *left,
+                       orm_error *err)
+{
+    int rc = orm_conn_poll(c, wait, err);
+    *left = -1;
+    if (rc == ORM_OK && *wait != ORM_WAIT_NONE)
+        rc = orm_conn_deadline_left(c, left, err);
+    return rc;
+}
+
 int orm_conn_can_poll(const orm_conn *c)
 {
     return c->d->poll != NULL;

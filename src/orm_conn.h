@@ -148,6 +148,11 @@ int orm_conn_poll(orm_conn *c, int *wait, orm_error *err);
  * allowed; past that the connection is marked broken and query_timeout
  * returned, err filled. ORM_OK otherwise. */
 int orm_conn_deadline_left(orm_conn *c, double *left, orm_error *err);
+/* orm_conn_poll, then, while the round trip still waits, how long it may
+ * (orm_conn_deadline_left): *left is -1 otherwise. ORM_OK or the error
+ * kind of either, err filled. What every waiting loop calls. */
+int orm_conn_poll_left(orm_conn *c, int *wait, double *left,
+                       orm_error *err);
 /* Begins SQL with no parameters and no rows (as orm_conn_exec); poll
  * until ORM_WAIT_NONE for its outcome. */
 int orm_conn_command_start(orm_conn *c, const char *sql, orm_error *err);
