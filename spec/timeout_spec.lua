@@ -43,6 +43,21 @@ local function no_server_timer(drv, ds)
   end
 end
 
+-- A coroutine that opens a transaction on src, runs sql in it and stays
+-- suspended there, holding what sql locked; resumed, it commits and
+-- returns "committed".
+local function holding(src, sql)
+  local holder = coroutine.create(function()
+    src:transaction(function()
+      src:execute(sql)
+      coroutine.yield("holding")
+    end)
+    return "committed"
+  end)
+  assert.are.same({ true, "holding" }, { coroutine.resume(holder) })
+  return holder
+end
+
 local MODES = { "without a waiter", "with a waiter (cqueues)" }
 
 -- Runs fn() as the mode says: directly, or in a coroutine of a cqueues
@@ -208,13 +223,7 @@ helper.each_driver(function(drv)
           local rows = {}
           for i = 1, 5000 do rows[i] = { v = i } end -- more than one INSERT: COPY
           local before = other:table("client_items"):count()
-          local holder = coroutine.create(function() -- holds the lock, suspended
-            other:transaction(function()
-              other:execute("LOCK TABLE client_items IN ACCESS EXCLUSIVE MODE")
-              coroutine.yield()
-            end)
-          end)
-          assert(coroutine.resume(holder))
+          local holder = holding(other, "LOCK TABLE client_items IN ACCESS EXCLUSIVE MODE")
           local ok, err = pcall(run, mode, function()
             local q = ds:table("client_items")
             local e, took = timed_error(q.insert, q, rows)
@@ -222,7 +231,7 @@ helper.each_driver(function(drv)
             assert.matches("statement_timeout", e.message, 1, true)
             assert.is_true(took < 1.5, "took " .. took .. " s")
           end)
-          assert(coroutine.resume(holder)) -- commits: the lock goes
+          assert.are.same({ true, "committed" }, { coroutine.resume(holder) }) -- the lock goes
           assert(ok, err)
           assert.are.equal(1, ds:select("SELECT 1 AS one")[1].one)
           assert.are.equal(before, other:table("client_items"):count()) -- none of the load
@@ -245,14 +254,7 @@ helper.each_driver(function(drv)
 
         it("cancels a statement waiting on a row lock another connection holds, " .. mode,
           function()
-          local holder = coroutine.create(function()
-            other:transaction(function()
-              other:execute("UPDATE client_items SET v = 1")
-              coroutine.yield("holding")
-            end)
-            return "committed"
-          end)
-          assert.are.same({ true, "holding" }, { coroutine.resume(holder) })
+          local holder = holding(other, "UPDATE client_items SET v = 1")
           local ok, err = pcall(run, mode, function()
             local e, took = timed_error(ds.execute, ds, "UPDATE client_items SET v = 2")
             assert.are.equal("query_timeout", e.kind, tostring(e))
@@ -445,14 +447,7 @@ helper.each_driver(function(drv)
       end)
 
       it("bounds the writer's wait with query_timeout; the holder then commits", function()
-        local holder = coroutine.create(function()
-          ds:transaction(function()
-            ds:execute("UPDATE lock_items SET v = 1")
-            coroutine.yield("holding")
-          end)
-          return "committed"
-        end)
-        assert.are.same({ true, "holding" }, { coroutine.resume(holder) })
+        local holder = holding(ds, "UPDATE lock_items SET v = 1")
         local t0 = core.clock()
         local err = helper.error_of(ds.execute, ds, "UPDATE lock_items SET v = 2")
         assert.are.equal("query_timeout", err.kind, tostring(err))
