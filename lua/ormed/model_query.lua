@@ -62,10 +62,11 @@ function ModelQuery:table_ref()
 end
 
 -- A view of self whose builder calls go to `cq` (a group being built):
--- what where(function(q) ... end) and scope functions receive.
+-- what global scope functions receive, and the group functions of a
+-- model whose filters convert values (the others get the query itself).
 local function nested(self, cq)
   return setmetatable({ _q = cq, _source = self._source, _model = self._model,
-    _alias = self._alias, _nested = true }, getmetatable(self))
+    _alias = self._alias }, getmetatable(self))
 end
 
 -- {==== builder calls ====}
