@@ -1,8 +1,9 @@
 -- spec/find_path_spec.lua: Model:find(id) runs a cached statement on the
 -- data source's pool when nothing else decides; everything that does decide
--- (a transaction of the running coroutine, a scope registered later, the
--- default connection changing, a disposed data source, a non-integer key)
--- is still honoured, on every driver.
+-- (a transaction of the running coroutine, a scope registered or a global
+-- scope added later, the default connection or the model's connection
+-- changing, a disposed data source, a non-integer key) is still honoured,
+-- on every driver, also once find has remembered its route.
 local helper = require("spec.helper")
 local orm = require("ormed")
 
@@ -72,6 +73,40 @@ helper.each_driver(function(drv)
     assert.matches("^ds:SELECT", seen[1])
     assert.matches("^other:SELECT", seen[#seen])
     if before then manager:set_default_connection(before) end
+    other:dispose()
+  end)
+
+  it("honours a global scope added after finds were cached", function()
+    local Scoped = orm.model("FpScoped" .. drv.name, { table = "fp_items", connection = ds.name,
+      fields = { id = "integer", grp = "integer", name = "string" } })
+    assert.are.equal("a", Scoped:find(1).name)
+    assert.are.equal("a", Scoped:find(1).name) -- the remembered route
+    Scoped:add_global_scope("only2", function(q) q:where("grp", 2) end)
+    assert.is_nil(Scoped:find(1))
+    assert.are.equal("b", Scoped:find(2).name)
+  end)
+
+  it("follows the model's connection when it is changed after finds", function()
+    local other = drv:data_source()
+    local seen = {}
+    ds:listen(function(e) seen[#seen + 1] = "ds:" .. e.sql end)
+    other:listen(function(e) seen[#seen + 1] = "other:" .. e.sql end)
+    local Moved = orm.model("FpMoved" .. drv.name, { table = "fp_items", connection = ds.name,
+      fields = { id = "integer", grp = "integer", name = "string" } })
+    assert.are.equal("a", Moved:find(1).name)
+    assert.are.equal("a", Moved:find(1).name)
+    Moved.connection = other.name
+    if drv.name == "sqlite" then -- its own in-memory database: no such table there
+      assert.has_error(function() Moved:find(1) end)
+    else
+      assert.are.equal("a", Moved:find(1).name)
+    end
+    assert.matches("^ds:SELECT", seen[1])
+    assert.matches("^ds:SELECT", seen[2])
+    assert.matches("^other:SELECT", seen[#seen])
+    Moved.connection = ds.name
+    assert.are.equal("a", Moved:find(1).name)
+    assert.matches("^ds:SELECT", seen[#seen])
     other:dispose()
   end)
 

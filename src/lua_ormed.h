@@ -86,9 +86,9 @@ const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx);
 
 /* Runs `sql` with `n` bound values on the target at stack index tidx and
  * pushes one result shaped by `mode`; returns 1. With hyd != 0 (a stack
- * index of a table { mt = <metatable>, key = <any> }) each row table is
- * "hydrated": with `key` absent the row gets metatable mt; with `key` the
- * row is wrapped as setmetatable({ [key] = row }, mt). Records statistics,
+ * index of a table { key, mt }: [1] a key or nil, [2] a metatable) each
+ * row table is "hydrated": with no key the row gets metatable mt; with a
+ * key the row is wrapped as setmetatable({ [key] = row }, mt). Records statistics,
  * notifies listeners, raises orm.Error (with connection name and sql) on
  * failure. When a pool target cannot reach its server (connection_failed
  * or connection_lost) and its info table has a `failover` function (a read

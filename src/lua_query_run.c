@@ -473,7 +473,7 @@ static void lqr_keep_last_key(lua_State *L, lqr_pager *p, lua_Integer got)
     const char *dot = strrchr(p->key, '.');
     lua_rawgeti(L, -1, got);
     if (p->hyd) {
-        lua_getfield(L, p->hyd, "key");
+        lua_rawgeti(L, p->hyd, 1); /* the wrapping key */
         if (!lua_isnil(L, -1)) {
             lua_rawget(L, -2);
             lua_remove(L, -2);

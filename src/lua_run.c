@@ -78,8 +78,8 @@ int orm_lua_run_collect(lua_State *L)
     int hyd = 0;
     int ncols, keys = 0, list;
     if (lua_istable(L, 2)) { /* key and metatable, read once */
-        lua_getfield(L, 2, "key");
-        lua_getfield(L, 2, "mt");
+        lua_rawgeti(L, 2, 1);
+        lua_rawgeti(L, 2, 2);
         hyd = lua_gettop(L) - 1;
     }
     lua_Integer n = 0;
@@ -378,20 +378,21 @@ int orm_lua_target_run(lua_State *L)
     return orm_lua_run(L, 1, sql, len, v, n, (orm_lua_mode)mode, hyd);
 }
 
-/* target:_find(sql, value, hydrate?): run(sql, { value }, "first",
- * hydrate) for SQL the engine compiled for this target (Model:find's
- * statement and its key): no bindings list, no placeholder rewriting. */
+/* target:_find(sql, key, hydrate?): run(sql, { key }, "first", hydrate)
+ * for SQL the engine compiled for this target (Model:find's statement)
+ * and an integer key: no bindings list, no placeholder rewriting. Returns
+ * false, running nothing, when the key is not an integer. */
 int orm_lua_target_find(lua_State *L)
 {
     size_t len;
     const char *sql = luaL_checklstring(L, 2, &len);
-    orm_conn *held;
     orm_value v;
-    orm_error err;
     int hyd;
-    orm_lua_target_pool(L, 1, &held); /* checks the target */
-    if (orm_lua_tovalue(L, 3, &v, &err) != ORM_OK)
-        return orm_lua_argerror(L, "binding #1: %s", err.message);
+    if (!lua_isinteger(L, 3)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    v = orm_value_int(lua_tointeger(L, 3));
     lua_settop(L, 4);
     hyd = lua_istable(L, 4) ? 4 : 0;
     if (orm_lua_waiter(L))

@@ -49,6 +49,7 @@ function ScopeRegistry:register_scope(model, fn, id)
     if s.id == id then table.remove(list, i) break end
   end
   list[#list + 1] = { id = id, fn = fn }
+  util.routes_changed()
   return id
 end
 
@@ -56,7 +57,11 @@ end
 function ScopeRegistry:remove_scope(model, id)
   local list = self._by_model[model] or {}
   for i, s in ipairs(list) do
-    if s.id == id then table.remove(list, i) return true end
+    if s.id == id then
+      table.remove(list, i)
+      util.routes_changed()
+      return true
+    end
   end
   return false
 end
@@ -169,6 +174,7 @@ function DataSource.new(opts)
     _listeners = {},
     _held = setmetatable({}, { __mode = "k" }), -- weak: a collected conn goes back
     _pool = nil,
+    _plain = false, -- the pool when nothing else decides a statement's target
   }, DataSource)
   self._leak_timeout = self.pool_options.leak_timeout
   self._replicas = replicas.configure(self, opts) -- nil without replicas
@@ -192,6 +198,7 @@ local function open_pool(self)
   -- the target of every statement outside transactions, when nothing else
   -- decides (Model:find reads it)
   if not self._replicas and not self._leak_timeout then self._plain = pool end
+  util.routes_changed()
   if self._replicas then replicas.open(self) end
 end
 
@@ -201,7 +208,8 @@ local function close_pool(self)
   if not pool then return false end
   self._pool = nil
   self._dialect_name = nil
-  self._plain = nil
+  self._plain = false
+  util.routes_changed()
   pool:close()
   if self._replicas then replicas.close(self) end
   return true
@@ -494,6 +502,7 @@ function DataSource:_pinned(fn)
   active[co] = active[co] or {}
   local prev = active[co][self]
   active[co][self] = tx
+  util.routes_changed()
   local results = table.pack(pcall(fn))
   local mine = active[co]
   mine[self] = prev
@@ -552,6 +561,7 @@ function DataSource:transaction(fn)
   active[co] = active[co] or {}
   local prev = active[co][self]
   active[co][self] = tx
+  util.routes_changed()
   local function leave()
     local mine = active[co]
     mine[self] = prev

@@ -55,6 +55,7 @@ local function add(self, name, entry, replace)
   end
   self._entries[name] = entry
   if self._default == nil then self._default = name end
+  util.routes_changed()
 end
 
 --- register(name, config, builder, opts?): builder(config) makes the
@@ -81,6 +82,7 @@ function ConnectionManager:unregister(name, instance)
   if instance and e.instance ~= instance then return self end
   self._entries[name] = nil
   if self._default == name then self._default = nil end
+  util.routes_changed()
   if e.instance and e.instance ~= instance and e.instance.dispose then
     e.instance:dispose()
   end
@@ -104,6 +106,7 @@ function ConnectionManager:connection(name)
     errors.check(type(inst) == "table", "the builder of '%s' returned %s, not a connection",
       name, type(inst))
     e.instance = inst
+    util.routes_changed()
     if inst.init then inst:init() end
   end
   return e.instance
@@ -124,6 +127,7 @@ end
 function ConnectionManager:set_default_connection(name)
   if self._entries[name] == nil then not_found(self, name) end
   self._default = name
+  util.routes_changed()
   return self
 end
 

@@ -30,6 +30,7 @@ local SOURCE, GONE, NIL, DEFAULT = K.SOURCE, K.GONE, K.NIL, K.DEFAULT
 local null = core.null
 local json_cast = casts.json
 local math_type = math.type
+local routes = util.routes -- find's short way: see Model:find
 
 local M = {}
 
@@ -61,7 +62,7 @@ end
 -- without the method calls: every query started from the class asks).
 local function model_source(model)
   local conn = rawget(model, "connection") -- rawget: no method lookup
-  if conn ~= nil then return resolve_source(model, conn) end
+  if conn then return resolve_source(model, conn) end
   local mgr = ConnectionManager.instance
   local e = mgr._entries[mgr._default]
   return e and e.instance or mgr:connection()
@@ -70,7 +71,7 @@ end
 resolve_source = function(model, conn)
   if conn == nil then
     conn = rawget(model, "connection") -- rawget: no method lookup
-    if conn == nil then return ConnectionManager.instance:connection() end
+    if not conn then return ConnectionManager.instance:connection() end
   end
   local t = type(conn)
   if t == "table" then
@@ -605,7 +606,7 @@ end
 function Model:_hydration(source)
   local h = self._hyds[source]
   if h == nil then
-    h = { mt = self:_imt(source), key = ATTRS }
+    h = { ATTRS, self:_imt(source) } -- { key, metatable }: C reads [1] and [2]
     self._hyds[source] = h
   end
   return h
@@ -654,42 +655,68 @@ local function find_sql(model, source)
   return sql
 end
 
---- find(id, opts?): the instance with this primary key, or nil. Under an
--- integer primary key, a string or float that is not an integer finds
--- nothing (it is never sent to the database).
-function Model:find(id, opts)
-  -- the hot path of the ORM: written out, with no call it can spare
+-- find's long way: the data source, the scopes, the statement, the target
+-- of this call. Where all of them are the plain ones (no options, no
+-- scope with bindings, the data source's pool, no transaction open), it
+-- remembers them as the model's route (self._route) for the short way.
+local function find_routed(self, id, opts)
   local src
-  if opts == nil then
-    src = model_source(self)
-  else
+  if opts ~= nil then
     src = resolve(self, opts.connection, opts.role)
-  end
-  if math_type(id) ~= "integer" then
-    id = ModelQuery.key_value(self, id)
-    if id == false then return nil end
-    if id == nil then return ModelQuery.find_in(ModelQuery.new(self, src), id) end
+  else
+    src = model_source(self)
   end
   -- the cached statement serves only where no scope with bindings applies
   local gs = self._global_scopes
   local scoped = gs[1] ~= nil and (gs[2] ~= nil or gs[1].id ~= SOFT_DELETES)
+  local ours = true -- the scopes come from nowhere but ormed's own registries
   if not scoped then
     local ctx = src.context
     local reg = ctx and ctx.scope_registry
     if reg then
       local by = reg._by_model -- the data source's own registry
-      if by then reg = by[self] else reg = registry_scopes(src, self) end
+      if by then reg = by[self] else reg, ours = registry_scopes(src, self), false end
       scoped = reg ~= nil and reg[1] ~= nil
     end
   end
   local sql = not scoped and self._find_sql[src]
   if sql == nil then sql = find_sql(self, src) end
-  if not sql then return ModelQuery.find_in(ModelQuery.new(self, src), id) end
-  -- a data source's pool (rawget: set when it has no replicas and no leak
-  -- tracking) when no transaction is open anywhere; else ask the source
-  local target = rawget(src, "_plain")
-  if target == nil or next(tx_active) ~= nil then target = src:_target(false) end
-  return target:_find(sql, id, self._hyds[src] or self:_hydration(src))
+  if sql then
+    -- a data source's pool (set when it has no replicas and no leak
+    -- tracking) when no transaction is open anywhere; else ask the source
+    local target = src._plain
+    local hyd = self._hyds[src] or self:_hydration(src)
+    if not target or next(tx_active) ~= nil then
+      target = src:_target(false)
+    elseif opts == nil and ours then
+      self._route = { n = routes.n, conn = rawget(self, "connection"), pool = target, sql = sql, hyd = hyd }
+    end
+    -- false: the key is not an integer (C checks it)
+    local inst = target:_find(sql, id, hyd)
+    if inst ~= false then return inst end
+  end
+  if math_type(id) ~= "integer" then
+    id = ModelQuery.key_value(self, id)
+    if id == false then return nil end
+    if id == nil or not sql then return ModelQuery.find_in(ModelQuery.new(self, src), id) end
+    return find_routed(self, id, opts)
+  end
+  return ModelQuery.find_in(ModelQuery.new(self, src), id)
+end
+
+--- find(id, opts?): the instance with this primary key, or nil. Under an
+-- integer primary key, a string or float that is not an integer finds
+-- nothing (it is never sent to the database).
+function Model:find(id, opts)
+  -- the hot path of the ORM: the route the last call took, while nothing
+  -- it depends on has changed (util.routes) and the model's connection is
+  -- the same; the pool's _find gives false for a key that is not an integer
+  local r = self._route
+  if opts == nil and r.n == routes.n and self.connection == r.conn then
+    local inst = r.pool:_find(r.sql, id, r.hyd)
+    if inst ~= false then return inst end
+  end
+  return find_routed(self, id, opts)
 end
 
 --- find_or_fail(id, opts?): the instance with this primary key; raises model_not_found.
@@ -797,6 +824,7 @@ function Model:add_global_scope(id, fn)
     if s.id == id then table.remove(list, i) break end
   end
   list[#list + 1] = { id = id, fn = fn }
+  util.routes_changed()
   return self
 end
 
@@ -949,7 +977,7 @@ function M.model(name, def)
   setmetatable(m, model_meta(m))
   m.table = def.table or plural(relations.snake(name))
   m.primary_key = def.primary_key or "id"
-  m.connection = def.connection
+  m.connection = def.connection or false -- always a field: find compares it
   define_fields(m, def)
   m.fillable = name_set(def.fillable, name, "fillable")
   m.guarded = name_set(def.guarded, name, "guarded")
@@ -964,6 +992,7 @@ function M.model(name, def)
   m._imts = setmetatable({}, { __mode = "k" })
   m._hyds = setmetatable({}, { __mode = "k" })
   m._find_sql = setmetatable({}, { __mode = "k" })
+  m._route = { n = -1 } -- find's remembered route: none yet
   m._index, m._newindex = accessors(m)
   m._base_imt = { __index = m._index, __newindex = m._newindex, __model = m,
     __name = "ormed.instance", __tostring = instance_tostring }
