@@ -6,6 +6,9 @@
  * dialect and run through orm_lua_run. No SQL is concatenated in Lua.
  *
  *   core.query(table) -> query
+ *   core.query_object(source, table, mt, model?) -> a Lua query object
+ *   core.set_sub_query(fn): how where_in turns a Lua query object into
+ *     its C query (Query.sub_query)
  *
  * Filters (each also as or_<name>, joined by OR):
  *   where(col, v) | where(col, op, v) | where{ col = v, {col, op, v}, ... }
@@ -50,36 +53,28 @@ int lq_raise(lua_State *L, const orm_error *err)
     return orm_lua_raise(L, err, NULL, NULL);
 }
 
-/* The query at idx, or NULL. Methods carry the query metatable as their
- * upvalue 2, which spares a registry lookup by name per call. */
+/* The query at idx, or NULL (see LQ_MAGIC). */
 static query_ud *lq_test(lua_State *L, int idx)
 {
-    query_ud *u = lua_type(L, idx) == LUA_TUSERDATA ? lua_touserdata(L, idx)
-                                                     : NULL;
-    int same;
-    if (u == NULL || !lua_getmetatable(L, idx))
+    query_ud *u;
+    if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *u)
         return NULL;
-    same = lua_rawequal(L, -1, lua_upvalueindex(2));
-    lua_pop(L, 1);
-    return same ? u : NULL;
+    u = lua_touserdata(L, idx);
+    return u->magic == LQ_MAGIC ? u : NULL;
 }
 
-/* The query of a Lua query object (its raw field _q), or NULL: the Lua
- * front ends install the builder methods themselves, so `q:where(...)`
- * reaches C without a Lua frame and returns the object. */
+/* The query of a Lua query object (its raw field _q, upvalue 3 of the
+ * methods), or NULL: the Lua front ends install the builder methods
+ * themselves, so `q:where(...)` reaches C without a Lua frame and returns
+ * the object. */
 static query_ud *lq_wrapped(lua_State *L, int idx)
 {
     query_ud *u;
-    int same;
     lua_pushvalue(L, lua_upvalueindex(3));
-    if (lua_rawget(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, -1)) {
-        lua_pop(L, 1);
-        return NULL;
-    }
-    u = lua_touserdata(L, -2);
-    same = lua_rawequal(L, -1, lua_upvalueindex(2));
-    lua_pop(L, 2); /* the object keeps its query alive */
-    return same ? u : NULL;
+    lua_rawget(L, idx);
+    u = lq_test(L, -1);
+    lua_pop(L, 1); /* the object keeps its query alive */
+    return u;
 }
 
 query_ud *lq_check(lua_State *L, int idx)
@@ -96,6 +91,7 @@ query_ud *lq_check(lua_State *L, int idx)
 static query_ud *lq_push(lua_State *L)
 {
     query_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->magic = LQ_MAGIC;
     orm_query_init(&u->q);
     orm_buf_init(&u->own.sql);
     orm_vlist_init(&u->own.binds);
@@ -110,16 +106,79 @@ static query_ud *lq_push(lua_State *L)
 
 /* {==== life cycle ====} */
 
-/* core.query(table) */
-static int query_new(lua_State *L)
+/* Pushes a new query on the table named at idx. */
+static void lq_push_on(lua_State *L, int idx, const char *fname)
 {
     size_t n;
-    const char *t = lq_str(L, 1, "query", "table name", &n);
+    const char *t = lq_str(L, idx, fname, "table name", &n);
     orm_error err;
     query_ud *u = lq_push(L);
     if (orm_query_set_table(&u->q, t, n, &err) != ORM_OK)
-        return lq_raise(L, &err);
+        lq_raise(L, &err);
+}
+
+/* core.query(table) */
+static int query_new(lua_State *L)
+{
+    lq_push_on(L, 1, "query");
     return 1;
+}
+
+/* core.query_object(source, table, mt, model?): the Lua query object of
+ * both front ends, setmetatable({ _q = core.query(table), _source =
+ * source, _model = model }, mt), made in one call. */
+static int query_object(lua_State *L)
+{
+    int model = !lua_isnoneornil(L, 4);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_createtable(L, 0, 2 + model);
+    lq_push_on(L, 2, "query");
+    lua_setfield(L, -2, "_q");
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "_source");
+    if (model) {
+        lua_pushvalue(L, 4);
+        lua_setfield(L, -2, "_model");
+    }
+    lua_pushvalue(L, 3);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* The registry key of the Lua function that turns a Lua query object
+ * given as a sub-query into its C query (Query.sub_query, set by
+ * core.set_sub_query). */
+static const char LQ_SUB_KEY = 0;
+
+/* core.set_sub_query(fn): fn(outer_source, value, method) -> value */
+static int query_set_sub(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &LQ_SUB_KEY);
+    return 0;
+}
+
+/* A table with a metatable at idx (a Lua query object, not a list of
+ * values) is replaced by what the sub-query function makes of it, given
+ * the source of the query object at 1 (nil for a bare C query). */
+static void lq_sub_query(lua_State *L, int idx, const char *fname)
+{
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
+        return;
+    lua_pop(L, 1);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &LQ_SUB_KEY) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (lua_type(L, 1) == LUA_TTABLE)
+        lua_getfield(L, 1, "_source");
+    else
+        lua_pushnil(L);
+    lua_pushvalue(L, idx);
+    lua_pushstring(L, fname);
+    lua_call(L, 3, 1);
+    lua_replace(L, idx);
 }
 
 static void lq_out_free(query_out *o)
@@ -364,8 +423,11 @@ static int lq_where_in(lua_State *L, int use_or, int negate,
     orm_error err;
     size_t n;
     const char *col = lq_str(L, 2, fname, "column name", &n);
-    query_ud *sub = lq_test(L, 3);
+    query_ud *sub;
     int len;
+    lua_settop(L, 3);
+    lq_sub_query(L, 3, fname);
+    sub = lq_test(L, 3);
     if (sub != NULL)
         return lq_done(L, orm_query_where_in_sub(&u->q, use_or, negate, col,
                                                   n, &lq_check(L, 3)->q,
@@ -893,8 +955,14 @@ void orm_lua_open_query(lua_State *L)
     luaL_setfuncs(L, lq_terminal_methods, 3);
     lua_setfield(L, -2, "__index");
     lua_settop(L, base + 1); /* scratch, metatable */
+    lua_pushvalue(L, base);
+    lua_pushvalue(L, base + 1);
+    lua_pushcclosure(L, query_object, 2);
+    lua_setfield(L, -4, "query_object");
     lua_pushcclosure(L, query_new, 2);
     lua_setfield(L, -2, "query");
+    lua_pushcfunction(L, query_set_sub);
+    lua_setfield(L, -2, "set_sub_query");
     lq_push_kinds(L);
     lua_setfield(L, -2, "query_methods");
 }

@@ -24,7 +24,14 @@ typedef struct query_scratch {
     int busy;
 } query_scratch;
 
+/* The first word of every query userdata: with the userdata's size, it
+ * tells a query from any other userdata without a metatable lookup (only
+ * C code makes userdata, and none but lq_push makes one of this size that
+ * starts with this word). */
+#define LQ_MAGIC 0x79727164656d726fULL /* "ormedqry" */
+
 typedef struct query_ud {
+    uint64_t magic;     /* LQ_MAGIC */
     orm_query q;        /* the model; never moves (userdata memory) */
     query_out own;      /* used while the shared scratch is busy */
     query_out *out;     /* where the last compile went */

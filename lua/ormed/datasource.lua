@@ -176,7 +176,7 @@ function DataSource.new(opts)
     _pool = nil,
     _plain = false, -- the pool when nothing else decides a statement's target
   }, DataSource)
-  self._leak_timeout = self.pool_options.leak_timeout
+  self._leak_timeout = self.pool_options.leak_timeout or false -- a field: read per query
   self._replicas = replicas.configure(self, opts) -- nil without replicas
   self.timeouts = check_timeouts(opts)
   return self

@@ -26,6 +26,7 @@ local Query = require("ormed.query")
 
 local null = core.null
 local new_query = core.query
+local query_object = core.query_object
 
 local ModelQuery = {}
 
@@ -48,10 +49,7 @@ end
 -- its table named `alias` in the SQL when given (a sub-query on the table
 -- of its outer query).
 function ModelQuery.new(model, source, alias)
-  if alias == nil then
-    return setmetatable({ _q = new_query(model.table), _source = source, _model = model },
-      model._query_mt)
-  end
+  if alias == nil then return query_object(source, model.table, model._query_mt, model) end
   return setmetatable({ _q = new_query(model.table .. " as " .. alias), _alias = alias,
     _source = source, _model = model }, model._query_mt)
 end
@@ -175,13 +173,7 @@ local function builder(name, model)
     return c_method
   end
   if c_method and LISTS[name] and not model._filter_casts_any then
-    local slow = builder(name, { _filter_casts_any = true })
-    return function(self, col, list) -- a plain list goes straight to C
-      if type(list) == "table" and getmetatable(list) == nil then
-        return c_method(self, col, list)
-      end
-      return slow(self, col, list)
-    end
+    return c_method -- it gives a query object as the list to Query.sub_query
   end
   return function(self, a1, ...)
     local cq = self._q

@@ -20,9 +20,11 @@ Query.__index = Query
 -- "other"): the lists below are derived from it, never copied.
 local KINDS = core.query_methods
 
--- A query on `table_name` run through `source`.
+local query_object = core.query_object
+
+-- A query on `table_name` run through `source`: { _q = C query, _source }.
 function Query.new(source, table_name)
-  return setmetatable({ _q = core.query(table_name), _source = source }, Query)
+  return query_object(source, table_name, Query)
 end
 
 --- The C query, for code that composes queries (where_exists).
@@ -68,15 +70,9 @@ for name, kind in pairs(KINDS) do
   end
 end
 
-for _, name in ipairs({ "where_in", "where_not_in", "or_where_in", "or_where_not_in" }) do
-  local c_method = C[name]
-  Query[name] = function(self, col, list)
-    if type(list) ~= "table" or getmetatable(list) ~= nil then -- a query, or not a list
-      list = Query.sub_query(self._source, list, name)
-    end
-    return c_method(self, col, list)
-  end
-end
+-- where_in and its kin (the C methods) give a Lua query object passed as
+-- the list to this, with the outer query's source.
+core.set_sub_query(Query.sub_query)
 
 
 for _, name in ipairs({ "where_exists", "where_not_exists", "or_where_exists",
@@ -290,12 +286,9 @@ function Query:clone()
   return c
 end
 
---- to_sql(): sql, bindings for this query's connection dialect.
-function Query:to_sql(...)
-  if select("#", ...) > 0 then return self._q:to_sql(...) end
-  local source = self._source -- its dialect name, else a target of it
-  return self._q:to_sql(source._dialect_name or source:_target(false))
-end
+--- to_sql(dialect?): sql, bindings for this query's connection dialect
+-- (the C method: with no dialect, it asks the query's source).
+Query.to_sql = C.to_sql
 
 --- The table this query reads.
 function Query:table_name()
