@@ -58,6 +58,23 @@ helper.each_driver(function(drv)
     assert.are.equal("invalid_argument", err.kind)
   end)
 
+  it("a plain query clones with its data source, and serves as a sub-query of both front ends", function()
+    local base = ds:table("fe_items"):where("grp", 1)
+    local copy = base:clone():where("name", "b")
+    assert.are.same({ "a", "b" }, base:order_by("name"):pluck("name")) -- the copy's filter stays there
+    assert.are.same({ "b" }, copy:pluck("name"))
+    assert.are.equal("fe_items", copy:table_name())
+    local sql, binds = copy:to_sql() -- the data source's dialect, with no argument
+    assert.matches(drv.name == "postgres" and "%$2" or "%?", sql)
+    assert.are.same({ 1, "b" }, binds)
+    assert.matches("fe_items", tostring(copy))
+    local ids = ds:table("fe_items"):select("id"):where("grp", 2)
+    assert.are.same({ "c" }, ds:table("fe_items"):where_in("id", ids):pluck("name"))
+    assert.are.same({ "c" }, Item:where_in("id", ids):pluck("name"))
+    assert.are.same({ "a", "b" }, Item:where_not_in("id", ids):order_by("name"):pluck("name"))
+    assert.are.equal(1, ds:table("fe_items"):where_exists(ids):where("name", "a"):count())
+  end)
+
   it("a scope added to a model after it is defined is a class method too", function()
     Item.scopes.late_group = function(q, g) return q:where("grp", g) end
     assert.are.same({ "c" }, Item:late_group(2):pluck("name"))

@@ -5,10 +5,8 @@
  * connection, see lua_ormed.h) as their first argument, compile for its
  * dialect and run through orm_lua_run. No SQL is concatenated in Lua.
  *
- *   core.query(table) -> query
- *   core.query_object(source, table, mt, model?) -> a Lua query object
- *   core.set_sub_query(fn): how where_in turns a Lua query object into
- *     its C query (Query.sub_query)
+ *   core.query(table) -> query (made in lua_query_object.c, with the
+ *   front ends' query objects)
  *
  * Filters (each also as or_<name>, joined by OR):
  *   where(col, v) | where(col, op, v) | where{ col = v, {col, op, v}, ... }
@@ -53,8 +51,7 @@ int lq_raise(lua_State *L, const orm_error *err)
     return orm_lua_raise(L, err, NULL, NULL);
 }
 
-/* The query at idx, or NULL (see LQ_MAGIC). */
-static query_ud *lq_test(lua_State *L, int idx)
+query_ud *lq_test(lua_State *L, int idx)
 {
     query_ud *u;
     if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *u)
@@ -86,173 +83,6 @@ query_ud *lq_check(lua_State *L, int idx)
     if (u->closed)
         orm_lua_argerror(L, "query is closed");
     return u;
-}
-
-static query_ud *lq_push(lua_State *L)
-{
-    query_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
-    u->magic = LQ_MAGIC;
-    orm_query_init(&u->q);
-    orm_buf_init(&u->own.sql);
-    orm_vlist_init(&u->own.binds);
-    u->out = &u->own;
-    u->running = 0;
-    u->holds_scratch = 0;
-    u->closed = 0;
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_setmetatable(L, -2);
-    return u;
-}
-
-/* {==== life cycle ====} */
-
-/* Pushes a new query on the table named at idx. */
-static void lq_push_on(lua_State *L, int idx, const char *fname)
-{
-    size_t n;
-    const char *t = lq_str(L, idx, fname, "table name", &n);
-    orm_error err;
-    query_ud *u = lq_push(L);
-    if (orm_query_set_table(&u->q, t, n, &err) != ORM_OK)
-        lq_raise(L, &err);
-}
-
-/* core.query(table) */
-static int query_new(lua_State *L)
-{
-    lq_push_on(L, 1, "query");
-    return 1;
-}
-
-/* core.query_object(source, table, mt, model?): the Lua query object of
- * both front ends, setmetatable({ _q = core.query(table), _source =
- * source, _model = model }, mt), made in one call. */
-static int query_object(lua_State *L)
-{
-    int model = !lua_isnoneornil(L, 4);
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_createtable(L, 0, 2 + model);
-    lq_push_on(L, 2, "query");
-    lua_setfield(L, -2, "_q");
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, "_source");
-    if (model) {
-        lua_pushvalue(L, 4);
-        lua_setfield(L, -2, "_model");
-    }
-    lua_pushvalue(L, 3);
-    lua_setmetatable(L, -2);
-    return 1;
-}
-
-/* The registry key of the Lua function that turns a Lua query object
- * given as a sub-query into its C query (Query.sub_query, set by
- * core.set_sub_query). */
-static const char LQ_SUB_KEY = 0;
-
-/* core.set_sub_query(fn): fn(outer_source, value, method) -> value */
-static int query_set_sub(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_settop(L, 1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &LQ_SUB_KEY);
-    return 0;
-}
-
-/* A table with a metatable at idx (a Lua query object, not a list of
- * values) is replaced by what the sub-query function makes of it, given
- * the source of the query object at 1 (nil for a bare C query). */
-static void lq_sub_query(lua_State *L, int idx, const char *fname)
-{
-    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
-        return;
-    lua_pop(L, 1);
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &LQ_SUB_KEY) != LUA_TFUNCTION) {
-        lua_pop(L, 1);
-        return;
-    }
-    if (lua_type(L, 1) == LUA_TTABLE)
-        lua_getfield(L, 1, "_source");
-    else
-        lua_pushnil(L);
-    lua_pushvalue(L, idx);
-    lua_pushstring(L, fname);
-    lua_call(L, 3, 1);
-    lua_replace(L, idx);
-}
-
-static void lq_out_free(query_out *o)
-{
-    orm_buf_free(&o->sql);
-    orm_vlist_free(&o->binds);
-}
-
-static void lq_release(query_ud *u)
-{
-    orm_query_clear(&u->q);
-    lq_out_free(&u->own);
-    u->out = &u->own;
-}
-
-query_scratch *lq_scratch(lua_State *L)
-{
-    return lua_touserdata(L, lua_upvalueindex(1));
-}
-
-static int lq_scratch_gc(lua_State *L)
-{
-    query_scratch *sc = lua_touserdata(L, 1);
-    lq_out_free(&sc->out);
-    return 0;
-}
-
-static int query_gc(lua_State *L)
-{
-    query_ud *u = luaL_checkudata(L, 1, ORM_LUA_QUERY);
-    lq_release(u);
-    u->closed = 1;
-    return 0;
-}
-
-/* __close: also the guard that lq_emit marks to-be-closed around a run,
- * so that a running statement's count drops on every exit path. */
-static int query_close(lua_State *L)
-{
-    query_ud *u = luaL_checkudata(L, 1, ORM_LUA_QUERY);
-    if (u->running > 0) {
-        u->running--;
-        if (u->holds_scratch) {
-            lq_scratch(L)->busy = 0;
-            u->holds_scratch = 0;
-        }
-        return 0;
-    }
-    return query_gc(L);
-}
-
-static int query_clone(lua_State *L)
-{
-    query_ud *u = lq_check(L, 1);
-    orm_error err;
-    query_ud *c = lq_push(L);
-    if (orm_query_copy(&c->q, &u->q, &err) != ORM_OK)
-        return lq_raise(L, &err);
-    return 1;
-}
-
-static int query_table_name(lua_State *L)
-{
-    query_ud *u = lq_check(L, 1);
-    lua_pushstring(L, u->q.table ? u->q.table : "");
-    return 1;
-}
-
-static int query_tostring(lua_State *L)
-{
-    query_ud *u = luaL_checkudata(L, 1, ORM_LUA_QUERY);
-    lua_pushfstring(L, "ormed.query (%s)%s", u->q.table ? u->q.table : "?",
-                    u->closed ? " closed" : "");
-    return 1;
 }
 
 /* {==== filters ====} */
@@ -882,30 +712,17 @@ static const luaL_Reg query_methods[] = {
     {"reorder", query_reorder},
     {"limit", query_limit},
     {"offset", query_offset},
-    {"clone", query_clone},
-    {"table_name", query_table_name},
+    {"clone", lqo_clone},
+    {"table_name", lqo_table_name},
     {NULL, NULL},
 };
 
 static const luaL_Reg query_meta[] = {
-    {"__gc", query_gc},
-    {"__close", query_close},
-    {"__tostring", query_tostring},
+    {"__gc", lqo_gc},
+    {"__close", lqo_close},
+    {"__tostring", lqo_tostring},
     {NULL, NULL},
 };
-
-/* Pushes a new shared scratch. */
-static void lq_new_scratch(lua_State *L)
-{
-    query_scratch *sc = lua_newuserdatauv(L, sizeof *sc, 0);
-    orm_buf_init(&sc->out.sql);
-    orm_vlist_init(&sc->out.binds);
-    sc->busy = 0;
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, lq_scratch_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-}
 
 /* Pushes core.query_methods: every method name of a query -> "build"
  * (changes the query, returns it), "read", "write" or "other", so the Lua
@@ -941,7 +758,7 @@ static void lq_push_upvalues(lua_State *L, int base)
 void orm_lua_open_query(lua_State *L)
 {
     int base;
-    lq_new_scratch(L);
+    lqo_new_scratch(L);
     base = lua_gettop(L);
     luaL_newmetatable(L, ORM_LUA_QUERY);
     lua_pushliteral(L, "_q");
@@ -955,14 +772,8 @@ void orm_lua_open_query(lua_State *L)
     luaL_setfuncs(L, lq_terminal_methods, 3);
     lua_setfield(L, -2, "__index");
     lua_settop(L, base + 1); /* scratch, metatable */
-    lua_pushvalue(L, base);
-    lua_pushvalue(L, base + 1);
-    lua_pushcclosure(L, query_object, 2);
-    lua_setfield(L, -4, "query_object");
-    lua_pushcclosure(L, query_new, 2);
-    lua_setfield(L, -2, "query");
-    lua_pushcfunction(L, query_set_sub);
-    lua_setfield(L, -2, "set_sub_query");
+    lqo_open(L, base);
+    lua_settop(L, base - 1); /* the module table */
     lq_push_kinds(L);
     lua_setfield(L, -2, "query_methods");
 }

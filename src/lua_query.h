@@ -61,8 +61,13 @@ typedef struct lq_sink {
 /* Raises err as an orm.Error. Never returns. */
 int lq_raise(lua_State *L, const orm_error *err);
 
-/* The open query at idx; raises invalid_argument for anything else. */
+/* The open query at idx (a query userdata, or a table whose raw `_q` is
+ * one); raises invalid_argument for anything else. */
 query_ud *lq_check(lua_State *L, int idx);
+
+/* The query userdata at idx (any front end's metatable), or NULL (see
+ * LQ_MAGIC). */
+query_ud *lq_test(lua_State *L, int idx);
 
 /* The string at idx. Without n the caller reads it as a C string, so one
  * holding a NUL byte (which would end it early) is refused. */
@@ -104,8 +109,46 @@ lq_key *lq_keys(lua_State *L, int t, int skip_ints, int *n,
 /* The dialect named or carried by the value at idx (nil = sqlite). */
 const orm_dialect *lq_dialect(lua_State *L, int idx);
 
+/* to_sql's argument: with no dialect given to the query object at 1,
+ * puts at 2 its source's dialect name (source._dialect_name), else a
+ * target of the source (source:_target(false)); a bare query keeps nil
+ * (sqlite). */
+void lq_source_dialect(lua_State *L);
+
+/* {==== lua_query_object.c ====} */
+
 /* The compile buffers this Lua state shares (the methods' upvalue 1). */
 query_scratch *lq_scratch(lua_State *L);
+
+/* Pushes a new shared scratch (with its __gc). */
+void lqo_new_scratch(lua_State *L);
+
+/* Sets the constructors on the module table at base - 1: core.query,
+ * core.plain_query, core.query_object, core.set_sub_query,
+ * core.query_source; base holds the scratch, base + 1 the bare query
+ * metatable (their upvalues). */
+void lqo_open(lua_State *L, int base);
+
+/* Pushes the source of the query object at idx: a table's `_source`, a
+ * query userdata's first user value (the plain front end's), else nil. */
+void lq_push_source(lua_State *L, int idx);
+
+/* A front end's query object at idx (not a list of values nor a bare
+ * query) is replaced by what the sub-query function of core.set_sub_query
+ * makes of it, given the source of the query at 1; fname names the method
+ * in its errors. Called from a query method (upvalue 2: the bare query
+ * metatable). */
+void lq_sub_query(lua_State *L, int idx, const char *fname);
+
+/* The metamethods and the two "other" methods every query shares:
+ * __gc frees the query, __close also ends a run (lq_emit's guard),
+ * __tostring, clone() (a front end's object keeps its class and source),
+ * table_name(). */
+int lqo_gc(lua_State *L);
+int lqo_close(lua_State *L);
+int lqo_tostring(lua_State *L);
+int lqo_clone(lua_State *L);
+int lqo_table_name(lua_State *L);
 
 /* {==== lua_query_run.c ====} */
 

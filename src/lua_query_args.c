@@ -189,3 +189,21 @@ const orm_dialect *lq_dialect(lua_State *L, int idx)
     return d->dialect;
 }
 
+void lq_source_dialect(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 2))
+        return;
+    lua_settop(L, 1);
+    lq_push_source(L, 1);
+    if (lua_type(L, 2) != LUA_TTABLE)
+        return; /* nil: sqlite, as for a bare query */
+    if (lua_getfield(L, 2, "_dialect_name") == LUA_TSTRING) {
+        lua_replace(L, 2);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 2, "_target");
+    lua_insert(L, 2);         /* _target source */
+    lua_pushboolean(L, 0);
+    lua_call(L, 2, 1);        /* the target */
+}

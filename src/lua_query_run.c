@@ -174,8 +174,6 @@ int lq_hyd(lua_State *L, int idx)
     return lua_istable(L, idx) ? idx : 0;
 }
 
-/* A numeric string on top (decimals from PostgreSQL / MySQL) becomes a
- * number. */
 /* A numeric string on top becomes a number. With exact, only when it
  * becomes an integer: a decimal the value decoder left as text (more
  * digits than a double holds, or beyond int64) stays text. */
@@ -927,33 +925,12 @@ static int query_decrement(lua_State *L)
     return lqr_terminal(L, OP_DECREMENT);
 }
 
-/* With no dialect given to the Lua query object at 1, puts at 2 its
- * source's dialect name (source._dialect_name), else a target of the
- * source (source:_target(false)). */
-static void lqr_source_dialect(lua_State *L)
-{
-    if (!lua_isnoneornil(L, 2) || lua_type(L, 1) != LUA_TTABLE)
-        return;
-    lua_settop(L, 1);
-    if (lua_getfield(L, 1, "_source") != LUA_TTABLE)
-        return; /* nil: sqlite, as for a bare query */
-    if (lua_getfield(L, 2, "_dialect_name") == LUA_TSTRING) {
-        lua_replace(L, 2);
-        return;
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, 2, "_target");
-    lua_insert(L, 2);         /* _target source */
-    lua_pushboolean(L, 0);
-    lua_call(L, 2, 1);        /* the target */
-}
-
 /* to_sql(dialect?) -> sql, bindings; a Lua query object with no dialect
  * compiles for its source's */
 static int query_to_sql(lua_State *L)
 {
     query_ud *u = lq_check(L, 1);
-    lqr_source_dialect(L);
+    lq_source_dialect(L);
     lqr_compile(L, u, lq_dialect(L, 2), NULL);
     lua_pushlstring(L, u->out->sql.p, u->out->sql.len);
     lqr_push_binds(L, &u->out->binds);

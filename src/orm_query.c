@@ -47,10 +47,10 @@ const char *orm_query_op_names(void)
 struct orm_qarena_block {
     orm_qarena_block *next;
     size_t size;
-    max_align_t data[]; /* size bytes */
+    orm_qalign data[]; /* size bytes */
 };
 
-#define ARENA_ALIGN (sizeof(max_align_t))
+#define ARENA_ALIGN (sizeof(orm_qalign))
 /* first malloc'd block: 960 + its header stays in malloc's per-thread
  * cache, like the query userdata (see ORM_QARENA_INLINE) */
 #define ARENA_MIN_BLOCK 960

@@ -63,6 +63,16 @@ const char *orm_query_op_names(void);
  * query's build-and-compile time (bench: compile). */
 #define ORM_QARENA_INLINE 256
 
+/* The alignment of everything the arena holds (pointers, 64-bit integers,
+ * doubles; nothing needs more): 8 bytes, not max_align_t's 16, so a query
+ * can live in the memory of a Lua userdata with user values (which Lua
+ * aligns to 8) and short strings take 8 bytes, not 32. */
+typedef union orm_qalign {
+    void *p;
+    int64_t i;
+    double d;
+} orm_qalign;
+
 typedef struct orm_qarena_block orm_qarena_block;
 
 /* A bump allocator: pieces live until the arena is reset or freed and
@@ -190,7 +200,7 @@ struct orm_query {
     orm_qwrite write;           /* the write payload */
     orm_qarena arena;           /* strings, values and nodes above */
     union {
-        max_align_t align;
+        orm_qalign align;
         char c[ORM_QARENA_INLINE];
     } first;                    /* the arena's first block */
 };

@@ -1,8 +1,9 @@
---- ormed.query: the Lua query object, a thin wrapper over the C query
--- (core.query) that knows where to run: its source (a DataSource or
--- OrmConnection) picks the target at execution time (the coroutine's
--- transaction connection, or the pool). Builder methods change the C query
--- and return self; terminal methods run it. The model layer extends this.
+--- ormed.query: the plain query object: a C query (core.query) of class
+-- Query that knows where to run: its source (a DataSource or
+-- OrmConnection, the userdata's user value) picks the target at execution
+-- time (the coroutine's transaction connection, or the pool). Builder
+-- methods change the query and return it; terminal methods run it. The
+-- model layer extends this.
 -- @module ormed.query
 local core = require("ormed.core")
 local errors = require("ormed.errors")
@@ -20,16 +21,16 @@ Query.__index = Query
 -- "other"): the lists below are derived from it, never copied.
 local KINDS = core.query_methods
 
-local query_object = core.query_object
+local plain_query, source_of = core.plain_query, core.query_source
 
--- A query on `table_name` run through `source`: { _q = C query, _source }.
+-- A query on `table_name` run through `source`.
 function Query.new(source, table_name)
-  return query_object(source, table_name, Query)
+  return plain_query(source, table_name, Query)
 end
 
---- The C query, for code that composes queries (where_exists).
+--- The C query, for code that composes queries (where_exists): the query itself.
 function Query:c_query()
-  return self._q
+  return self
 end
 
 -- The data source a query's source stands for (a role proxy of
@@ -43,8 +44,14 @@ end
 -- into the outer statement and runs on the outer query's database, so one
 -- built on another data source raises invalid_argument naming both.
 function Query.sub_query(outer, v, method)
-  if type(v) ~= "table" or type(v.c_query) ~= "function" then return v end
-  local inner = rawget(v, "_source")
+  local inner
+  if getmetatable(v) == Query then
+    inner = source_of(v)
+  elseif type(v) == "table" and type(v.c_query) == "function" then
+    inner = rawget(v, "_source")
+  else
+    return v
+  end
   if inner ~= nil and outer ~= nil and base_source(inner) ~= base_source(outer) then
     errors.raise("invalid_argument", "%s: the sub-query is on data source '%s' but this query "
       .. "runs on '%s'; a sub-query runs on its outer query's database, so build it on '%s'",
@@ -53,19 +60,23 @@ function Query.sub_query(outer, v, method)
   return v:c_query()
 end
 
--- The C methods themselves: a builder method takes the Lua query object
--- (it reads the object's `_q`) and returns it, with no Lua frame between.
-local C = getmetatable(core.query("ormed")).__index
+-- The C methods themselves: a builder method takes the query object (a
+-- plain query is a C query; a model query's C query is its `_q`) and
+-- returns it, with no Lua frame between.
+local CMT = getmetatable(core.query("ormed"))
+local C = CMT.__index
 Query.C = C
+-- what C does for every query userdata: free it, end a run, print it
+Query.__gc, Query.__close, Query.__tostring, Query.__name = CMT.__gc, CMT.__close,
+  CMT.__tostring, CMT.__name
 
 for name, kind in pairs(KINDS) do
   if kind == "build" then
     Query[name] = C[name]
   elseif kind == "read" or kind == "write" then
-    local write = kind == "write"
+    local write, c_method = kind == "write", C[name]
     Query[name] = function(self, ...)
-      local q = self._q
-      return q[name](q, self._source:_target(write), ...)
+      return c_method(self, source_of(self):_target(write), ...)
     end
   end
 end
@@ -77,17 +88,16 @@ core.set_sub_query(Query.sub_query)
 
 for _, name in ipairs({ "where_exists", "where_not_exists", "or_where_exists",
   "or_where_not_exists" }) do
+  local c_method = C[name]
   Query[name] = function(self, sub)
-    local q = self._q
-    q[name](q, Query.sub_query(self._source, sub, name))
-    return self
+    return c_method(self, Query.sub_query(source_of(self), sub, name))
   end
 end
 
 -- Query.check_paginate(q, what): raises invalid_argument when the query q
 -- has its own limit or offset, which paginate would replace.
 function Query.check_paginate(q, what)
-  local limit, offset = q._q:_limits()
+  local limit, offset = C._limits(q) -- a model query too (its _q)
   if limit ~= nil or offset ~= nil then
     errors.raise("invalid_argument", "%s: paginate sets the limit and offset itself, but the "
       .. "query has its own (%s); remove them, or use limit/offset without paginate", what,
@@ -99,15 +109,13 @@ end
 -- invalid_argument when the query has its own limit or offset.
 function Query:paginate(...)
   Query.check_paginate(self, "paginate")
-  local q = self._q
-  return q:paginate(self._source:_target(false), ...)
+  return C.paginate(self, source_of(self):_target(false), ...)
 end
 
 --- chunk(n, fn): fn(rows, page) for each page of n rows; stops when fn returns false.
 function Query:chunk(n, fn, ...)
   errors.check(type(fn) == "function", "chunk(n, fn) needs a function, got %s", type(fn))
-  local q = self._q
-  return q:chunk(self._source:_target(false), n, fn, ...)
+  return C.chunk(self, source_of(self):_target(false), n, fn, ...)
 end
 
 --- chunk_by_id(n, fn, column?): fn(rows, page) for each page of n rows, paged by column
@@ -115,8 +123,7 @@ end
 function Query:chunk_by_id(n, fn, ...)
   errors.check(type(fn) == "function", "chunk_by_id(n, fn, column?) needs a function, got %s",
     type(fn))
-  local q = self._q
-  return q:chunk_by_id(self._source:_target(false), n, fn, ...)
+  return C.chunk_by_id(self, source_of(self):_target(false), n, fn, ...)
 end
 
 --- where(col, value), where(col, op, value), where{ col = value, ... } or where(function(q) ...
@@ -267,7 +274,7 @@ end
 function Query:first_or_fail(...)
   local row = self:first(...)
   if row == nil then
-    errors.raise("model_not_found", "no row in '%s' matches the query", self._q:table_name())
+    errors.raise("model_not_found", "no row in '%s' matches the query", C.table_name(self))
   end
   return row
 end
@@ -278,21 +285,17 @@ function Query:find(id, key)
   return self:clone():where(key or "id", id):first()
 end
 
---- A copy of this query, to build on without changing it.
-function Query:clone()
-  local c = setmetatable({}, getmetatable(self))
-  for k, v in pairs(self) do c[k] = v end
-  c._q = self._q:clone()
-  return c
-end
+--- clone(): a copy of this query (on the same source), to build on without changing it.
+-- @function Query:clone
+Query.clone = C.clone
 
 --- to_sql(dialect?): sql, bindings for this query's connection dialect
 -- (the C method: with no dialect, it asks the query's source).
+-- @function Query:to_sql
 Query.to_sql = C.to_sql
 
---- The table this query reads.
-function Query:table_name()
-  return self._q:table_name()
-end
+--- table_name(): the table this query reads.
+-- @function Query:table_name
+Query.table_name = C.table_name
 
 return Query
