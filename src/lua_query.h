@@ -124,8 +124,8 @@ query_scratch *lq_scratch(lua_State *L);
 void lqo_new_scratch(lua_State *L);
 
 /* Sets the constructors on the module table at base - 1: core.query,
- * core.plain_query, core.query_object, core.set_sub_query,
- * core.query_source; base holds the scratch, base + 1 the bare query
+ * core.plain_query, core.set_sub_query, core.query_source,
+ * core.query_state; base holds the scratch, base + 1 the bare query
  * metatable (their upvalues). */
 void lqo_open(lua_State *L, int base);
 
@@ -142,7 +142,8 @@ void lq_sub_query(lua_State *L, int idx, const char *fname);
 
 /* The metamethods and the two "other" methods every query shares:
  * __gc frees the query, __close also ends a run (lq_emit's guard),
- * __tostring, clone() (a front end's object keeps its class and source),
+ * __tostring, clone(bare?) (a front end's object keeps its class and
+ * source, not its own fields; with bare, a bare query),
  * table_name(). */
 int lqo_gc(lua_State *L);
 int lqo_close(lua_State *L);

@@ -1,8 +1,8 @@
 /*
  * lua_query_object.c: the life of a query userdata: core.query (a bare
- * query), the front ends' query objects (core.plain_query: the plain
- * Query is the userdata itself, its source the user value;
- * core.query_object: the model query's table), the hand-off of a query
+ * query), the front ends' query objects (core.plain_query: a plain or a
+ * model query is the userdata itself, with its source and its own fields
+ * as user values), the hand-off of a query
  * object given as a sub-query (core.set_sub_query), the shared compile
  * scratch, and the metamethods: __gc, __close, __tostring, clone.
  */
@@ -38,7 +38,7 @@ void lq_push_source(lua_State *L, int idx)
     int t = lua_type(L, idx);
     if (t == LUA_TTABLE)
         lua_getfield(L, idx, "_source");
-    else if (t == LUA_TUSERDATA)
+    else if (t == LUA_TUSERDATA && lq_test(L, idx) != NULL)
         lua_getiuservalue(L, idx, 1); /* nil when it has none */
     else
         lua_pushnil(L);
@@ -64,44 +64,50 @@ static int lqo_new(lua_State *L)
     return 1;
 }
 
-/* core.plain_query(source, table, mt): the plain front end's query object
- * (ormed.query's Query): a query userdata with metatable mt whose user
- * value is the source it runs through (core.lqo_source). */
+/* A front end's query object: a query userdata with a class (its
+ * metatable) and two user values: the source it runs through
+ * (core.query_source), and a table of the object's own Lua fields, made
+ * when first asked for (core.query_state). */
+#define LQO_NUV 2
+
+/* core.plain_query(source, table, mt): a query object of class mt (the
+ * plain Query, or a model's query class) on the table, run through
+ * source. */
 static int lqo_plain(lua_State *L)
 {
     luaL_checktype(L, 3, LUA_TTABLE);
-    lqo_push_on(L, 2, 1, 3);
+    lqo_push_on(L, 2, LQO_NUV, 3);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
     return 1;
 }
 
-/* core.lqo_source(q): the source of a query object (nil for a bare
+/* core.query_state(q, create?): the table of a query object's own fields
+ * (made when create is true; else nil until then); a table q (a model
+ * query's view of a group) is its own. */
+static int lqo_state(lua_State *L)
+{
+    int create = lua_toboolean(L, 2);
+    lua_settop(L, 1);
+    if (lua_type(L, 1) == LUA_TTABLE)
+        return 1;
+    if (lq_test(L, 1) == NULL)
+        return luaL_typeerror(L, 1, ORM_LUA_QUERY);
+    if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE || !create)
+        return 1;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    if (!lua_setiuservalue(L, 1, 2))
+        return luaL_argerror(L, 1, "a bare query has no fields of its own");
+    return 1;
+}
+
+/* core.query_source(q): the source of a query object (nil for a bare
  * query). */
 static int lqo_source(lua_State *L)
 {
     lq_push_source(L, 1);
-    return 1;
-}
-
-/* core.lqo_object(source, table, mt, model?): the model front end's
- * query object, setmetatable({ _q = core.query(table), _source = source,
- * _model = model }, mt), made in one call. */
-static int lqo_object(lua_State *L)
-{
-    int model = !lua_isnoneornil(L, 4);
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_createtable(L, 0, 2 + model);
-    lqo_push_on(L, 2, 0, 0);
-    lua_setfield(L, -2, "_q");
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, "_source");
-    if (model) {
-        lua_pushvalue(L, 4);
-        lua_setfield(L, -2, "_model");
-    }
-    lua_pushvalue(L, 3);
-    lua_setmetatable(L, -2);
     return 1;
 }
 
@@ -215,11 +221,12 @@ int lqo_clone(lua_State *L)
 {
     query_ud *u = lq_check(L, 1), *c;
     orm_error err;
+    int bare = lua_toboolean(L, 2);
     lua_settop(L, 1);
-    if (lua_type(L, 1) == LUA_TUSERDATA &&
+    if (!bare && lua_type(L, 1) == LUA_TUSERDATA &&
         lua_getiuservalue(L, 1, 1) != LUA_TNONE) {
         lua_getmetatable(L, 1);         /* q source mt */
-        c = lqo_push_uv(L, 1, 3);
+        c = lqo_push_uv(L, LQO_NUV, 3); /* its own fields: the caller's */
         lua_pushvalue(L, 2);
         lua_setiuservalue(L, -2, 1);
     } else {
@@ -259,15 +266,11 @@ void lqo_new_scratch(lua_State *L)
     lua_setmetatable(L, -2);
 }
 
-/* Sets core.query, core.plain_query, core.query_object,
- * core.set_sub_query and core.query_source on the module table below the
+/* Sets core.query, core.plain_query, core.set_sub_query,
+ * core.query_source and core.query_state on the module table below the
  * scratch (at base) and the bare query metatable (base + 1). */
 void lqo_open(lua_State *L, int base)
 {
-    lua_pushvalue(L, base);
-    lua_pushvalue(L, base + 1);
-    lua_pushcclosure(L, lqo_object, 2);
-    lua_setfield(L, base - 1, "query_object");
     lua_pushvalue(L, base);
     lua_pushvalue(L, base + 1);
     lua_pushcclosure(L, lqo_plain, 2);
@@ -280,4 +283,6 @@ void lqo_open(lua_State *L, int base)
     lua_setfield(L, base - 1, "set_sub_query");
     lua_pushcfunction(L, lqo_source);
     lua_setfield(L, base - 1, "query_source");
+    lua_pushcfunction(L, lqo_state);
+    lua_setfield(L, base - 1, "query_state");
 }

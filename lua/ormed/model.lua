@@ -61,7 +61,7 @@ end
 -- manager's default (found as ConnectionManager:connection() finds it,
 -- without the method calls: every query started from the class asks).
 local function model_source(model)
-  local conn = rawget(model, "connection") -- rawget: no method lookup
+  local conn = model.connection -- a field of every model (false: none)
   if conn then return resolve_source(model, conn) end
   local mgr = ConnectionManager.instance
   local e = mgr._entries[mgr._default]
@@ -845,9 +845,10 @@ for name, v in pairs(ModelQuery) do
 end
 
 -- One closure per shortcut name, shared by every model.
+local plain_query = core.plain_query
 local shortcut_fns = setmetatable({}, { __index = function(t, k)
   local f = function(self, ...)
-    local q = ModelQuery.new(self, model_source(self))
+    local q = plain_query(model_source(self), self.table, self._query_mt) -- ModelQuery.new
     return q[k](q, ...)
   end
   t[k] = f

@@ -25,8 +25,8 @@ local Query = require("ormed.query")
 -- @type ModelQuery
 
 local null = core.null
-local new_query = core.query
-local query_object = core.query_object
+local plain_query, source_of, state_of = core.plain_query, core.query_source, core.query_state
+local C = Query.C -- the C query methods: a model query is a C query of its model's class
 
 local ModelQuery = {}
 
@@ -45,26 +45,50 @@ local function registry_scopes(source, model)
   return reg:scopes_for(model)
 end
 
+-- A model query is a query userdata of its model's class (core.plain_query:
+-- its source is a user value, _model a field of the class); the fields a
+-- query sets for itself (_alias, _dialect, _removed, _only_trashed, _with,
+-- _counts) live in its state table (core.query_state). A view of a group
+-- (below) is a table { _q, _source, _alias } of the same class.
+
+-- The field k of this query's own (nil when it never set one).
+local function own(self, k)
+  local st = state_of(self)
+  return st and rawget(st, k)
+end
+
+-- Sets this query's own field k.
+local function set_own(self, k, v)
+  state_of(self, true)[k] = v
+end
+
+-- The C query the builders of self change: self, or a view's group.
+local function cq_of(self)
+  if type(self) == "table" then return self._q end
+  return self
+end
+
 --- A query of `model` run through `source` (a DataSource or OrmConnection),
 -- its table named `alias` in the SQL when given (a sub-query on the table
 -- of its outer query).
 function ModelQuery.new(model, source, alias)
-  if alias == nil then return query_object(source, model.table, model._query_mt, model) end
-  return setmetatable({ _q = new_query(model.table .. " as " .. alias), _alias = alias,
-    _source = source, _model = model }, model._query_mt)
+  if alias == nil then return plain_query(source, model.table, model._query_mt) end
+  local q = plain_query(source, model.table .. " as " .. alias, model._query_mt)
+  set_own(q, "_alias", alias)
+  return q
 end
 
 --- The name that qualifies this query's columns: its alias or table.
 function ModelQuery:table_ref()
-  return rawget(self, "_alias") or self._model.table
+  return own(self, "_alias") or self._model.table
 end
 
 -- A view of self whose builder calls go to `cq` (a group being built):
 -- what global scope functions receive, and the group functions of a
 -- model whose filters convert values (the others get the query itself).
 local function nested(self, cq)
-  return setmetatable({ _q = cq, _source = self._source, _model = self._model,
-    _alias = self._alias }, getmetatable(self))
+  return setmetatable({ _q = cq, _source = source_of(self), _alias = own(self, "_alias") },
+    getmetatable(self))
 end
 
 -- {==== builder calls ====}
@@ -85,10 +109,10 @@ local function filter_value(self, col, v, op)
   if type(op) == "string" and op:lower():find("like", 1, true) then return v end
   local c = self._model._cast_of[col]
   if c == false or type(v) == "table" and getmetatable(v) then return v end
-  local dialect = rawget(self, "_dialect")
+  local dialect = own(self, "_dialect")
   if dialect == nil then
-    dialect = self._source:dialect()
-    self._dialect = dialect
+    dialect = source_of(self):dialect()
+    set_own(self, "_dialect", dialect)
   end
   return casts.to_db(c, c.write(v, col), dialect)
 end
@@ -142,14 +166,14 @@ local function cast_args(self, name, args)
     end
   end
   for i = 1, 2 do
-    args[i] = Query.sub_query(self._source, args[i], name)
+    args[i] = Query.sub_query(source_of(self), args[i], name)
   end
 end
 
 -- Runs one recorded or new builder call (args: a packed list) on the C
 -- query `cq`; a function argument (a group) gets a query view of the group.
 local function apply(self, cq, name, args)
-  local f = cq[name]
+  local f = C[name]
   if f == nil then
     errors.raise("invalid_argument", "%s query: no method or scope '%s' (scopes: %s)",
       self._model.name, tostring(name), scope_names(self._model))
@@ -176,7 +200,7 @@ local function builder(name, model)
     return c_method -- it gives a query object as the list to Query.sub_query
   end
   return function(self, a1, ...)
-    local cq = self._q
+    local cq = cq_of(self)
     local r
     local casts_args = sub_query or compare and self._model._filter_casts_any
     if casts_args or type(a1) == "function" or type(a1) == "table" and a1.c_query then
@@ -184,7 +208,7 @@ local function builder(name, model)
       if casts_args then cast_args(self, name, args) end
       r = apply(self, cq, name, args)
     else -- nothing to convert: straight to C
-      local f = cq[name]
+      local f = C[name]
       if f == nil then apply(self, cq, name, { n = 0 }) end -- raises, naming the scopes
       r = f(cq, a1, ...)
     end
@@ -220,24 +244,23 @@ end
 -- scopes first, then the caller's filters as one group (one engine
 -- operation: orm_query_scope_begin / _end).
 function ModelQuery:_compiled()
-  local model = self._model
-  if model._global_scopes[1] == nil and rawget(self, "_only_trashed") == nil then
-    local ctx = self._source.context -- the usual case first: no scope at all
+  local model, source, st = self._model, source_of(self), state_of(self)
+  local removed, trashed = st and st._removed, st and st._only_trashed
+  if model._global_scopes[1] == nil and not trashed then
+    local ctx = source.context -- the usual case first: no scope at all
     local reg = ctx and ctx.scope_registry
     local by = reg and reg._by_model
-    if reg == nil or by and by[model] == nil then return self._q end
+    if reg == nil or by and by[model] == nil then return self end
   end
-  local removed = rawget(self, "_removed") -- rawget: a field, not a method lookup
-  local trashed = rawget(self, "_only_trashed")
-  local own, reg = model._global_scopes, nil
-  if removed ~= true then reg = registry_scopes(self._source, model) end
-  if not trashed and (removed == true or own[1] == nil and (reg == nil or reg[1] == nil)) then
-    return self._q -- no scope at all
+  local scopes, reg = model._global_scopes, nil
+  if removed ~= true then reg = registry_scopes(source, model) end
+  if not trashed and (removed == true or scopes[1] == nil and (reg == nil or reg[1] == nil)) then
+    return self -- no scope at all
   end
-  local cq = self._q:clone():_scope_begin()
+  local cq = C.clone(self, true):_scope_begin() -- a bare copy, run once
   local view = nested(self, cq) -- its builder calls go to cq, a copy run once
   if removed ~= true then
-    apply_scopes(cq, view, own, removed)
+    apply_scopes(cq, view, scopes, removed)
     if reg then apply_scopes(cq, view, reg, removed) end
   end
   if trashed then
@@ -251,17 +274,17 @@ ModelQuery.c_query = ModelQuery._compiled
 
 --- without_global_scope(id, ...): this query without the named global scopes.
 function ModelQuery:without_global_scope(...)
-  local removed = self._removed
+  local removed = own(self, "_removed")
   if removed == true then return self end
   removed = removed or {}
   for i = 1, select("#", ...) do removed[select(i, ...)] = true end
-  self._removed = removed
+  set_own(self, "_removed", removed)
   return self
 end
 
 --- This query without any global scope (soft deletes included).
 function ModelQuery:without_global_scopes()
-  self._removed = true
+  set_own(self, "_removed", true)
   return self
 end
 
@@ -281,7 +304,7 @@ end
 function ModelQuery:only_trashed()
   check_soft(self, "only_trashed()")
   self:without_global_scope(SOFT_DELETES)
-  self._only_trashed = true
+  set_own(self, "_only_trashed", true)
   return self
 end
 
@@ -300,18 +323,18 @@ end
 
 --- with{ "posts", "posts.comments" } | with("posts", fn) | with{ posts = fn }
 function ModelQuery:with(spec, fn, ...)
-  self._with = relations.add_with(self._model, self._with, spec, fn, ...)
+  set_own(self, "_with", relations.add_with(self._model, own(self, "_with"), spec, fn, ...))
   return self
 end
 
 --- with_count("posts") | with_count{ "posts", comments = fn }
 function ModelQuery:with_count(spec, fn)
-  self._counts = relations.add_counts(self._model, self._counts, spec, fn)
+  set_own(self, "_counts", relations.add_counts(self._model, own(self, "_counts"), spec, fn))
   return self
 end
 
 local function where_has(self, name, fn, method)
-  local sub = relations.exists_query(self._model, name, self._source, self:table_ref())
+  local sub = relations.exists_query(self._model, name, source_of(self), self:table_ref())
   if fn then fn(sub) end
   return self[method](self, sub:_compiled())
 end
@@ -325,28 +348,35 @@ function ModelQuery:where_doesnt_have(name, fn) return where_has(self, name, fn,
 
 -- Loads what with() / with_count() asked for into `list`; returns list.
 local function finish(self, list)
+  local with, counts = own(self, "_with"), own(self, "_counts")
   if #list > 0 then
-    if self._with then relations.eager(self._model, list, self._with, self._source) end
-    if self._counts then relations.count(self._model, list, self._counts, self._source) end
+    if with then relations.eager(self._model, list, with, source_of(self)) end
+    if counts then relations.count(self._model, list, counts, source_of(self)) end
   end
   return list
+end
+
+-- True when with() or with_count() asked for something.
+local function loads(self)
+  local st = state_of(self)
+  return st ~= nil and (st._with ~= nil or st._counts ~= nil)
 end
 
 -- {==== reads ====}
 
 --- The instances the query matches (relations of with() loaded, one query per level).
 function ModelQuery:get()
-  local src = self._source
-  local rows = self:_compiled():get(src:_target(false), self._model:_hydration(src))
-  if rawget(self, "_with") or rawget(self, "_counts") then finish(self, rows) end
+  local src = source_of(self)
+  local rows = C.get(self:_compiled(), src:_target(false), self._model:_hydration(src))
+  if loads(self) then finish(self, rows) end
   return rows
 end
 
 --- The first instance, or nil.
 function ModelQuery:first()
-  local src = self._source
-  local inst = self:_compiled():first(src:_target(false), self._model:_hydration(src))
-  if inst ~= nil and (rawget(self, "_with") or rawget(self, "_counts")) then finish(self, { inst }) end
+  local src = source_of(self)
+  local inst = C.first(self:_compiled(), src:_target(false), self._model:_hydration(src))
+  if inst ~= nil and loads(self) then finish(self, { inst }) end
   return inst
 end
 
@@ -400,15 +430,15 @@ function ModelQuery:first_or_fail()
 end
 
 for _, name in ipairs({ "count", "sum", "avg", "min", "max", "exists" }) do
+  local c_method = C[name]
   ModelQuery[name] = function(self, ...)
-    local cq = self:_compiled()
-    return cq[name](cq, self._source:_target(false), ...)
+    return c_method(self:_compiled(), source_of(self):_target(false), ...)
   end
 end
 
 --- The values of one column, read as the field's type.
 function ModelQuery:pluck(col)
-  local values = self:_compiled():pluck(self._source:_target(false), col)
+  local values = C.pluck(self:_compiled(), source_of(self):_target(false), col)
   local c = type(col) == "string" and self._model._casts[col:match("([^%.]+)$")]
   if c then
     for i, v in ipairs(values) do
@@ -418,24 +448,12 @@ function ModelQuery:pluck(col)
   return values
 end
 
--- limit(n) and offset(n) are noted on the query too (see ormed.query),
--- so paginate can refuse a query that has them.
-for _, name in ipairs({ "limit", "offset" }) do
-  local build = builder(name)
-  local field = "_" .. name
-  ModelQuery[name] = function(self, n, ...)
-    build(self, n, ...)
-    self[field] = (n ~= nil and not (name == "offset" and n == 0)) and n or nil
-    return self
-  end
-end
-
 --- paginate{ page, per_page } -> { items, total, page, per_page, last_page };
 -- raises invalid_argument when the query has its own limit or offset.
 function ModelQuery:paginate(opts)
   Query.check_paginate(self, self._model.name .. ": paginate")
-  local src = self._source
-  local page = self:_compiled():paginate(src:_target(false), opts or {}, self._model:_hydration(src))
+  local src = source_of(self)
+  local page = C.paginate(self:_compiled(), src:_target(false), opts or {}, self._model:_hydration(src))
   finish(self, page.items)
   return page
 end
@@ -444,8 +462,8 @@ end
 -- Pages by the primary key when the query is unordered or ordered by it.
 function ModelQuery:chunk(n, fn)
   errors.check(type(fn) == "function", "chunk(n, fn) needs a function")
-  local src = self._source
-  return self:_compiled():chunk(src:_target(false), n, function(rows, page)
+  local src = source_of(self)
+  return C.chunk(self:_compiled(), src:_target(false), n, function(rows, page)
     finish(self, rows)
     return fn(rows, page)
   end, self._model:_hydration(src), self._model.table .. "." .. self._model.primary_key)
@@ -455,8 +473,8 @@ end
 -- whatever the order, so fn may update rows out of the query's filter.
 function ModelQuery:chunk_by_id(n, fn, column)
   errors.check(type(fn) == "function", "chunk_by_id(n, fn, column?) needs a function")
-  local src = self._source
-  return self:_compiled():chunk_by_id(src:_target(false), n, function(rows, page)
+  local src = source_of(self)
+  return C.chunk_by_id(self:_compiled(), src:_target(false), n, function(rows, page)
     finish(self, rows)
     return fn(rows, page)
   end, column or (self._model.table .. "." .. self._model.primary_key), self._model:_hydration(src))
@@ -464,36 +482,39 @@ end
 
 --- to_sql() -> sql, bindings (for this query's connection dialect)
 function ModelQuery:to_sql(dialect)
-  local source = self._source
-  return self:_compiled():to_sql(dialect or source._dialect_name or source:_target(false))
+  local source = source_of(self)
+  return C.to_sql(self:_compiled(), dialect or source._dialect_name or source:_target(false))
 end
 
 --- A copy of this query, to build on without changing it.
 function ModelQuery:clone()
-  local c = {}
-  for k, v in pairs(self) do c[k] = v end
-  c._q = self._q:clone()
-  if type(self._removed) == "table" then
-    c._removed = {}
-    for k, v in pairs(self._removed) do c._removed[k] = v end
+  local c = C.clone(self) -- its class and source; its own fields copied below
+  local st = state_of(self)
+  if st then
+    local cs = state_of(c, true)
+    for k, v in pairs(st) do cs[k] = v end
+    if type(st._removed) == "table" then
+      cs._removed = {}
+      for k, v in pairs(st._removed) do cs._removed[k] = v end
+    end
+    cs._with = relations.copy_tree(st._with)
+    cs._counts = st._counts and { table.unpack(st._counts) }
   end
-  c._with = relations.copy_tree(self._with)
-  c._counts = self._counts and { table.unpack(self._counts) }
-  return setmetatable(c, getmetatable(self))
+  return c
 end
 
 -- {==== writes ====}
 
 --- The created instance, or false when a creating/saving handler cancelled it.
 function ModelQuery:create(attrs)
-  local inst = self._model:_new_on(self._source, attrs)
+  local inst = self._model:_new_on(source_of(self), attrs)
   if self._model.methods.save(inst) == false then return false end
   return inst
 end
 
 -- Database values of a row of attributes (casts, timestamps on insert).
 local function db_row(self, row, now)
-  local m, dialect = self._model, self._source:dialect()
+  local m, dialect = self._model, source_of(self):dialect()
   local out = {}
   for k, v in pairs(row) do
     local c = m._casts[k]
@@ -518,12 +539,12 @@ end
 --- insert(row_or_rows): inserts rows without events (timestamps filled; batched under the driver's parameter limit).
 function ModelQuery:insert(rows)
   errors.check(type(rows) == "table", "insert(row_or_rows) needs a table")
-  return self._q:insert(self._source:_target(true), db_rows(self, rows))
+  return C.insert(self, source_of(self):_target(true), db_rows(self, rows))
 end
 
 --- insert_get_id(row, pk?): inserts one row; returns its new id.
 function ModelQuery:insert_get_id(row, pk)
-  return self._q:insert_get_id(self._source:_target(true), db_rows(self, row),
+  return C.insert_get_id(self, source_of(self):_target(true), db_rows(self, row),
     pk or self._model.primary_key)
 end
 
@@ -535,7 +556,7 @@ local function touch(self, row)
   local t = {}
   for k, v in pairs(row or {}) do t[k] = v end
   if t[m.updated_at] == nil then
-    t[m.updated_at] = casts.to_db(casts.datetime, m:_timestamps_now(), self._source:dialect())
+    t[m.updated_at] = casts.to_db(casts.datetime, m:_timestamps_now(), source_of(self):dialect())
   end
   return t
 end
@@ -543,17 +564,17 @@ end
 --- update(values): updates every matching row (updated_at too); returns n.
 function ModelQuery:update(values)
   errors.check(type(values) == "table", "update(values) needs a table")
-  return self:_compiled():update(self._source:_target(true), touch(self, db_row(self, values)))
+  return C.update(self:_compiled(), source_of(self):_target(true), touch(self, db_row(self, values)))
 end
 
 --- increment(col, n?, extra?): adds n (default 1) to col in the matched rows.
 function ModelQuery:increment(col, by, extra)
-  return self:_compiled():increment(self._source:_target(true), col, by, touch(self, extra))
+  return C.increment(self:_compiled(), source_of(self):_target(true), col, by, touch(self, extra))
 end
 
 --- decrement(col, n?, extra?): subtracts n (default 1) from col in the matched rows.
 function ModelQuery:decrement(col, by, extra)
-  return self:_compiled():decrement(self._source:_target(true), col, by, touch(self, extra))
+  return C.decrement(self:_compiled(), source_of(self):_target(true), col, by, touch(self, extra))
 end
 
 --- delete(): soft when the model has soft deletes; returns the row count.
@@ -562,12 +583,12 @@ function ModelQuery:delete()
   if m.soft_delete then
     return self:update({ [m.soft_delete] = m:_timestamps_now() })
   end
-  return self:_compiled():delete(self._source:_target(true))
+  return C.delete(self:_compiled(), source_of(self):_target(true))
 end
 
 --- Deletes the matched rows for good, even with soft deletes.
 function ModelQuery:force_delete()
-  return self:_compiled():delete(self._source:_target(true))
+  return C.delete(self:_compiled(), source_of(self):_target(true))
 end
 
 --- restore(): un-deletes the soft-deleted rows that match; returns n.
@@ -619,7 +640,7 @@ function ModelQuery:upsert(rows, unique_by, update_columns)
     for _, c in ipairs(update) do has[c] = true end
     if not has[m.updated_at] then update = { m.updated_at, table.unpack(update) } end
   end
-  return self._q:upsert(self._source:_target(true), out, unique_by, update)
+  return C.upsert(self, source_of(self):_target(true), out, unique_by, update)
 end
 
 -- {==== the metatable of a model's queries ====}
@@ -628,20 +649,24 @@ end
 -- A method found once is kept in the metatable's __index table, so each
 -- later call finds it with one table lookup.
 function ModelQuery.metatable_for(model)
-  local methods = setmetatable({}, { __index = function(t, name)
-    local m = ModelQuery[name]
-    if m == nil and model.scopes[name] ~= nil then
-      m = function(self, ...) return self:scope(name, ...) end
-    elseif m == nil then
-      if type(name) ~= "string" or name:byte(1) == 95 then return nil end -- "_"
-      m = builder(name, model)
-    end
-    rawset(t, name, m)
-    return m
-  end })
+  -- what every query of model has until it sets its own: its model, and
+  -- no scope lifted or asked for (fields found here, not by a function)
+  local methods = setmetatable({ _model = model, _removed = false, _only_trashed = false },
+    { __index = function(t, name)
+      local m = ModelQuery[name]
+      if m == nil and model.scopes[name] ~= nil then
+        m = function(self, ...) return self:scope(name, ...) end
+      elseif m == nil then
+        if type(name) ~= "string" or name:byte(1) == 95 then return nil end -- "_"
+        m = builder(name, model)
+      end
+      rawset(t, name, m)
+      return m
+    end })
   return {
     __name = "ormed.ModelQuery",
     __index = methods,
+    __gc = Query.__gc, __close = Query.__close, -- C's, as for every query userdata
     __tostring = function(self)
       return "ormed.ModelQuery(" .. model.name .. "): " .. (select(1, self:to_sql()))
     end,

@@ -45,12 +45,12 @@ end
 -- built on another data source raises invalid_argument naming both.
 function Query.sub_query(outer, v, method)
   local inner
-  if getmetatable(v) == Query then
-    inner = source_of(v)
-  elseif type(v) == "table" and type(v.c_query) == "function" then
+  if type(v) == "table" then -- a model query's view of a group, or not a query
+    if type(v.c_query) ~= "function" then return v end
     inner = rawget(v, "_source")
-  else
-    return v
+  else -- a plain or a model query object has a source, a bare query none
+    inner = source_of(v)
+    if inner == nil then return v end
   end
   if inner ~= nil and outer ~= nil and base_source(inner) ~= base_source(outer) then
     errors.raise("invalid_argument", "%s: the sub-query is on data source '%s' but this query "

@@ -380,7 +380,7 @@ function relations.count(model, instances, list, source)
       local q, col = related_query(rel, source, batch)
       if c.constraint then c.constraint(q) end
       q:select(col .. " as " .. COUNT_KEY, "count(*) as " .. COUNT):group_by(col)
-      for _, row in ipairs(q:_compiled():get(source:_target(false))) do
+      for _, row in ipairs(Query.C.get(q:_compiled(), source:_target(false))) do
         local n = row[COUNT]
         for _, p in ipairs(by_key[match_key(row[COUNT_KEY])] or {}) do
           rawset(p, field, math.tointeger(n) or n)
