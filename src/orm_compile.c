@@ -141,17 +141,24 @@ static void aux_dotted(orm_buf *b, const char *s, size_t n, char q, int star)
     }
 }
 
+/* The bytes of a plain word: letters, digits, _ (a table, not tests:
+ * every name of every statement goes through aux_word). */
+#define AUX_W6(c) [c] = 1, [c + 1] = 1, [c + 2] = 1, [c + 3] = 1, [c + 4] = 1, \
+    [c + 5] = 1
+#define AUX_W10(c) AUX_W6(c), [c + 6] = 1, [c + 7] = 1, [c + 8] = 1, [c + 9] = 1
+static const unsigned char aux_wordch[256] = {
+    AUX_W10('0'), AUX_W10('A'), AUX_W10('K'), AUX_W6('U'), ['_'] = 1,
+    AUX_W10('a'), AUX_W10('k'), AUX_W6('u'),
+};
+
 /* 1 when s is a plain word (letters, digits, _): quoted as it is, with no
  * dot, alias, call or quote character to look for. */
 static int aux_word(const char *s, size_t n)
 {
     size_t i;
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') &&
-            !(ch >= '0' && ch <= '9') && ch != '_')
+    for (i = 0; i < n; i++)
+        if (!aux_wordch[(unsigned char)s[i]])
             return 0;
-    }
     return n > 0;
 }
 

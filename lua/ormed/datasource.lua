@@ -14,6 +14,8 @@ local util = require("ormed.util")
 local DataSource = {}
 DataSource.__index = DataSource
 
+local plain_query = core.plain_query
+
 -- Transactions, by the coroutines inside a transaction() call:
 -- active[co][ds] = tx, tx = { conn, seq, closed? }. The opener holds the
 -- outer call; a coroutine it resumes that calls transaction() on ds holds
@@ -431,7 +433,7 @@ end
 --- A plain-table query on `name` (rows come back as plain tables).
 function DataSource:table(name)
   if self._pool == nil or self._leak_timeout then pool_of(self) end
-  return Query.new(self, name)
+  return plain_query(self, name, Query) -- Query.new, inline
 end
 
 --- A query for Model on this data source.
