@@ -656,9 +656,11 @@ local function find_sql(model, source)
 end
 
 -- find's long way: the data source, the scopes, the statement, the target
--- of this call. Where all of them are the plain ones (no options, no
--- scope with bindings, the data source's pool, no transaction open), it
--- remembers them as the model's route (self._route) for the short way.
+-- of this call. Where they are the plain ones (no options, no scope with
+-- bindings, no transaction open), it remembers them as the model's route
+-- (self._route) for the short way: with the data source's pool, or, where
+-- the source picks a server per statement (replicas, leak tracking),
+-- without one (the source is asked each time).
 local function find_routed(self, id, opts)
   local src
   if opts ~= nil then
@@ -686,11 +688,12 @@ local function find_routed(self, id, opts)
     -- tracking) when no transaction is open anywhere; else ask the source
     local target = src._plain
     local hyd = self._hyds[src] or self:_hydration(src)
-    if not target or next(tx_active) ~= nil then
-      target = src:_target(false)
-    elseif opts == nil and ours then
-      self._route = { n = routes.n, conn = rawget(self, "connection"), pool = target, sql = sql, hyd = hyd }
+    local tx = next(tx_active) ~= nil
+    if opts == nil and ours and not tx then
+      self._route = { n = routes.n, conn = rawget(self, "connection"), pool = target, src = src,
+        sql = sql, hyd = hyd }
     end
+    if not target or tx then target = src:_target(false) end
     -- false: the key is not an integer (C checks it)
     local inst = target:_find(sql, id, hyd)
     if inst ~= false then return inst end
@@ -713,7 +716,7 @@ function Model:find(id, opts)
   -- the same; the pool's _find gives false for a key that is not an integer
   local r = self._route
   if opts == nil and r.n == routes.n and self.connection == r.conn then
-    local inst = r.pool:_find(r.sql, id, r.hyd)
+    local inst = (r.pool or r.src:_target(false)):_find(r.sql, id, r.hyd)
     if inst ~= false then return inst end
   end
   return find_routed(self, id, opts)
