@@ -79,7 +79,9 @@ query_ud *lq_check(lua_State *L, int idx)
     query_ud *u = lua_type(L, idx) == LUA_TTABLE ? lq_wrapped(L, idx)
                                                   : lq_test(L, idx);
     if (u == NULL)
-        luaL_typeerror(L, idx, ORM_LUA_QUERY);
+        orm_lua_argerror(L, "a query method needs the query as argument #%d "
+                         "(called with ':'?), got %s", idx,
+                         luaL_typename(L, idx));
     if (u->closed)
         orm_lua_argerror(L, "query is closed");
     return u;

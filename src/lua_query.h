@@ -184,8 +184,9 @@ void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s);
 /* Compiles u's write payload for d into u's output; raises on error. */
 void lq_compile_write(lua_State *L, query_ud *u, const orm_dialect *d);
 
-/* idx when it holds a hydration table, else 0. */
-int lq_hyd(lua_State *L, int idx);
+/* idx when it holds a hydration table, else 0; raises for a table that
+ * is not one (orm_lua_hydration; fname names the method). */
+int lq_hyd(lua_State *L, int idx, const char *fname);
 
 /* The terminal methods (reads, writes, to_sql), registered with the
  * builder's upvalues. */
