@@ -184,6 +184,14 @@ helper.each_driver(function(drv)
     assert.are.equal("a", Item:find(1).name)
   end)
 
+  it("tostring gives a plain query's table and a model query's SQL", function()
+    local q = ds:table("qo_items"):where("grp", 1)
+    assert.are.equal("ormed.query (qo_items)", tostring(q))
+    local s = tostring(Item:where("grp", 1))
+    assert.matches("^ormed.ModelQuery%(QoItem" .. drv.name .. "%): SELECT ", s)
+    assert.matches("qo_items", s)
+  end)
+
   it("a query is a to-be-closed value; once closed it raises invalid_argument", function()
     local plain, model
     do
@@ -194,6 +202,7 @@ helper.each_driver(function(drv)
       assert.are.equal(3, m:count())
     end
     assert.matches("closed", tostring(plain))
+    assert.matches("^ormed.ModelQuery%(QoItem" .. drv.name .. "%): %(no SQL: query is closed%)$", tostring(model))
     assert.are.equal("invalid_argument", helper.error_of(function() return plain:count() end).kind)
     assert.are.equal("invalid_argument", helper.error_of(function() return model:count() end).kind)
   end)

@@ -671,7 +671,11 @@ function ModelQuery.metatable_for(model)
     __index = methods,
     __gc = Query.__gc, __close = Query.__close, -- C's, as for every query userdata
     __tostring = function(self)
-      return "ormed.ModelQuery(" .. model.name .. "): " .. (select(1, self:to_sql()))
+      -- never raises (a closed query, a data source not initialised): the
+      -- reason instead of the SQL
+      local ok, sql = pcall(ModelQuery.to_sql, self)
+      if not ok then sql = "(no SQL: " .. tostring(type(sql) == "table" and sql.message or sql) .. ")" end
+      return "ormed.ModelQuery(" .. model.name .. "): " .. sql
     end,
   }
 end
