@@ -184,6 +184,40 @@ helper.each_driver(function(drv)
     assert.are.equal("a", Item:find(1).name)
   end)
 
+  it("a model query with a global scope pages, chunks, inserts and finds through a waiter", function()
+    local socket = require("socket")
+    local Scoped = orm.model("QoScoped" .. drv.name, { table = "qo_items", connection = ds.name,
+      fields = { id = "integer", grp = "integer", name = "string", at = "datetime" } })
+    Scoped:add_global_scope("grp1", function(q) q:where("grp", 1) end)
+    local calls = 0
+    orm.set_waiter(function(fd, mode, timeout) -- blocks: a host without a loop
+      calls = calls + 1
+      if fd == nil then return socket.sleep(timeout or 0) end
+      local o = { getfd = function() return fd end, dirty = function() return false end }
+      socket.select(mode:find("r", 1, true) and { o } or {}, mode:find("w", 1, true) and { o } or {},
+        timeout or 5)
+    end)
+    local ok, err = pcall(coroutine.wrap(function()
+      local page = Scoped:order_by("name"):paginate({ page = 2, per_page = 1 })
+      assert.are.equal(2, page.total)
+      assert.are.equal("b", page.items[1].name)
+      for _, method in ipairs({ "chunk", "chunk_by_id" }) do
+        local seen = {}
+        local q = Scoped:where(function(g) g:where("at", nil) end)
+        q[method](q, 1, function(rows, n) seen[#seen + 1] = n .. rows[1].name end)
+        assert.are.same({ "1a", "2b" }, seen, method)
+      end
+      Scoped:query():insert({ { grp = 1, name = "w1" }, { grp = 2, name = "w2" } })
+      assert.are.equal(3, Scoped:count())
+      assert.are.equal(2, Scoped:where_in("name", { "w1", "w2" }):without_global_scope("grp1"):delete())
+      assert.are.equal("a", Scoped:find(1).name)
+      assert.is_nil(Scoped:find(3)) -- grp 2: the scope holds
+    end))
+    orm.set_waiter(nil)
+    assert(ok, err)
+    if drv.name ~= "sqlite" then assert.is_true(calls > 0) end
+  end)
+
   it("tostring gives a plain query's table and a model query's SQL", function()
     local q = ds:table("qo_items"):where("grp", 1)
     assert.are.equal("ormed.query (qo_items)", tostring(q))
