@@ -218,6 +218,28 @@ helper.each_driver(function(drv)
     if drv.name ~= "sqlite" then assert.is_true(calls > 0) end
   end)
 
+  it("a sub-query whose scope yields (a query through a waiter) works in a coroutine", function()
+    local Yielding = orm.model("QoYield" .. drv.name, { table = "qo_items", connection = ds.name,
+      fields = { id = "integer", grp = "integer", name = "string" } })
+    local ran = 0
+    Yielding:add_global_scope("grp1", function(q)
+      ran = ran + ds:table("qo_items"):where("grp", 2):count()
+      coroutine.yield("scope") -- a host loop's turn, as a waiter gives it
+      q:where("grp", 1)
+    end)
+    for _, method in ipairs({ "where_in", "or_where_in", "where_not_in", "or_where_not_in" }) do
+      local co = coroutine.wrap(function()
+        local q = ds:table("qo_items")
+        if method:find("^or_") then q:where("id", 0) end
+        return q[method](q, "id", Yielding:select("id")):order_by("name"):pluck("name")
+      end)
+      assert.are.equal("scope", co())
+      local names = co()
+      assert.are.same(method:find("not", 1, true) and { "c" } or { "a", "b" }, names, method)
+    end
+    assert.are.equal(4, ran)
+  end)
+
   it("tostring gives a plain query's table and a model query's SQL", function()
     local q = ds:table("qo_items"):where("grp", 1)
     assert.are.equal("ormed.query (qo_items)", tostring(q))

@@ -137,8 +137,12 @@ void lq_push_source(lua_State *L, int idx);
  * query) is replaced by what the sub-query function of core.set_sub_query
  * makes of it, given the source of the query at 1; fname names the method
  * in its errors. Called from a query method (upvalue 2: the bare query
- * metatable). */
-void lq_sub_query(lua_State *L, int idx, const char *fname);
+ * metatable) with idx the top of the stack. The function runs the
+ * sub-query's scopes, which may yield (a query through a waiter): then
+ * the method goes on in k (with ctx), the function's result on top, one
+ * slot above idx. */
+void lq_sub_query(lua_State *L, int idx, const char *fname,
+                  lua_KContext ctx, lua_KFunction k);
 
 /* The metamethods and the two "other" methods every query shares:
  * __gc frees the query, __close also ends a run (lq_emit's guard),

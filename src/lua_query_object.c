@@ -143,7 +143,8 @@ static int lqo_is_object(lua_State *L, int idx)
 /* A front end's query object at idx is replaced by what the sub-query
  * function makes of it (its C query, once its source is checked), given
  * the source of the query at 1 (nil for a bare query). */
-void lq_sub_query(lua_State *L, int idx, const char *fname)
+void lq_sub_query(lua_State *L, int idx, const char *fname,
+                  lua_KContext ctx, lua_KFunction k)
 {
     if (!lqo_is_object(L, idx))
         return;
@@ -154,7 +155,7 @@ void lq_sub_query(lua_State *L, int idx, const char *fname)
     lq_push_source(L, 1);
     lua_pushvalue(L, idx);
     lua_pushstring(L, fname);
-    lua_call(L, 3, 1);
+    lua_callk(L, 3, 1, ctx, k); /* may yield: a scope of the sub-query */
     lua_replace(L, idx);
 }
 
