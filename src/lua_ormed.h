@@ -98,6 +98,12 @@ const orm_dialect *orm_lua_target_dialect(lua_State *L, int tidx);
 int orm_lua_run(lua_State *L, int tidx, const char *sql, size_t len,
                 const orm_value *binds, int n, orm_lua_mode mode, int hyd);
 
+/* The stack index of the hydration table (see orm_lua_run) at idx, or 0
+ * when idx holds no table; raises invalid_argument (naming fname) for a
+ * table that is not one ([2] not a table, or a number as [1]), which
+ * would otherwise set a wrong metatable or key on every row. */
+int orm_lua_hydration(lua_State *L, int idx, const char *fname);
+
 /* The parts of orm_lua_run, for the waiting path (lua_wait.c). */
 typedef struct orm_lua_runctx {
     orm_conn *conn;

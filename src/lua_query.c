@@ -79,7 +79,9 @@ query_ud *lq_check(lua_State *L, int idx)
     query_ud *u = lua_type(L, idx) == LUA_TTABLE ? lq_wrapped(L, idx)
                                                   : lq_test(L, idx);
     if (u == NULL)
-        luaL_typeerror(L, idx, ORM_LUA_QUERY);
+        orm_lua_argerror(L, "a query method needs the query as argument #%d "
+                         "(called with ':'?), got %s", idx,
+                         luaL_typename(L, idx));
     if (u->closed)
         orm_lua_argerror(L, "query is closed");
     return u;
@@ -245,18 +247,26 @@ static int query_or_where_like(lua_State *L)
     return 1;
 }
 
-static int lq_where_in(lua_State *L, int use_or, int negate,
-                        const char *fname)
+/* where_in and its kin, by ctx = use_or * 2 + negate */
+static const char *const lq_in_names[] = {"where_in", "where_not_in",
+                                          "or_where_in", "or_where_not_in"};
+
+/* where_in's filter, once the value at 3 is a list or a C query (the
+ * continuation of a sub-query function that yielded, whose result is then
+ * at 4). */
+static int lq_where_in_k(lua_State *L, int status, lua_KContext ctx)
 {
-    query_ud *u = lq_check(L, 1);
+    const char *fname = lq_in_names[ctx];
+    int use_or = (int)(ctx >> 1), negate = (int)(ctx & 1);
+    query_ud *u = lq_check(L, 1), *sub;
     orm_value small[16], *v;
     orm_error err;
     size_t n;
     const char *col = lq_str(L, 2, fname, "column name", &n);
-    query_ud *sub;
     int len;
-    lua_settop(L, 3);
-    lq_sub_query(L, 3, fname);
+    (void)status;
+    if (lua_gettop(L) > 3)
+        lua_replace(L, 3);
     sub = lq_test(L, 3);
     if (sub != NULL)
         return lq_done(L, orm_query_where_in_sub(&u->q, use_or, negate, col,
@@ -272,24 +282,36 @@ static int lq_where_in(lua_State *L, int use_or, int negate,
                     &err);
 }
 
+static int lq_where_in(lua_State *L, int use_or, int negate)
+{
+    lua_KContext ctx = use_or * 2 + negate;
+    const char *fname = lq_in_names[ctx];
+    size_t n;
+    lq_check(L, 1); /* both checked before the sub-query's scopes run */
+    lq_str(L, 2, fname, "column name", &n);
+    lua_settop(L, 3);
+    lq_sub_query(L, 3, fname, ctx, lq_where_in_k);
+    return lq_where_in_k(L, LUA_OK, ctx);
+}
+
 static int query_where_in(lua_State *L)
 {
-    return lq_where_in(L, 0, 0, "where_in");
+    return lq_where_in(L, 0, 0);
 }
 
 static int query_where_not_in(lua_State *L)
 {
-    return lq_where_in(L, 0, 1, "where_not_in");
+    return lq_where_in(L, 0, 1);
 }
 
 static int query_or_where_in(lua_State *L)
 {
-    return lq_where_in(L, 1, 0, "or_where_in");
+    return lq_where_in(L, 1, 0);
 }
 
 static int query_or_where_not_in(lua_State *L)
 {
-    return lq_where_in(L, 1, 1, "or_where_not_in");
+    return lq_where_in(L, 1, 1);
 }
 
 static int lq_where_null(lua_State *L, int use_or, int negate,

@@ -137,8 +137,12 @@ void lq_push_source(lua_State *L, int idx);
  * query) is replaced by what the sub-query function of core.set_sub_query
  * makes of it, given the source of the query at 1; fname names the method
  * in its errors. Called from a query method (upvalue 2: the bare query
- * metatable). */
-void lq_sub_query(lua_State *L, int idx, const char *fname);
+ * metatable) with idx the top of the stack. The function runs the
+ * sub-query's scopes, which may yield (a query through a waiter): then
+ * the method goes on in k (with ctx), the function's result on top, one
+ * slot above idx. */
+void lq_sub_query(lua_State *L, int idx, const char *fname,
+                  lua_KContext ctx, lua_KFunction k);
 
 /* The metamethods and the two "other" methods every query shares:
  * __gc frees the query, __close also ends a run (lq_emit's guard),
@@ -184,8 +188,9 @@ void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s);
 /* Compiles u's write payload for d into u's output; raises on error. */
 void lq_compile_write(lua_State *L, query_ud *u, const orm_dialect *d);
 
-/* idx when it holds a hydration table, else 0. */
-int lq_hyd(lua_State *L, int idx);
+/* idx when it holds a hydration table, else 0; raises for a table that
+ * is not one (orm_lua_hydration; fname names the method). */
+int lq_hyd(lua_State *L, int idx, const char *fname);
 
 /* The terminal methods (reads, writes, to_sql), registered with the
  * builder's upvalues. */

@@ -143,7 +143,8 @@ static int lqo_is_object(lua_State *L, int idx)
 /* A front end's query object at idx is replaced by what the sub-query
  * function makes of it (its C query, once its source is checked), given
  * the source of the query at 1 (nil for a bare query). */
-void lq_sub_query(lua_State *L, int idx, const char *fname)
+void lq_sub_query(lua_State *L, int idx, const char *fname,
+                  lua_KContext ctx, lua_KFunction k)
 {
     if (!lqo_is_object(L, idx))
         return;
@@ -154,7 +155,7 @@ void lq_sub_query(lua_State *L, int idx, const char *fname)
     lq_push_source(L, 1);
     lua_pushvalue(L, idx);
     lua_pushstring(L, fname);
-    lua_call(L, 3, 1);
+    lua_callk(L, 3, 1, ctx, k); /* may yield: a scope of the sub-query */
     lua_replace(L, idx);
 }
 
@@ -194,7 +195,9 @@ static query_ud *lqo_meta_self(lua_State *L)
 
 int lqo_gc(lua_State *L)
 {
-    query_ud *u = lqo_meta_self(L);
+    query_ud *u = lq_test(L, 1);
+    if (u == NULL)
+        return 0; /* a model query's view of a group: a table of its class */
     lqo_release(u);
     u->closed = 1;
     return 0;
@@ -204,7 +207,9 @@ int lqo_gc(lua_State *L)
  * so that a running statement's count drops on every exit path. */
 int lqo_close(lua_State *L)
 {
-    query_ud *u = lqo_meta_self(L);
+    query_ud *u = lq_test(L, 1);
+    if (u == NULL)
+        return 0; /* a view of a group: its query is not its own */
     if (u->running > 0) {
         u->running--;
         if (u->holds_scratch) {
@@ -216,6 +221,24 @@ int lqo_close(lua_State *L)
     return lqo_gc(L);
 }
 
+/* The source of a query object to clone into a new query object of its
+ * class (pushed at 2), or 0 (a bare query: nothing pushed). A model
+ * query's view of a group (a table with `_source`) clones into a model
+ * query of its class on the group's filters. */
+static int lqo_clone_source(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TUSERDATA) {
+        if (lua_getiuservalue(L, 1, 1) != LUA_TNONE)
+            return 1;
+    } else {
+        lua_pushliteral(L, "_source");
+        if (lua_rawget(L, 1) != LUA_TNIL)
+            return 1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
 /* clone(): a copy; a front end's query object keeps its class and source */
 int lqo_clone(lua_State *L)
 {
@@ -223,9 +246,8 @@ int lqo_clone(lua_State *L)
     orm_error err;
     int bare = lua_toboolean(L, 2);
     lua_settop(L, 1);
-    if (!bare && lua_type(L, 1) == LUA_TUSERDATA &&
-        lua_getiuservalue(L, 1, 1) != LUA_TNONE) {
-        lua_getmetatable(L, 1);         /* q source mt */
+    if (!bare && lqo_clone_source(L) && lua_getmetatable(L, 1)) {
+        /* q source mt */
         c = lqo_push_uv(L, LQO_NUV, 3); /* its own fields: the caller's */
         lua_pushvalue(L, 2);
         lua_setiuservalue(L, -2, 1);

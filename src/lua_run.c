@@ -358,6 +358,21 @@ static const char *run_portable_sql(lua_State *L, const orm_dialect *d,
     return lua_tolstring(L, -1, len);
 }
 
+int orm_lua_hydration(lua_State *L, int idx, const char *fname)
+{
+    int key, ok;
+    if (!lua_istable(L, idx))
+        return 0;
+    key = lua_rawgeti(L, idx, 1);
+    ok = lua_rawgeti(L, idx, 2) == LUA_TTABLE && key != LUA_TNUMBER;
+    lua_pop(L, 2);
+    if (!ok)
+        orm_lua_argerror(L, "%s: the table given is not a hydration table "
+                         "{ key or nil, metatable } (to choose columns, use "
+                         "select)", fname);
+    return lua_absindex(L, idx);
+}
+
 /* target:run(sql, bindings?, mode?, hydrate?): raw SQL with `?` placeholders. */
 int orm_lua_target_run(lua_State *L)
 {
@@ -367,7 +382,7 @@ int orm_lua_target_run(lua_State *L)
     orm_value small[RUN_SMALL_BINDS];
     orm_value *v = run_binds(L, 3, small, &n);
     int mode = luaL_checkoption(L, 4, "rows", run_modes);
-    int hyd = lua_istable(L, 5) ? 5 : 0;
+    int hyd = orm_lua_hydration(L, 5, "run");
     orm_conn *held;
     orm_pool *pool = orm_lua_target_pool(L, 1, &held);
     sql = run_portable_sql(L, held ? orm_conn_dialect(held)

@@ -701,7 +701,11 @@ local function find_routed(self, id, opts)
   if math_type(id) ~= "integer" then
     id = ModelQuery.key_value(self, id)
     if id == false then return nil end
-    if id == nil or not sql then return ModelQuery.find_in(ModelQuery.new(self, src), id) end
+    -- the short way only takes an integer: any other key (a model whose
+    -- key is not an integer field) goes through a query, as does nil
+    if not sql or math_type(id) ~= "integer" then
+      return ModelQuery.find_in(ModelQuery.new(self, src), id)
+    end
     return find_routed(self, id, opts)
   end
   return ModelQuery.find_in(ModelQuery.new(self, src), id)

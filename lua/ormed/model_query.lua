@@ -239,10 +239,10 @@ local function apply_scopes(cq, view, list, removed)
   return n
 end
 
--- The C query to run: self's, or, with global scopes (the model's own, the
--- data source's registry, only_trashed), a copy of it whose WHERE is the
--- scopes first, then the caller's filters as one group (one engine
--- operation: orm_query_scope_begin / _end).
+-- The C query to run: self (a view: its group's query), or, with global
+-- scopes (the model's own, the data source's registry, only_trashed), a
+-- copy of it whose WHERE is the scopes first, then the caller's filters
+-- as one group (one engine operation: orm_query_scope_begin / _end).
 function ModelQuery:_compiled()
   local model, source, st = self._model, source_of(self), state_of(self)
   local removed, trashed = st and st._removed, st and st._only_trashed
@@ -250,12 +250,12 @@ function ModelQuery:_compiled()
     local ctx = source.context -- the usual case first: no scope at all
     local reg = ctx and ctx.scope_registry
     local by = reg and reg._by_model
-    if reg == nil or by and by[model] == nil then return self end
+    if reg == nil or by and by[model] == nil then return cq_of(self) end
   end
   local scopes, reg = model._global_scopes, nil
   if removed ~= true then reg = registry_scopes(source, model) end
   if not trashed and (removed == true or scopes[1] == nil and (reg == nil or reg[1] == nil)) then
-    return self -- no scope at all
+    return cq_of(self) -- no scope at all
   end
   local cq = C.clone(self, true):_scope_begin() -- a bare copy, run once
   local view = nested(self, cq) -- its builder calls go to cq, a copy run once
@@ -490,6 +490,9 @@ end
 function ModelQuery:clone()
   local c = C.clone(self) -- its class and source; its own fields copied below
   local st = state_of(self)
+  if type(self) == "table" then -- a view of a group: a query on the group's filters
+    st = { _alias = rawget(self, "_alias") }
+  end
   if st then
     local cs = state_of(c, true)
     for k, v in pairs(st) do cs[k] = v end
@@ -668,7 +671,11 @@ function ModelQuery.metatable_for(model)
     __index = methods,
     __gc = Query.__gc, __close = Query.__close, -- C's, as for every query userdata
     __tostring = function(self)
-      return "ormed.ModelQuery(" .. model.name .. "): " .. (select(1, self:to_sql()))
+      -- never raises (a closed query, a data source not initialised): the
+      -- reason instead of the SQL
+      local ok, sql = pcall(ModelQuery.to_sql, self)
+      if not ok then sql = "(no SQL: " .. tostring(type(sql) == "table" and sql.message or sql) .. ")" end
+      return "ormed.ModelQuery(" .. model.name .. "): " .. sql
     end,
   }
 end
