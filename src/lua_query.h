@@ -129,6 +129,11 @@ void lqo_new_scratch(lua_State *L);
  * metatable (their upvalues). */
 void lqo_open(lua_State *L, int base);
 
+/* Pushes the query userdata of the query object at 1: itself, or the raw
+ * `_q` of a table (a model query's view of a group, whose metatable's
+ * __close and __gc are meant for the userdata). */
+void lq_push_self(lua_State *L);
+
 /* Pushes the source of the query object at idx: a table's `_source`, a
  * query userdata's first user value (the plain front end's), else nil. */
 void lq_push_source(lua_State *L, int idx);
@@ -187,10 +192,6 @@ void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s);
 
 /* Compiles u's write payload for d into u's output; raises on error. */
 void lq_compile_write(lua_State *L, query_ud *u, const orm_dialect *d);
-
-/* idx when it holds a hydration table, else 0; raises for a table that
- * is not one (orm_lua_hydration; fname names the method). */
-int lq_hyd(lua_State *L, int idx, const char *fname);
 
 /* The terminal methods (reads, writes, to_sql), registered with the
  * builder's upvalues. */

@@ -308,3 +308,13 @@ void lqo_open(lua_State *L, int base)
     lua_pushcfunction(L, lqo_state);
     lua_setfield(L, base - 1, "query_state");
 }
+
+void lq_push_self(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_pushliteral(L, "_q");
+        lua_rawget(L, 1);
+    } else {
+        lua_pushvalue(L, 1);
+    }
+}

@@ -67,19 +67,6 @@ static void lqr_push_binds(lua_State *L, const orm_vlist *b)
 #define LQR_NOT_LAST (-1) /* the terminal method goes on after the run */
 #define LQR_FINAL 2        /* the result is shaped: return it as it is */
 
-/* Pushes the query userdata of the query object at 1: itself, or the
- * raw `_q` of a table (a model query's view of a group, whose metatable's
- * __close and __gc are meant for the userdata). */
-static void lqr_push_self(lua_State *L)
-{
-    if (lua_type(L, 1) == LUA_TTABLE) {
-        lua_pushliteral(L, "_q");
-        lua_rawget(L, 1);
-    } else {
-        lua_pushvalue(L, 1);
-    }
-}
-
 /* lq_emit; post is LQR_NOT_LAST, or how the terminal method shapes the
  * result it returns straight to Lua: with a waiter set the run may then
  * yield (orm_lua_run_wait shapes the result), and LQR_FINAL is returned. */
@@ -97,7 +84,7 @@ static int lqr_emit(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
         return 0;
     }
     g = lua_gettop(L) + 1;
-    lqr_push_self(L);
+    lq_push_self(L);
     lua_toclose(L, g);
     u->running++;
     if (o != &u->own) {
@@ -135,7 +122,7 @@ static int lqr_run_fn(lua_State *L)
     memset(&s, 0, sizeof s);
     s.tidx = 2;
     return lqr_emit(L, u, &s, (orm_lua_mode)lua_tointeger(L, 3),
-                    lq_hyd(L, 4, "run"), ORM_LUA_POST_NONE) != 0;
+                    orm_lua_hydration(L, 4, "run"), ORM_LUA_POST_NONE) != 0;
 }
 
 void lq_emit_k(lua_State *L, query_ud *u, lq_sink *s, orm_lua_mode mode,
@@ -153,7 +140,7 @@ int lq_emit_push(lua_State *L, lq_sink *s, orm_lua_mode mode, int hyd)
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_pushcclosure(L, lqr_run_fn, 2);
-    lqr_push_self(L);
+    lq_push_self(L);
     lua_pushvalue(L, s->tidx);
     lua_pushinteger(L, mode);
     if (hyd)
@@ -182,10 +169,6 @@ void lq_write_emit(lua_State *L, query_ud *u, lq_sink *s)
         lq_absorb(L, s);
 }
 
-int lq_hyd(lua_State *L, int idx, const char *fname)
-{
-    return orm_lua_hydration(L, idx, fname);
-}
 
 /* A numeric string on top becomes a number. With exact, only when it
  * becomes an integer: a decimal the value decoder left as text (more
@@ -219,7 +202,8 @@ static const char *const op_names[] = {
 static int lqr_get(lua_State *L, query_ud *u, lq_sink *s, int a)
 {
     lqr_compile(L, u, s->d, NULL);
-    return lqr_emit(L, u, s, ORM_LUA_ROWS, lq_hyd(L, a, "get"), ORM_LUA_POST_NONE) != 0;
+    return lqr_emit(L, u, s, ORM_LUA_ROWS, orm_lua_hydration(L, a, "get"),
+                    ORM_LUA_POST_NONE) != 0;
 }
 
 static int lqr_first(lua_State *L, query_ud *u, lq_sink *s, int a)
@@ -230,7 +214,8 @@ static int lqr_first(lua_State *L, query_ud *u, lq_sink *s, int a)
     o.limit = 1;
     o.offset = u->q.offset;
     lqr_compile(L, u, s->d, &o);
-    return lqr_emit(L, u, s, ORM_LUA_FIRST, lq_hyd(L, a, "first"), ORM_LUA_POST_NONE) != 0;
+    return lqr_emit(L, u, s, ORM_LUA_FIRST, orm_lua_hydration(L, a, "first"),
+                    ORM_LUA_POST_NONE) != 0;
 }
 
 /* count / sum / avg / min / max / exists, column at a. */
@@ -324,7 +309,8 @@ static int lqr_paginate_steps(lua_State *L, lqr_pag *g)
             o.limit = g->per;
             o.offset = (g->page - 1) * g->per;
             lqr_compile(L, u, g->s.d, &o);
-            lq_emit_k(L, u, &g->s, ORM_LUA_ROWS, lq_hyd(L, g->a + 1, "paginate"),
+            lq_emit_k(L, u, &g->s, ORM_LUA_ROWS,
+                      orm_lua_hydration(L, g->a + 1, "paginate"),
                       g->waiting, g->slot, lqr_paginate_k);
             continue;
         }
@@ -656,7 +642,7 @@ static int lqr_chunk(lua_State *L, query_ud *u, lq_sink *s, int a)
         lqr_chunk_compile(L, u, s, p.n, lq_int(L, a + 1, "chunk", "page", 1, 1));
         return lq_emit(L, u, s, ORM_LUA_ROWS, 0);
     }
-    p.hyd = lq_hyd(L, a + 2, "chunk");
+    p.hyd = orm_lua_hydration(L, a + 2, "chunk");
     if (!lua_isnoneornil(L, a + 3)) { /* a model's primary key */
         p.key = lq_str(L, a + 3, "chunk", "key", NULL);
         if (!lqr_keyset_ok(u, p.key, 0))
@@ -714,7 +700,7 @@ static int lqr_chunk_by_id(lua_State *L, query_ud *u, lq_sink *s, int a)
     p.key = lua_isnoneornil(L, a + 2)
                 ? "id"
                 : lq_str(L, a + 2, "chunk_by_id", "column name", NULL);
-    p.hyd = lq_hyd(L, a + 3, "chunk_by_id");
+    p.hyd = orm_lua_hydration(L, a + 3, "chunk_by_id");
     if (u->q.offset > 0)
         return orm_lua_argerror(L, "chunk_by_id: the query has an offset; "
                                    "paging by key cannot honour it");

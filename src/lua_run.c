@@ -409,7 +409,7 @@ int orm_lua_target_find(lua_State *L)
     }
     v = orm_value_int(lua_tointeger(L, 3));
     lua_settop(L, 4);
-    hyd = lua_istable(L, 4) ? 4 : 0;
+    hyd = orm_lua_hydration(L, 4, "_find");
     if (orm_lua_waiter(L))
         return orm_lua_run_wait(L, 1, sql, len, &v, 1, ORM_LUA_FIRST, hyd,
                                 ORM_LUA_POST_NONE);
