@@ -20,6 +20,8 @@ typedef struct sq_stmt {
     int started;        /* step() has executed it since the last reset */
     int ncols;
     unsigned char *kind;   /* per column: SQ_K_*, from the declared type */
+    const char **name;     /* per column: its name (SQLite's, valid until a
+                              re-prepare, when sq_columns reads it again) */
     char (*dt)[ORM_DATETIME_MAX]; /* per column: its decoded datetime */
     int reprepared;     /* SQLITE_STMTSTATUS_REPREPARE when ncols was read */
     int64_t changes;
@@ -298,20 +300,25 @@ static int sq_columns(sq_stmt *s)
         return 0;
     free(s->kind);
     free(s->dt);
+    free(s->name);
     s->kind = NULL;
     s->dt = NULL;
+    s->name = NULL;
     s->reprepared = re;
     s->ncols = sqlite3_column_count(s->st);
     if (s->ncols == 0)
         return 0;
     s->kind = calloc((size_t)s->ncols, 1);
     s->dt = calloc((size_t)s->ncols, sizeof *s->dt);
-    if (s->kind == NULL || s->dt == NULL) {
+    s->name = calloc((size_t)s->ncols, sizeof *s->name);
+    if (s->kind == NULL || s->dt == NULL || s->name == NULL) {
         s->ncols = -1;
         return -1;
     }
-    for (i = 0; i < s->ncols; i++)
+    for (i = 0; i < s->ncols; i++) {
         s->kind[i] = (unsigned char)sq_kind_of(sqlite3_column_decltype(s->st, i));
+        s->name[i] = sqlite3_column_name(s->st, i);
+    }
     return 0;
 }
 
@@ -352,7 +359,10 @@ static int sq_ncols(void *stmt)
 
 static const char *sq_colname(void *stmt, int i)
 {
-    return sqlite3_column_name(((sq_stmt *)stmt)->st, i);
+    sq_stmt *s = stmt;
+    if (s->name && i < s->ncols && s->name[i])
+        return s->name[i];
+    return sqlite3_column_name(s->st, i);
 }
 
 static void sq_column(void *stmt, int i, orm_value *out)
@@ -418,6 +428,7 @@ static void sq_finalize(void *stmt)
     sqlite3_finalize(s->st);
     free(s->kind);
     free(s->dt);
+    free(s->name);
     free(s);
 }
 

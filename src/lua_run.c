@@ -78,8 +78,9 @@ int orm_lua_run_collect(lua_State *L)
     int hyd = 0;
     int ncols, keys = 0, list;
     if (lua_istable(L, 2)) { /* key and metatable, read once */
-        lua_rawgeti(L, 2, 1);
-        lua_rawgeti(L, 2, 2);
+        int key = lua_rawgeti(L, 2, 1);
+        if (lua_rawgeti(L, 2, 2) != LUA_TTABLE || key == LUA_TNUMBER)
+            return orm_lua_hydration(L, 2, "run"); /* raises, naming it */
         hyd = lua_gettop(L) - 1;
     }
     lua_Integer n = 0;
@@ -409,7 +410,7 @@ int orm_lua_target_find(lua_State *L)
     }
     v = orm_value_int(lua_tointeger(L, 3));
     lua_settop(L, 4);
-    hyd = orm_lua_hydration(L, 4, "_find");
+    hyd = lua_istable(L, 4) ? 4 : 0; /* checked as the rows are read */
     if (orm_lua_waiter(L))
         return orm_lua_run_wait(L, 1, sql, len, &v, 1, ORM_LUA_FIRST, hyd,
                                 ORM_LUA_POST_NONE);
