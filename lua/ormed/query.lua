@@ -61,8 +61,8 @@ function Query.sub_query(outer, v, method)
 end
 
 -- The C methods themselves: a builder method takes the query object (a
--- plain query is a C query; a model query's C query is its `_q`) and
--- returns it, with no Lua frame between.
+-- plain or a model query is a C query; a model query's view of a group
+-- holds its group's as `_q`) and returns it, with no Lua frame between.
 local CMT = getmetatable(core.query("ormed"))
 local C = CMT.__index
 Query.C = C
@@ -85,7 +85,6 @@ end
 -- the list to this, with the outer query's source.
 core.set_sub_query(Query.sub_query)
 
-
 for _, name in ipairs({ "where_exists", "where_not_exists", "or_where_exists",
   "or_where_not_exists" }) do
   local c_method = C[name]
@@ -97,7 +96,7 @@ end
 -- Query.check_paginate(q, what): raises invalid_argument when the query q
 -- has its own limit or offset, which paginate would replace.
 function Query.check_paginate(q, what)
-  local limit, offset = C._limits(q) -- a model query too (its _q)
+  local limit, offset = C._limits(q) -- a plain or a model query
   if limit ~= nil or offset ~= nil then
     errors.raise("invalid_argument", "%s: paginate sets the limit and offset itself, but the "
       .. "query has its own (%s); remove them, or use limit/offset without paginate", what,
@@ -285,9 +284,10 @@ function Query:find(id, key)
   return self:clone():where(key or "id", id):first()
 end
 
---- clone(): a copy of this query (on the same source), to build on without changing it.
--- @function Query:clone
-Query.clone = C.clone
+--- A copy of this query (on the same source), to build on without changing it.
+function Query:clone()
+  return C.clone(self) -- (C's clone(true) makes a bare query: not for users)
+end
 
 --- to_sql(dialect?): sql, bindings for this query's connection dialect
 -- (the C method: with no dialect, it asks the query's source).
