@@ -221,24 +221,6 @@ int lqo_close(lua_State *L)
     return lqo_gc(L);
 }
 
-/* The source of a query object to clone into a new query object of its
- * class (pushed at 2), or 0 (a bare query: nothing pushed). A model
- * query's view of a group (a table with `_source`) clones into a model
- * query of its class on the group's filters. */
-static int lqo_clone_source(lua_State *L)
-{
-    if (lua_type(L, 1) == LUA_TUSERDATA) {
-        if (lua_getiuservalue(L, 1, 1) != LUA_TNONE)
-            return 1;
-    } else {
-        lua_pushliteral(L, "_source");
-        if (lua_rawget(L, 1) != LUA_TNIL)
-            return 1;
-    }
-    lua_pop(L, 1);
-    return 0;
-}
-
 /* clone(): a copy; a front end's query object keeps its class and source */
 int lqo_clone(lua_State *L)
 {
@@ -246,8 +228,11 @@ int lqo_clone(lua_State *L)
     orm_error err;
     int bare = lua_toboolean(L, 2);
     lua_settop(L, 1);
-    if (!bare && lqo_clone_source(L) && lua_getmetatable(L, 1)) {
-        /* q source mt */
+    if (!bare)
+        lq_push_source(L, 1); /* nil for a bare query */
+    if (!bare && !lua_isnil(L, 2) && lua_getmetatable(L, 1)) {
+        /* q source mt; a model query's view of a group clones into a
+         * model query of its class on the group's filters */
         c = lqo_push_uv(L, LQO_NUV, 3); /* its own fields: the caller's */
         lua_pushvalue(L, 2);
         lua_setiuservalue(L, -2, 1);

@@ -12,6 +12,17 @@
 
 typedef orm_lua_runctx run_ctx;
 
+/* Pushes the key and the metatable of the hydration table at idx;
+ * raises invalid_argument (naming fname) for a table that is not one. */
+static void run_hyd_push(lua_State *L, int idx, const char *fname)
+{
+    int key = lua_rawgeti(L, idx, 1);
+    if (lua_rawgeti(L, idx, 2) != LUA_TTABLE || key == LUA_TNUMBER)
+        orm_lua_argerror(L, "%s: the table given is not a hydration table "
+                         "{ key or nil, metatable } (to choose columns, use "
+                         "select)", fname);
+}
+
 /* Wraps the row on top of the stack: hyd is the stack index of the pair
  * (key, metatable) read once per result; a nil key means the row itself
  * gets the metatable, otherwise setmetatable({ [key] = row }, mt). */
@@ -78,9 +89,7 @@ int orm_lua_run_collect(lua_State *L)
     int hyd = 0;
     int ncols, keys = 0, list;
     if (lua_istable(L, 2)) { /* key and metatable, read once */
-        int key = lua_rawgeti(L, 2, 1);
-        if (lua_rawgeti(L, 2, 2) != LUA_TTABLE || key == LUA_TNUMBER)
-            return orm_lua_hydration(L, 2, "run"); /* raises, naming it */
+        run_hyd_push(L, 2, "run");
         hyd = lua_gettop(L) - 1;
     }
     lua_Integer n = 0;
@@ -361,17 +370,12 @@ static const char *run_portable_sql(lua_State *L, const orm_dialect *d,
 
 int orm_lua_hydration(lua_State *L, int idx, const char *fname)
 {
-    int key, ok;
     if (!lua_istable(L, idx))
         return 0;
-    key = lua_rawgeti(L, idx, 1);
-    ok = lua_rawgeti(L, idx, 2) == LUA_TTABLE && key != LUA_TNUMBER;
+    idx = lua_absindex(L, idx);
+    run_hyd_push(L, idx, fname);
     lua_pop(L, 2);
-    if (!ok)
-        orm_lua_argerror(L, "%s: the table given is not a hydration table "
-                         "{ key or nil, metatable } (to choose columns, use "
-                         "select)", fname);
-    return lua_absindex(L, idx);
+    return idx;
 }
 
 /* target:run(sql, bindings?, mode?, hydrate?): raw SQL with `?` placeholders. */
